@@ -1,0 +1,47 @@
+"""The one way into a tenant's data.
+
+Every tenant view calls one of these first. A user who is not a member gets 404 whatever the URL (an outsider
+cannot tell a foreign integration from a missing one); a member without the needed role gets 403.
+"""
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest
+
+from iex.models import Member
+
+
+class AuthedRequest(HttpRequest):
+    """The request of a view behind @login_required: its user is a real User."""
+
+    user: User
+
+
+def get_member(request: AuthedRequest, number: str) -> Member:
+    """The signed-in user's membership of integration `number`, or 404."""
+    member = (
+        Member.objects.select_related("integration", "user")
+        .filter(integration__number=number, user=request.user)
+        .first()
+    )
+    if member is None:
+        raise Http404("No such integration")
+    request.member = member  # type: ignore[attr-defined]  # read by the tenant context processor
+    request.session["integration"] = number
+    return member
+
+
+def get_member_rw(request: AuthedRequest, number: str) -> Member:
+    """As get_member, and 403 for viewers: for every view that changes something."""
+    member = get_member(request, number)
+    if not member.can_write:
+        raise PermissionDenied("Viewers cannot change this integration")
+    return member
+
+
+def get_member_owner(request: AuthedRequest, number: str) -> Member:
+    """As get_member, and 403 for anyone but an owner: billing, roles, deleting."""
+    member = get_member(request, number)
+    if not member.is_owner:
+        raise PermissionDenied("Only an owner can do this")
+    return member

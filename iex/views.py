@@ -1,0 +1,292 @@
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw
+from iex.celery import app as celery_app
+from iex.forms import ActiveForm, IntegrationForm, InviteForm, RoleForm
+from iex.lib import emails
+from iex.models import ROLE_HELP, Integration, Invitation, Member, Role
+
+PENDING_INVITATION = "pending_invitation"
+
+
+@login_required
+@require_GET
+def index(request: AuthedRequest) -> HttpResponse:
+    """Send the user where they belong: a pending invitation, their last integration, or onboarding."""
+    if token := request.session.pop(PENDING_INVITATION, None):
+        return redirect("invitation", token)
+    memberships = Member.objects.filter(user=request.user).select_related("integration")
+    last = request.session.get("integration")
+    for member in memberships:
+        if member.integration.number == last:
+            return redirect(member.integration)
+    if first := memberships.first():
+        return redirect(first.integration)
+    return redirect("integration_new")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def integration_new(request: AuthedRequest) -> HttpResponse:
+    form = IntegrationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        integration = Integration.create_for(request.user, form.cleaned_data["name"])
+        messages.success(
+            request, f"Integration {integration.name} created. Its number is {integration.number}."
+        )
+        return redirect(integration)
+    first = not Member.objects.filter(user=request.user).exists()
+    return render(request, "iex/integration_new.html", {"form": form, "first": first})
+
+
+# /i/<number>/
+
+
+@login_required
+@require_GET
+def home(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member(request, number)
+    integration = member.integration
+    ctx = {
+        "member_count": integration.members.count(),
+        "pending_invitations": integration.invitations.pending().count(),
+    }
+    return render(request, "iex/home.html", ctx)
+
+
+@login_required
+@require_GET
+def settings_page(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member(request, number)
+    return _render_settings(request, member, InviteForm(roles=member.grantable_roles()))
+
+
+def _render_settings(
+    request: HttpRequest, member: Member, invite_form: InviteForm, status: int = 200
+) -> HttpResponse:
+    integration = member.integration
+    members = list(integration.members.select_related("user").order_by("created"))
+    owner_count = sum(1 for m in members if m.is_owner)
+    ctx = {
+        "members": [
+            {"m": m, "removable": member.may_remove(m) and not (m.is_owner and owner_count == 1)}
+            for m in members
+        ],
+        "owner_count": owner_count,
+        "roles": Role.choices,
+        "role_help": [(role.label, text) for role, text in ROLE_HELP.items()],
+        "invitations": integration.invitations.pending().select_related("invited_by"),
+        "invite_form": invite_form,
+        "valid_hours": settings.INVITATION_VALID_HOURS,
+    }
+    return render(request, "iex/settings.html", ctx, status=status)
+
+
+@login_required
+@require_POST
+def set_active(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    form = ActiveForm(request.POST)
+    form.is_valid()
+    active = form.cleaned_data.get("active", False)
+    member.integration.set_active(active, request.user)
+    if active:
+        messages.success(request, "The integration is active: connections transfer data again.")
+    else:
+        messages.warning(
+            request, "The integration is inactive: nothing is transferred until you activate it."
+        )
+    return redirect("settings", number)
+
+
+@login_required
+@require_POST
+def member_role(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_owner(request, number)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the roles owner, admin or viewer.")
+        return redirect("settings", number)
+    with transaction.atomic():
+        # Lock the integration's owners so two owners demoting each other at once cannot leave none.
+        list(member.integration.members.select_for_update().filter(role=Role.OWNER))
+        other = get_object_or_404(member.integration.members.select_related("user"), code=code)
+        role = form.cleaned_data["role"]
+        if other.is_last_owner() and role != Role.OWNER:
+            messages.error(request, "An integration needs at least one owner: make someone else owner first.")
+            return redirect("settings", number)
+        other.role = role
+        other.save(update_fields=["role"])
+    messages.success(request, f"{other.user.email} is now {other.get_role_display().lower()}.")
+    return redirect("settings", number)
+
+
+@login_required
+@require_POST
+def member_remove(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    with transaction.atomic():
+        list(member.integration.members.select_for_update().filter(role=Role.OWNER))
+        other = get_object_or_404(member.integration.members.select_related("user"), code=code)
+        if not member.may_remove(other):
+            messages.error(request, "Only an owner can remove an owner.")
+            return redirect("settings", number)
+        if other.is_last_owner():
+            messages.error(request, "The last owner cannot be removed: make someone else owner first.")
+            return redirect("settings", number)
+        other.delete()
+    if other.pk == member.pk or other.user_id == member.user_id:
+        messages.success(request, f"You left {member.integration.name}.")
+        request.session.pop("integration", None)
+        return redirect("index")
+    messages.success(request, f"{other.user.email} was removed and no longer has access.")
+    return redirect("settings", number)
+
+
+@login_required
+@require_POST
+def invite(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    integration = member.integration
+    form = InviteForm(request.POST, roles=member.grantable_roles())
+    if not form.is_valid():
+        return _render_settings(request, member, form, status=400)
+    email = form.cleaned_data["email"]
+    with transaction.atomic():
+        # Lock the integration so concurrent invites cannot slip past the hourly limit together.
+        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        if integration.invitations_sent_last_hour() >= settings.INVITATIONS_PER_HOUR:
+            form.add_error(
+                None,
+                f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later.",
+            )
+        elif integration.members.filter(user__email__iexact=email).exists():
+            form.add_error("email", f"{email} is already a member.")
+        elif integration.invitations.pending().filter(email__iexact=email).exists():
+            form.add_error("email", f"{email} is already invited: resend that invitation below.")
+        else:
+            invitation, token = Invitation.issue(integration, email, form.cleaned_data["role"], request.user)
+            transaction.on_commit(lambda: _send_invitation(invitation, token))
+    if form.errors:
+        return _render_settings(request, member, form, status=400)
+    messages.success(request, f"Invitation sent to {email}.")
+    return redirect("settings", number)
+
+
+@login_required
+@require_POST
+def invitation_resend(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    integration = member.integration
+    invitation = get_object_or_404(integration.invitations.pending(), code=code)
+    if invitation.role == Role.OWNER and not member.is_owner:
+        messages.error(request, "Only an owner can resend an invitation to become owner.")
+        return redirect("settings", number)
+    with transaction.atomic():
+        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        if integration.invitations_sent_last_hour() >= settings.INVITATIONS_PER_HOUR:
+            messages.error(
+                request,
+                f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later.",
+            )
+            return redirect("settings", number)
+        issued = invitation.resend(request.user)
+        if issued:
+            transaction.on_commit(lambda: _send_invitation(*issued))
+    if issued:
+        messages.success(request, f"A new link was sent to {invitation.email}; the old one no longer works.")
+    return redirect("settings", number)
+
+
+@login_required
+@require_POST
+def invitation_revoke(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    invitation = get_object_or_404(member.integration.invitations.pending(), code=code)
+    invitation.revoke()
+    messages.success(request, f"The invitation to {invitation.email} was revoked.")
+    return redirect("settings", number)
+
+
+def _send_invitation(invitation: Invitation, token: str) -> None:
+    inviter = invitation.invited_by.email if invitation.invited_by else "A teammate"
+    emails.send(
+        "invitation",
+        [invitation.email],
+        {
+            "invitation": invitation,
+            "inviter": inviter,
+            "url": invitation.url(token),
+            "valid_hours": settings.INVITATION_VALID_HOURS,
+        },
+    )
+
+
+# /invitations/<token>/
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """Accept an invitation. The link is public; accepting needs the invited address, signed in."""
+    found = Invitation.find(token)
+    if found is None or found.status != "pending":
+        reason = found.status if found else "unknown"
+        return render(
+            request,
+            "iex/invitation_invalid.html",
+            {"reason": reason, "invitation": found},
+            status=410 if found else 404,
+        )
+    ctx: dict = {"invitation": found, "token": token}
+    if not request.user.is_authenticated:
+        # Remember the link across sign-up, email verification and sign-in; `index` brings the user back here.
+        request.session[PENDING_INVITATION] = token
+        ctx["account_exists"] = EmailAddress.objects.filter(email__iexact=found.email).exists()
+        return render(request, "iex/invitation.html", ctx)
+    has_address = EmailAddress.objects.filter(
+        user=request.user, email__iexact=found.email, verified=True
+    ).exists()
+    if not has_address:
+        ctx["wrong_address"] = True
+        return render(request, "iex/invitation.html", ctx, status=403)
+    if request.method == "POST":
+        member = found.accept(request.user)
+        if member is None:
+            return render(
+                request, "iex/invitation_invalid.html", {"reason": "used", "invitation": found}, status=410
+            )
+        messages.success(
+            request, f"Welcome to {member.integration.name}. You are {member.get_role_display().lower()}."
+        )
+        return redirect(member.integration)
+    return render(request, "iex/invitation.html", ctx)
+
+
+# /healthz
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker answer, 503 otherwise; the body says which is down."""
+    state = {"database": "ok", "broker": "ok"}
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:
+        state["database"] = f"error: {type(exc).__name__}"
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        state["broker"] = f"error: {type(exc).__name__}"
+    ok = all(value == "ok" for value in state.values())
+    return JsonResponse({"status": "ok" if ok else "error", **state}, status=200 if ok else 503)
