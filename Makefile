@@ -36,4 +36,4 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy .
 
 clean:
-	rm -rf $(VENV) var build *.egg-info staticfiles
+	rm -rf $(VENV) var build *.egg-info

@@ -171,13 +171,15 @@ class Invitation(models.Model):
     def issue(cls, integration: Integration, email: str, role: str, by: User) -> tuple[Invitation, str]:
         """Create an invitation and return it with its token, which exists only here and in the email."""
         token = secrets.token_urlsafe(32)  # 256 bits
+        now = timezone.now()
         invitation = cls.objects.create(
             integration=integration,
             email=email.lower(),
             role=role,
             token_hash=hash_token(token),
             invited_by=by,
-            expires=timezone.now() + timedelta(hours=settings.INVITATION_VALID_HOURS),
+            created=now,
+            expires=now + timedelta(hours=settings.INVITATION_VALID_HOURS),
         )
         return invitation, token
 

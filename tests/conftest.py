@@ -1,0 +1,66 @@
+from dataclasses import dataclass
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.contrib.auth.models import User
+from django.core.cache import cache
+from django.test import Client
+
+from iex.models import Integration, Invitation, Member, Role
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _fast_and_isolated(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    # allauth's rate limits count in the cache: start every test with none spent.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_user(email: str) -> User:
+    user = User.objects.create_user(username=email.split("@")[0], email=email, password=PASSWORD)
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    return user
+
+
+@dataclass
+class Personas:
+    integration: Integration
+    owner: User
+    admin: User
+    viewer: User
+    outsider: User  # a member (owner) of another integration
+    other: Integration
+
+    def member(self, user: User) -> Member:
+        return self.integration.members.get(user=user)
+
+    def client(self, user: User) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+
+@pytest.fixture
+def personas(db) -> Personas:
+    owner = make_user("owner@shop.example")
+    integration = Integration.create_for(owner, "Nordic Bikes")
+    admin = make_user("admin@shop.example")
+    viewer = make_user("viewer@shop.example")
+    integration.members.create(user=admin, role=Role.ADMIN)
+    integration.members.create(user=viewer, role=Role.VIEWER)
+    outsider = make_user("outsider@elsewhere.example")
+    other = Integration.create_for(outsider, "Elsewhere")
+    return Personas(integration, owner, admin, viewer, outsider, other)
+
+
+@pytest.fixture
+def invitation(personas) -> tuple[Invitation, str]:
+    return Invitation.issue(personas.integration, "new@shop.example", Role.ADMIN, personas.owner)

@@ -1,0 +1,255 @@
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from iex.models import Invitation, Role, hash_token
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def invite_url(personas):
+    return reverse("invite", args=[personas.integration.number])
+
+
+def link_from(message):
+    return re.search(r"http://\S+/invitations/(\S+)/", message.body).group(0)
+
+
+def path_of(link: str) -> str:
+    return "/" + link.split("/", 3)[3]
+
+
+# /i/<number>/invitations/
+
+
+def test_admin_invites_by_email_with_a_single_use_link(personas, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = personas.client(personas.admin).post(
+            invite_url(personas), {"email": " New@Shop.example ", "role": "viewer"}
+        )
+    assert response.status_code == 302
+    invitation = personas.integration.invitations.get()
+    assert (invitation.email, invitation.role, invitation.invited_by) == (
+        "new@shop.example",
+        "viewer",
+        personas.admin,
+    )
+    assert invitation.expires - invitation.created == timedelta(hours=72)
+
+    (message,) = mail.outbox
+    assert message.to == ["new@shop.example"]
+    assert "Nordic Bikes" in message.subject
+    html = message.alternatives[0][0]
+    link = link_from(message)
+    assert link in html
+    token = link.rstrip("/").rsplit("/", 1)[1]
+    assert len(token) >= 22  # 128 bits in URL-safe base64
+    assert invitation.token_hash == hash_token(token)  # only the hash is stored
+    assert token not in str(Invitation.objects.values_list())
+
+
+def test_invalid_email_is_shown_next_to_the_field(personas):
+    response = personas.client(personas.owner).post(
+        invite_url(personas), {"email": "not-an-email", "role": "admin"}
+    )
+    assert response.status_code == 400
+    assert "Enter a valid email address." in response.content.decode()
+    assert not personas.integration.invitations.exists()
+
+
+def test_admin_cannot_invite_an_owner(personas):
+    response = personas.client(personas.admin).post(
+        invite_url(personas), {"email": "x@shop.example", "role": "owner"}
+    )
+    assert response.status_code == 400
+    assert not personas.integration.invitations.exists()
+
+
+def test_owner_can_invite_an_owner(personas):
+    personas.client(personas.owner).post(invite_url(personas), {"email": "x@shop.example", "role": "owner"})
+    assert personas.integration.invitations.get().role == Role.OWNER
+
+
+def test_viewer_cannot_invite(personas):
+    response = personas.client(personas.viewer).post(
+        invite_url(personas), {"email": "x@shop.example", "role": "viewer"}
+    )
+    assert response.status_code == 403
+    assert not personas.integration.invitations.exists()
+
+
+def test_existing_member_and_duplicate_invitation_are_refused(personas):
+    client = personas.client(personas.owner)
+    response = client.post(invite_url(personas), {"email": "VIEWER@shop.example", "role": "admin"})
+    assert "already a member" in response.content.decode()
+    client.post(invite_url(personas), {"email": "x@shop.example", "role": "admin"})
+    response = client.post(invite_url(personas), {"email": "x@shop.example", "role": "admin"})
+    assert "already invited" in response.content.decode()
+    assert personas.integration.invitations.count() == 1
+
+
+def test_at_most_20_invitations_an_hour(personas):
+    client = personas.client(personas.owner)
+    for i in range(20):
+        assert (
+            client.post(invite_url(personas), {"email": f"p{i}@shop.example", "role": "viewer"}).status_code
+            == 302
+        )
+    response = client.post(invite_url(personas), {"email": "p20@shop.example", "role": "viewer"})
+    assert response.status_code == 400
+    assert "At most 20 invitations" in response.content.decode()
+    assert personas.integration.invitations.count() == 20
+    with time_machine.travel(timezone.now() + timedelta(minutes=61)):
+        assert (
+            client.post(invite_url(personas), {"email": "p20@shop.example", "role": "viewer"}).status_code
+            == 302
+        )
+
+
+def test_invite_rejects_get(personas):
+    assert personas.client(personas.owner).get(invite_url(personas)).status_code == 405
+
+
+# /i/<number>/invitations/<code>/resend/ and /revoke/
+
+
+def test_resend_replaces_the_old_link(personas, invitation, django_capture_on_commit_callbacks):
+    old, old_token = invitation
+    with django_capture_on_commit_callbacks(execute=True):
+        response = personas.client(personas.admin).post(
+            reverse("invitation_resend", args=[personas.integration.number, old.code])
+        )
+    assert response.status_code == 302
+    new = personas.integration.invitations.pending().get()
+    assert new.pk != old.pk and new.email == old.email and new.role == old.role
+    (message,) = mail.outbox
+    client = Client()
+    assert client.get(reverse("invitation", args=[old_token])).status_code == 410
+    assert client.get(path_of(link_from(message))).status_code == 200
+
+
+def test_revoke_stops_the_link(personas, invitation):
+    inv, token = invitation
+    response = personas.client(personas.admin).post(
+        reverse("invitation_revoke", args=[personas.integration.number, inv.code])
+    )
+    assert response.status_code == 302
+    response = Client().get(reverse("invitation", args=[token]))
+    assert response.status_code == 410
+    assert "revoked" in response.content.decode()
+
+
+@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+def test_viewer_cannot_resend_or_revoke(personas, invitation, action):
+    inv, _ = invitation
+    response = personas.client(personas.viewer).post(
+        reverse(action, args=[personas.integration.number, inv.code])
+    )
+    assert response.status_code == 403
+    inv.refresh_from_db()
+    assert inv.status == "pending"
+
+
+@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+def test_resend_and_revoke_reject_get(personas, invitation, action):
+    inv, _ = invitation
+    client = personas.client(personas.owner)
+    assert client.get(reverse(action, args=[personas.integration.number, inv.code])).status_code == 405
+
+
+def test_invitation_of_another_integration_is_404_by_code(personas):
+    foreign, _ = Invitation.issue(personas.other, "x@y.example", Role.VIEWER, personas.outsider)
+    response = personas.client(personas.owner).post(
+        reverse("invitation_revoke", args=[personas.integration.number, foreign.code])
+    )
+    assert response.status_code == 404
+    foreign.refresh_from_db()
+    assert foreign.status == "pending"
+
+
+# /invitations/<token>/
+
+
+def test_invited_user_with_the_address_accepts(personas, invitation):
+    inv, token = invitation
+    user = make_user("new@shop.example")
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("invitation", args=[token]))
+    assert "Accept and join" in page.content.decode()
+    response = client.post(reverse("invitation", args=[token]))
+    assert response.status_code == 302 and response.url == personas.integration.get_absolute_url()
+    assert personas.integration.members.get(user=user).role == Role.ADMIN
+    inv.refresh_from_db()
+    assert inv.status == "accepted" and inv.accepted_by == user
+
+
+def test_reused_link_is_refused(personas, invitation):
+    _, token = invitation
+    client = Client()
+    client.force_login(make_user("new@shop.example"))
+    client.post(reverse("invitation", args=[token]))
+    response = client.post(reverse("invitation", args=[token]))
+    assert response.status_code == 410
+    assert "already been used" in response.content.decode()
+    assert personas.integration.members.count() == 4
+
+
+def test_expired_link_is_refused(personas, invitation):
+    _, token = invitation
+    client = Client()
+    client.force_login(make_user("new@shop.example"))
+    with time_machine.travel(timezone.now() + timedelta(hours=72, seconds=1)):
+        response = client.post(reverse("invitation", args=[token]))
+    assert response.status_code == 410
+    assert "expired" in response.content.decode()
+    assert not personas.integration.members.filter(user__email="new@shop.example").exists()
+
+
+def test_wrong_address_is_refused(personas, invitation):
+    inv, token = invitation
+    client = Client()
+    client.force_login(make_user("someone.else@shop.example"))
+    response = client.post(reverse("invitation", args=[token]))
+    assert response.status_code == 403
+    body = response.content.decode()
+    assert "This invitation is for new@shop.example" in body
+    assert not personas.integration.members.filter(user__email="someone.else@shop.example").exists()
+    inv.refresh_from_db()
+    assert inv.status == "pending"
+
+
+def test_unknown_link_is_404_with_a_clear_page(db):
+    response = Client().get(reverse("invitation", args=["not-a-real-token"]))
+    assert response.status_code == 404
+    assert "We do not know this link" in response.content.decode()
+
+
+def test_anonymous_visitor_is_asked_to_sign_up_and_brought_back_after_sign_in(personas, invitation):
+    _, token = invitation
+    client = Client()
+    page = client.get(reverse("invitation", args=[token])).content.decode()
+    assert "Sign up" in page and "new@shop.example" in page
+    make_user("new@shop.example")
+    response = client.post(
+        reverse("account_login"), {"login": "new@shop.example", "password": "correct horse battery staple"}
+    )
+    assert response.status_code == 302
+    response = client.get(response.url)  # the index sends the user back to the invitation
+    assert response.status_code == 302 and response.url == reverse("invitation", args=[token])
+
+
+def test_accept_when_already_a_member_keeps_the_role(personas):
+    inv, token = Invitation.issue(personas.integration, "viewer@shop.example", Role.ADMIN, personas.owner)
+    client = personas.client(personas.viewer)
+    client.post(reverse("invitation", args=[token]))
+    assert personas.member(personas.viewer).role == Role.VIEWER
+    inv.refresh_from_db()
+    assert inv.status == "accepted"

@@ -1,0 +1,36 @@
+import json
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from iex.models import Integration, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(capsys) -> dict:
+    call_command("seed_demo", "--json")
+    return json.loads(capsys.readouterr().out)
+
+
+def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = seed(capsys)
+    second = seed(capsys)
+    assert first == second
+    assert Integration.objects.count() == 1
+    integration = Integration.objects.get()
+    assert first["integration"] == {
+        "number": integration.number,
+        "name": "Demo Shop",
+        "url": f"{settings.SITE_URL}/i/{integration.number}/",
+    }
+    assert integration.members.get().role == Role.OWNER
+
+    client = Client()
+    response = client.post(
+        "/accounts/login/", {"login": first["login"]["email"], "password": first["login"]["password"]}
+    )
+    assert response.status_code == 302
+    assert client.get(f"/i/{integration.number}/").status_code == 200
