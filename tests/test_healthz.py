@@ -16,12 +16,9 @@ def test_broker_down_is_503(client):
     from iex.celery import app
 
     # A port nothing listens on: the broker connection is refused for real.
-    saved = app.conf.broker_url
-    app.conf.broker_url = "redis://127.0.0.1:1/0"
-    try:
+    connect = app.connection_for_write
+    with mock.patch.object(app, "connection_for_write", lambda: connect("redis://127.0.0.1:1/0")):
         response = client.get("/healthz")
-    finally:
-        app.conf.broker_url = saved
     assert response.status_code == 503
     assert response.json()["database"] == "ok"
     assert response.json()["broker"].startswith("error")

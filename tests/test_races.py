@@ -1,0 +1,66 @@
+"""Concurrent requests that must not break the tenant's invariants. Row locks only mean something on PostgreSQL."""
+
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.urls import reverse
+
+from iex.models import Role
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="row locks (SELECT ... FOR UPDATE) are only real on PostgreSQL; set DATABASE_URL to run",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def run_together(*requests):
+    barrier = threading.Barrier(len(requests))
+    results = []
+
+    def go(request):
+        try:
+            barrier.wait()
+            results.append(request())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=go, args=(r,)) for r in requests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return results
+
+
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(personas):
+    first, second = personas.member(personas.owner), personas.member(personas.admin)
+    second.role = Role.OWNER
+    second.save()
+    number = personas.integration.number
+    a, b = personas.client(personas.owner), personas.client(personas.admin)
+    for _ in range(5):
+        run_together(
+            lambda: a.post(reverse("member_role", args=[number, second.code]), {"role": "viewer"}),
+            lambda: b.post(reverse("member_role", args=[number, first.code]), {"role": "viewer"}),
+        )
+        assert personas.integration.owner_count() == 1
+        personas.integration.members.update(role=Role.OWNER)
+
+
+def test_concurrent_invites_cannot_pass_the_hourly_limit(personas, settings):
+    settings.INVITATIONS_PER_HOUR = 3
+    clients = [personas.client(personas.owner) for _ in range(6)]
+    url = reverse("invite", args=[personas.integration.number])
+    run_together(
+        *[
+            (lambda c=c, i=i: c.post(url, {"email": f"p{i}@shop.example", "role": "viewer"}))
+            for i, c in enumerate(clients)
+        ]
+    )
+    assert personas.integration.invitations.count() == 3
