@@ -1,4 +1,7 @@
-"""Concurrent requests that must not break the tenant's invariants. Row locks only mean something on PostgreSQL."""
+"""Concurrent requests that must not break the tenant's invariants.
+
+Row locks only mean something on PostgreSQL; elsewhere these tests are skipped.
+"""
 
 import threading
 
