@@ -10,7 +10,7 @@ from iex.models import Integration
 PASSWORD = "a long passphrase for tests"
 
 
-def last_link(to: str, pattern: str) -> str:
+def last_link(to, pattern):
     message = next(m for m in reversed(mail.outbox) if to in m.to)
     return re.search(pattern, message.body).group(0)
 
