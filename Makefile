@@ -22,7 +22,6 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 run: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --no-input
-	$(BIN)/python manage.py seed_demo
 	bin/run
 
 test: $(VENV)/.installed-test
