@@ -6,6 +6,7 @@ Production sets DEBUG=0 and the values the README lists; a missing or malformed 
 ImproperlyConfigured naming the variable.
 """
 
+import operator
 import os
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -228,6 +229,7 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "IEX: "
+ACCOUNT_USER_DISPLAY = operator.attrgetter("email")
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = urlsplit(SITE_URL).scheme
 # allauth's rate limits are on by default (10 failed logins a minute per IP, 5 per 5 minutes per address);
 # they count in the cache above, which every process shares.
