@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
-from iex.models import Member
+from iex.models import Integration, Member
 
 
 class AuthedRequest(HttpRequest):
@@ -45,3 +45,18 @@ def get_member_owner(request: AuthedRequest, number: str) -> Member:
     if not member.is_owner:
         raise PermissionDenied("Only an owner can do this")
     return member
+
+
+def lock_member(member: Member) -> Member:
+    """Inside a transaction: lock the integration and re-read the acting membership.
+
+    Role changes, removals and invitations of one integration run one at a time, and each re-checks
+    its actor under the lock: a request that passed the access check just before its actor was demoted
+    or removed must not act on the stale role, and two owners demoting each other at once must not
+    leave the integration without an owner.
+    """
+    Integration.objects.select_for_update().filter(pk=member.integration_id).first()
+    fresh = Member.objects.select_related("integration", "user").filter(pk=member.pk).first()
+    if fresh is None:
+        raise Http404("No such integration")
+    return fresh

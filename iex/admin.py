@@ -3,10 +3,23 @@ from django.contrib import admin
 from iex.models import Integration, Invitation, Member
 
 
-class MemberInline(admin.TabularInline):
+class ReadOnlyAdmin:
+    """Members change only through the dashboard, which keeps every integration with at least one owner."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class MemberInline(ReadOnlyAdmin, admin.TabularInline):
     model = Member
     extra = 0
-    autocomplete_fields = ["user"]
+    fields = ["user", "role", "created"]
 
 
 @admin.register(Integration)
@@ -22,12 +35,11 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Member)
-class MemberAdmin(admin.ModelAdmin):
-    list_display = ["user", "integration", "role", "created"]
+class MemberAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    list_display = ["user__email", "integration", "role", "created"]
     list_filter = ["role"]
     search_fields = ["user__email", "integration__number", "integration__name"]
     list_select_related = ["user", "integration"]
-    autocomplete_fields = ["user", "integration"]
 
 
 @admin.register(Invitation)
@@ -49,3 +61,6 @@ class InvitationAdmin(admin.ModelAdmin):
         "revoked_at",
     ]
     readonly_fields = ["integration", "email", "invited_by", "created", "accepted_at", "accepted_by"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # invitations are sent from the Settings page, which emails the link

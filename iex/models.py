@@ -84,7 +84,8 @@ class Integration(models.Model):
 class Member(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     integration = models.ForeignKey(Integration, models.CASCADE, related_name="members")
-    user = models.ForeignKey(User, models.CASCADE, related_name="memberships")
+    # PROTECT: deleting a user must not silently leave an integration without its last owner.
+    user = models.ForeignKey(User, models.PROTECT, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices)
     created = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -112,9 +113,12 @@ class Member(models.Model):
         return list(Role) if self.is_owner else [Role.ADMIN, Role.VIEWER]
 
     def may_remove(self, other: Member) -> bool:
+        """Anyone may leave; admins remove admins and viewers; owners remove anyone."""
+        if other.pk == self.pk:
+            return True
         if not self.can_write:
             return False
-        return self.is_owner or other.role != Role.OWNER or other.pk == self.pk
+        return self.is_owner or other.role != Role.OWNER
 
     def is_last_owner(self) -> bool:
         return self.is_owner and self.integration.owner_count() == 1
@@ -215,10 +219,11 @@ class Invitation(models.Model):
                 return None
             return Invitation.issue(self.integration, self.email, self.role, by)
 
-    def accept(self, user: User) -> Member | None:
-        """Make `user` a member; None if the link is no longer valid.
+    def accept(self, user: User) -> tuple[Member, bool] | None:
+        """Make `user` a member: (membership, whether it is new), or None if the link is no longer valid.
 
         Two tabs may post the same link at once: the conditional UPDATE lets exactly one of them claim it.
+        Someone who is already a member keeps their role.
         """
         now = timezone.now()
         with transaction.atomic():
@@ -229,7 +234,6 @@ class Invitation(models.Model):
             )
             if not claimed:
                 return None
-            member, _ = Member.objects.get_or_create(
+            return Member.objects.get_or_create(
                 integration=self.integration, user=user, defaults={"role": self.role}
             )
-            return member

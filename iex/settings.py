@@ -126,11 +126,20 @@ DEBUG = env_bool("DEBUG", True)
 VAR_DIR = Path(env("IEX_VAR_DIR", str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-SECRET_KEY = env("SECRET_KEY")
-if not SECRET_KEY:
+
+def env_required(name: str, development_default: str) -> str:
+    """A value production must set explicitly; development gets a safe local default."""
+    value = env(name)
+    if value:
+        return value
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "django-insecure-development-only-key-never-used-with-debug-off"  # noqa: S105
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off")
+    return development_default
+
+
+SECRET_KEY = env_required("SECRET_KEY", "django-insecure-development-only-key-never-used-with-debug-off")
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters when DEBUG is off")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost" if DEBUG else "")
 if not DEBUG and not ALLOWED_HOSTS:
@@ -138,7 +147,7 @@ if not DEBUG and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 # The public address of the site, used in links inside emails and in webhook URLs shown to merchants.
-SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+SITE_URL = env_required("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 if urlsplit(SITE_URL).scheme not in {"http", "https"}:
     raise ImproperlyConfigured(f"SITE_URL must be an http(s) address; got {SITE_URL!r}")
 
@@ -188,10 +197,13 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": parse_database_url("DATABASE_URL", env("DATABASE_URL", "sqlite:///var/db.sqlite3"))}
+DATABASES = {
+    "default": parse_database_url("DATABASE_URL", env_required("DATABASE_URL", "sqlite:///var/db.sqlite3"))
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env("REDIS_URL")
+# Production needs a cache every web process shares (allauth's rate limits count in it): Redis.
+REDIS_URL = env_required("REDIS_URL", "")
 if REDIS_URL:
     if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
         raise ImproperlyConfigured(
@@ -236,7 +248,7 @@ ACCOUNT_DEFAULT_HTTP_PROTOCOL = urlsplit(SITE_URL).scheme
 
 # --- Email --------------------------------------------------------------------------------------------------
 
-_email = parse_email_url("EMAIL_URL", env("EMAIL_URL", "console://" if DEBUG else "smtp://localhost:25"))
+_email = parse_email_url("EMAIL_URL", env_required("EMAIL_URL", "console://"))
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
 EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = _email.get("EMAIL_PORT", 25)
@@ -273,8 +285,8 @@ STRIPE_API_BASE = env("STRIPE_API_BASE", "http://127.0.0.1:8420" if DEBUG else "
 
 # --- Celery -------------------------------------------------------------------------------------------------
 
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
-if urlsplit(CELERY_BROKER_URL).scheme not in {"filesystem", "redis", "rediss", "memory"}:
+CELERY_BROKER_URL = env_required("CELERY_BROKER_URL", "filesystem://")
+if urlsplit(CELERY_BROKER_URL).scheme not in {"filesystem", "redis", "rediss"}:
     raise ImproperlyConfigured(
         f"CELERY_BROKER_URL must start with redis://, rediss:// or filesystem://; got {CELERY_BROKER_URL!r}"
     )
@@ -316,11 +328,8 @@ STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
-    },
+    # Hashed, compressed names for far-future caching; with DEBUG on, {% static %} serves plain names.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
 LANGUAGE_CODE = "en-us"

@@ -1,20 +1,26 @@
+import logging
+
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw
+from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
 from iex.celery import app as celery_app
 from iex.forms import ActiveForm, IntegrationForm, InviteForm, RoleForm
 from iex.lib import emails
 from iex.models import ROLE_HELP, Integration, Invitation, Member, Role
 
 PENDING_INVITATION = "pending_invitation"
+
+logger = logging.getLogger(__name__)
 
 
 @login_required
@@ -57,7 +63,7 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
     integration = member.integration
     ctx = {
         "member_count": integration.members.count(),
-        "pending_invitations": integration.invitations.pending().count(),
+        "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),
     }
     return render(request, "iex/home.html", ctx)
 
@@ -100,10 +106,7 @@ def set_active(request: AuthedRequest, number: str) -> HttpResponse:
     member.integration.set_active(active, request.user)
     if active:
         messages.success(request, "The integration is active: connections transfer data again.")
-    else:
-        messages.warning(
-            request, "The integration is inactive: nothing is transferred until you activate it."
-        )
+    # Deactivating needs no message: the inactive banner on every page says it.
     return redirect("settings", number)
 
 
@@ -116,8 +119,8 @@ def member_role(request: AuthedRequest, number: str, code: str) -> HttpResponse:
         messages.error(request, "Choose one of the roles owner, admin or viewer.")
         return redirect("settings", number)
     with transaction.atomic():
-        # Lock the integration's owners so two owners demoting each other at once cannot leave none.
-        list(member.integration.members.select_for_update().filter(role=Role.OWNER))
+        if not lock_member(member).is_owner:
+            raise PermissionDenied("Only an owner can change roles")
         other = get_object_or_404(member.integration.members.select_related("user"), code=code)
         role = form.cleaned_data["role"]
         if other.is_last_owner() and role != Role.OWNER:
@@ -132,18 +135,19 @@ def member_role(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 @login_required
 @require_POST
 def member_remove(request: AuthedRequest, number: str, code: str) -> HttpResponse:
-    member = get_member_rw(request, number)
+    """Remove a member, or leave (anyone may remove themselves, viewers too), but never the last owner."""
+    member = get_member(request, number)
     with transaction.atomic():
-        list(member.integration.members.select_for_update().filter(role=Role.OWNER))
+        actor = lock_member(member)
         other = get_object_or_404(member.integration.members.select_related("user"), code=code)
-        if not member.may_remove(other):
-            messages.error(request, "Only an owner can remove an owner.")
-            return redirect("settings", number)
+        if not actor.may_remove(other):
+            raise PermissionDenied("Viewers cannot remove members, and only owners remove owners")
         if other.is_last_owner():
             messages.error(request, "The last owner cannot be removed: make someone else owner first.")
             return redirect("settings", number)
+        leaving = other.pk == member.pk
         other.delete()
-    if other.pk == member.pk or other.user_id == member.user_id:
+    if leaving:
         messages.success(request, f"You left {member.integration.name}.")
         request.session.pop("integration", None)
         return redirect("index")
@@ -160,24 +164,22 @@ def invite(request: AuthedRequest, number: str) -> HttpResponse:
     if not form.is_valid():
         return _render_settings(request, member, form, status=400)
     email = form.cleaned_data["email"]
+    issued = None
     with transaction.atomic():
-        # Lock the integration so concurrent invites cannot slip past the hourly limit together.
-        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        # The integration lock also keeps concurrent invites from slipping past the hourly limit together.
+        if not lock_member(member).can_write:
+            raise PermissionDenied("Viewers cannot invite")
         if integration.invitations_sent_last_hour() >= settings.INVITATIONS_PER_HOUR:
-            form.add_error(
-                None,
-                f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later.",
-            )
+            form.add_error(None, TOO_MANY_INVITATIONS)
         elif integration.members.filter(user__email__iexact=email).exists():
             form.add_error("email", f"{email} is already a member.")
         elif integration.invitations.pending().filter(email__iexact=email).exists():
             form.add_error("email", f"{email} is already invited: resend that invitation below.")
         else:
-            invitation, token = Invitation.issue(integration, email, form.cleaned_data["role"], request.user)
-            transaction.on_commit(lambda: _send_invitation(invitation, token))
-    if form.errors:
+            issued = Invitation.issue(integration, email, form.cleaned_data["role"], request.user)
+    if issued is None:
         return _render_settings(request, member, form, status=400)
-    messages.success(request, f"Invitation sent to {email}.")
+    _send_invitation(request, *issued)
     return redirect("settings", number)
 
 
@@ -186,23 +188,19 @@ def invite(request: AuthedRequest, number: str) -> HttpResponse:
 def invitation_resend(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     integration = member.integration
-    invitation = get_object_or_404(integration.invitations.pending(), code=code)
-    if invitation.role == Role.OWNER and not member.is_owner:
-        messages.error(request, "Only an owner can resend an invitation to become owner.")
-        return redirect("settings", number)
+    invitation = get_object_or_404(integration.invitations, code=code)
     with transaction.atomic():
-        Integration.objects.select_for_update().filter(pk=integration.pk).first()
+        actor = lock_member(member)
+        if not actor.can_write or invitation.role not in actor.grantable_roles():
+            raise PermissionDenied("Only an owner can invite an owner")
         if integration.invitations_sent_last_hour() >= settings.INVITATIONS_PER_HOUR:
-            messages.error(
-                request,
-                f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later.",
-            )
+            messages.error(request, TOO_MANY_INVITATIONS)
             return redirect("settings", number)
         issued = invitation.resend(request.user)
-        if issued:
-            transaction.on_commit(lambda: _send_invitation(*issued))
-    if issued:
-        messages.success(request, f"A new link was sent to {invitation.email}; the old one no longer works.")
+    if issued is None:
+        messages.error(request, f"The invitation to {invitation.email} was accepted or revoked meanwhile.")
+    else:
+        _send_invitation(request, *issued)
     return redirect("settings", number)
 
 
@@ -210,24 +208,43 @@ def invitation_resend(request: AuthedRequest, number: str, code: str) -> HttpRes
 @require_POST
 def invitation_revoke(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
-    invitation = get_object_or_404(member.integration.invitations.pending(), code=code)
-    invitation.revoke()
-    messages.success(request, f"The invitation to {invitation.email} was revoked.")
+    invitation = get_object_or_404(member.integration.invitations, code=code)
+    if invitation.role not in member.grantable_roles():
+        raise PermissionDenied("Only an owner can revoke an invitation to become owner")
+    if invitation.revoke():
+        messages.success(request, f"The invitation to {invitation.email} was revoked.")
+    else:
+        messages.error(request, f"The invitation to {invitation.email} was already accepted or revoked.")
     return redirect("settings", number)
 
 
-def _send_invitation(invitation: Invitation, token: str) -> None:
-    inviter = invitation.invited_by.email if invitation.invited_by else "A teammate"
-    emails.send(
-        "invitation",
-        [invitation.email],
-        {
-            "invitation": invitation,
-            "inviter": inviter,
-            "url": invitation.url(token),
-            "valid_hours": settings.INVITATION_VALID_HOURS,
-        },
-    )
+TOO_MANY_INVITATIONS = (
+    f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later."
+)
+
+
+def _send_invitation(request: AuthedRequest, invitation: Invitation, token: str) -> None:
+    """Email the link. The invitation is already saved: if mail fails, say so and let the user resend."""
+    try:
+        emails.send(
+            "invitation",
+            [invitation.email],
+            {
+                "invitation": invitation,
+                "inviter": request.user.email,
+                "url": invitation.url(token),
+                "valid_hours": settings.INVITATION_VALID_HOURS,
+            },
+        )
+    except Exception:
+        logger.exception("invitation email to %s failed", invitation.email)
+        messages.warning(
+            request,
+            f"The invitation to {invitation.email} is saved, but the email could not be sent. "
+            "Use Resend to try again.",
+        )
+    else:
+        messages.success(request, f"Invitation sent to {invitation.email}.")
 
 
 # /invitations/<token>/
@@ -238,14 +255,11 @@ def _send_invitation(invitation: Invitation, token: str) -> None:
 def invitation(request: HttpRequest, token: str) -> HttpResponse:
     """Accept an invitation. The link is public; accepting needs the invited address, signed in."""
     found = Invitation.find(token)
+    if request.user.is_authenticated or found is None or found.status != "pending":
+        # Signed in now (or the link is dead): the remembered link has done its job.
+        request.session.pop(PENDING_INVITATION, None)
     if found is None or found.status != "pending":
-        reason = found.status if found else "unknown"
-        return render(
-            request,
-            "iex/invitation_invalid.html",
-            {"reason": reason, "invitation": found},
-            status=410 if found else 404,
-        )
+        return _invitation_invalid(request, found)
     ctx: dict = {"invitation": found, "token": token}
     if not request.user.is_authenticated:
         # Remember the link across sign-up, email verification and sign-in; `index` brings the user back here.
@@ -259,16 +273,24 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         ctx["wrong_address"] = True
         return render(request, "iex/invitation.html", ctx, status=403)
     if request.method == "POST":
-        member = found.accept(request.user)
-        if member is None:
-            return render(
-                request, "iex/invitation_invalid.html", {"reason": "used", "invitation": found}, status=410
-            )
-        messages.success(
-            request, f"Welcome to {member.integration.name}. You are {member.get_role_display().lower()}."
-        )
+        accepted = found.accept(request.user)
+        if accepted is None:  # expired, revoked or used since the page was shown
+            found.refresh_from_db()
+            return _invitation_invalid(request, found)
+        member, joined = accepted
+        role = member.get_role_display().lower()
+        if joined:
+            messages.success(request, f"Welcome to {member.integration.name}. You are {role}.")
+        else:
+            messages.info(request, f"You were already a member of {member.integration.name} ({role}).")
         return redirect(member.integration)
     return render(request, "iex/invitation.html", ctx)
+
+
+def _invitation_invalid(request: HttpRequest, found: Invitation | None) -> HttpResponse:
+    reason = found.status if found else "unknown"
+    ctx = {"reason": reason, "invitation": found}
+    return render(request, "iex/invitation_invalid.html", ctx, status=410 if found else 404)
 
 
 # /healthz

@@ -33,3 +33,18 @@ def test_staff_see_members_and_invitations_without_the_token(personas, invitatio
 def test_members_of_an_integration_are_not_staff(personas):
     response = personas.client(personas.owner).get("/admin/iex/integration/")
     assert response.status_code == 302 and "/admin/login/" in response.url
+
+
+def test_staff_cannot_add_invitations_or_edit_members_in_the_admin(personas, staff_client):
+    # Invitations need an email with the link; members must keep an owner: both go through the dashboard.
+    assert staff_client.get("/admin/iex/invitation/add/").status_code == 403
+    member = personas.member(personas.owner)
+    assert staff_client.post(f"/admin/iex/member/{member.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert personas.integration.members.filter(pk=member.pk).exists()
+
+
+def test_a_user_who_is_a_member_cannot_be_deleted_out_from_under_the_integration(personas):
+    from django.db.models import ProtectedError
+
+    with pytest.raises(ProtectedError):
+        personas.owner.delete()

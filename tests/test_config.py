@@ -58,6 +58,12 @@ def test_nothing_set_is_a_working_development_setup(tmp_path):
     [
         ("DEBUG", "maybe", "DEBUG must be one of"),
         ("SECRET_KEY", "", "SECRET_KEY must be set"),
+        ("SECRET_KEY", "short", "SECRET_KEY must be at least 50 random characters"),
+        ("DATABASE_URL", "", "DATABASE_URL must be set"),
+        ("CELERY_BROKER_URL", "", "CELERY_BROKER_URL must be set"),
+        ("REDIS_URL", "", "REDIS_URL must be set"),
+        ("EMAIL_URL", "", "EMAIL_URL must be set"),
+        ("SITE_URL", "", "SITE_URL must be set"),
         ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS must list"),
         ("DATABASE_URL", "mysql://db/iex", "DATABASE_URL must start with"),
         ("DATABASE_URL", "postgres://db:port/iex", "DATABASE_URL has a malformed port"),

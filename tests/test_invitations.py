@@ -164,14 +164,46 @@ def test_resend_and_revoke_reject_get(personas, invitation, action):
     assert client.get(reverse(action, args=[personas.integration.number, inv.code])).status_code == 405
 
 
-def test_invitation_of_another_integration_is_404_by_code(personas):
+@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+def test_invitation_of_another_integration_is_404_by_code(personas, action):
     foreign, _ = Invitation.issue(personas.other, "x@y.example", Role.VIEWER, personas.outsider)
     response = personas.client(personas.owner).post(
-        reverse("invitation_revoke", args=[personas.integration.number, foreign.code])
+        reverse(action, args=[personas.integration.number, foreign.code])
     )
     assert response.status_code == 404
     foreign.refresh_from_db()
     assert foreign.status == "pending"
+    assert personas.other.invitations.count() == 1
+
+
+@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+def test_admin_cannot_resend_or_revoke_an_owner_invitation(personas, action):
+    inv, _ = Invitation.issue(personas.integration, "boss@shop.example", Role.OWNER, personas.owner)
+    response = personas.client(personas.admin).post(
+        reverse(action, args=[personas.integration.number, inv.code])
+    )
+    assert response.status_code == 403
+    assert personas.integration.invitations.pending().get() == inv
+
+
+def test_failed_email_keeps_the_invitation_and_says_so(personas, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", 1, 2  # nothing listens
+    response = personas.client(personas.owner).post(
+        invite_url(personas), {"email": "x@shop.example", "role": "viewer"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "the email could not be sent. Use Resend" in response.content.decode()
+    assert personas.integration.invitations.pending().get().email == "x@shop.example"
+
+
+def test_plain_text_email_is_not_html_escaped(personas):
+    personas.integration.name = "Bob's Bikes & Co"
+    personas.integration.save()
+    personas.client(personas.owner).post(invite_url(personas), {"email": "x@shop.example", "role": "viewer"})
+    (message,) = mail.outbox
+    assert "Bob's Bikes & Co" in message.subject and "Bob's Bikes & Co" in message.body
+    assert "Bob&#x27;s Bikes &amp; Co" in message.alternatives[0][0]
 
 
 # /invitations/<token>/
@@ -244,12 +276,28 @@ def test_anonymous_visitor_is_asked_to_sign_up_and_brought_back_after_sign_in(pe
     assert response.status_code == 302
     response = client.get(response.url)  # the index sends the user back to the invitation
     assert response.status_code == 302 and response.url == reverse("invitation", args=[token])
+    client.post(response.url)
+    assert personas.integration.members.filter(user__email="new@shop.example").exists()
+    # Accepted: the remembered link is forgotten, so the dashboard no longer leads back to it.
+    assert client.get(reverse("index")).url == personas.integration.get_absolute_url()
+
+
+def test_link_that_expires_while_the_page_is_open_says_expired(personas, invitation):
+    inv, token = invitation
+    client = Client()
+    client.force_login(make_user("new@shop.example"))
+    assert client.get(reverse("invitation", args=[token])).status_code == 200
+    with time_machine.travel(inv.expires):
+        response = client.post(reverse("invitation", args=[token]))
+    assert response.status_code == 410
+    assert "expired" in response.content.decode()
 
 
 def test_accept_when_already_a_member_keeps_the_role(personas):
     inv, token = Invitation.issue(personas.integration, "viewer@shop.example", Role.ADMIN, personas.owner)
     client = personas.client(personas.viewer)
-    client.post(reverse("invitation", args=[token]))
+    response = client.post(reverse("invitation", args=[token]), follow=True)
+    assert "You were already a member of Nordic Bikes (viewer)" in response.content.decode()
     assert personas.member(personas.viewer).role == Role.VIEWER
     inv.refresh_from_db()
     assert inv.status == "accepted"

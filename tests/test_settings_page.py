@@ -38,7 +38,7 @@ def test_menu_lists_only_pages_that_exist_and_marks_the_current(personas):
 # /i/<number>/settings/active/
 
 
-def test_owner_deactivates_and_reactivates_with_who_and_when(personas):
+def test_admin_deactivates_and_reactivates_with_who_and_when(personas):
     client = personas.client(personas.admin)
     response = client.post(url("set_active", personas))
     assert response.status_code == 302
@@ -150,8 +150,22 @@ def test_admin_removes_a_viewer_who_loses_access_at_once(personas):
 
 def test_admin_cannot_remove_an_owner(personas):
     owner = personas.member(personas.owner)
-    personas.client(personas.admin).post(url("member_remove", personas, owner.code))
+    assert personas.client(personas.admin).post(url("member_remove", personas, owner.code)).status_code == 403
     assert personas.integration.members.filter(user=personas.owner).exists()
+
+
+def test_viewer_can_leave(personas):
+    viewer = personas.member(personas.viewer)
+    response = personas.client(personas.viewer).post(url("member_remove", personas, viewer.code))
+    assert response.status_code == 302 and response.url == reverse("index")
+    assert not personas.integration.members.filter(user=personas.viewer).exists()
+
+
+def test_member_of_another_integration_cannot_be_removed_by_code(personas):
+    foreign = personas.other.members.get()
+    response = personas.client(personas.owner).post(url("member_remove", personas, foreign.code))
+    assert response.status_code == 404
+    assert personas.other.members.filter(pk=foreign.pk).exists()
 
 
 def test_viewer_cannot_remove(personas):
