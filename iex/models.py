@@ -91,9 +91,7 @@ class Member(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["integration", "user"], name="member_one_per_user_and_integration"
-            ),
+            models.UniqueConstraint(fields=["integration", "user"], name="member_one_per_user_and_integration"),
         ]
         ordering = ["created"]
 
@@ -189,11 +187,7 @@ class Invitation(models.Model):
 
     @classmethod
     def find(cls, token: str) -> Invitation | None:
-        return (
-            cls.objects.select_related("integration", "invited_by")
-            .filter(token_hash=hash_token(token))
-            .first()
-        )
+        return cls.objects.select_related("integration", "invited_by").filter(token_hash=hash_token(token)).first()
 
     @property
     def status(self) -> str:

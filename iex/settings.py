@@ -55,9 +55,7 @@ def parse_database_url(name: str, url: str) -> dict:
     if parts.scheme == "sqlite":
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         if not path:
-            raise ImproperlyConfigured(
-                f"{name} needs a file path, e.g. sqlite:///var/db.sqlite3; got {url!r}"
-            )
+            raise ImproperlyConfigured(f"{name} needs a file path, e.g. sqlite:///var/db.sqlite3; got {url!r}")
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / path if not Path(path).is_absolute() else Path(path),
@@ -101,9 +99,7 @@ def parse_email_url(name: str, url: str) -> dict:
             "EMAIL_USE_TLS": parts.scheme == "smtp+tls",
             "EMAIL_USE_SSL": parts.scheme == "smtps",
         }
-    raise ImproperlyConfigured(
-        f"{name} must start with console://, smtp://, smtp+tls:// or smtps://; got {url!r}"
-    )
+    raise ImproperlyConfigured(f"{name} must start with console://, smtp://, smtp+tls:// or smtps://; got {url!r}")
 
 
 def parse_fernet_keys(name: str, value: str) -> list[str]:
@@ -153,6 +149,8 @@ if urlsplit(SITE_URL).scheme not in {"http", "https"}:
 
 INSTALLED_APPS = [
     "iex",
+    "connections",
+    "transferlog",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -206,9 +204,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env_required("REDIS_URL", "")
 if REDIS_URL:
     if urlsplit(REDIS_URL).scheme not in {"redis", "rediss", "unix"}:
-        raise ImproperlyConfigured(
-            f"REDIS_URL must start with redis://, rediss:// or unix://; got {REDIS_URL!r}"
-        )
+        raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://; got {REDIS_URL!r}")
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     # A file cache is shared by every process on the machine, so allauth's rate limits hold under `make run`.

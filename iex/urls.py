@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
 
+from connections import views as connections_views
 from iex import views
 
 
@@ -27,6 +28,20 @@ tenant_urls = [
     path("invitations/", views.invite, name="invite"),
     path("invitations/<uuid:code>/resend/", views.invitation_resend, name="invitation_resend"),
     path("invitations/<uuid:code>/revoke/", views.invitation_revoke, name="invitation_revoke"),
+    # /i/<number>/systems/
+    path("systems/", connections_views.systems, name="systems"),
+    path("systems/add/", connections_views.system_add, name="system_add"),
+    path("systems/<uuid:code>/", connections_views.module, name="module"),
+    path("systems/<uuid:code>/credentials/", connections_views.module_connect, name="module_connect"),
+    path("systems/<uuid:code>/test/", connections_views.module_test, name="module_test"),
+    path("systems/<uuid:code>/settings/", connections_views.module_settings, name="module_settings"),
+    path("systems/<uuid:code>/active/", connections_views.module_active, name="module_active"),
+    path("systems/<uuid:code>/disconnect/", connections_views.module_disconnect, name="module_disconnect"),
+    path("systems/<uuid:code>/remove/", connections_views.module_remove, name="module_remove"),
+    path("systems/<uuid:code>/webhook/", connections_views.module_rotate_webhook, name="module_rotate_webhook"),
+    # /i/<number>/connections/
+    path("connections/", connections_views.connections, name="connections"),
+    path("connections/<uuid:code>/", connections_views.connection_update, name="connection_update"),
 ]
 
 urlpatterns = [

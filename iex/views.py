@@ -45,9 +45,7 @@ def integration_new(request: AuthedRequest) -> HttpResponse:
     form = IntegrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         integration = Integration.create_for(request.user, form.cleaned_data["name"])
-        messages.success(
-            request, f"Integration {integration.name} created. Its number is {integration.number}."
-        )
+        messages.success(request, f"Integration {integration.name} created. Its number is {integration.number}.")
         return redirect(integration)
     first = not Member.objects.filter(user=request.user).exists()
     return render(request, "iex/integration_new.html", {"form": form, "first": first})
@@ -83,8 +81,7 @@ def _render_settings(
     owner_count = sum(1 for m in members if m.is_owner)
     ctx = {
         "members": [
-            {"m": m, "removable": member.may_remove(m) and not (m.is_owner and owner_count == 1)}
-            for m in members
+            {"m": m, "removable": member.may_remove(m) and not (m.is_owner and owner_count == 1)} for m in members
         ],
         "owner_count": owner_count,
         "roles": Role.choices,
@@ -218,9 +215,7 @@ def invitation_revoke(request: AuthedRequest, number: str, code: str) -> HttpRes
     return redirect("settings", number)
 
 
-TOO_MANY_INVITATIONS = (
-    f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later."
-)
+TOO_MANY_INVITATIONS = f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later."
 
 
 def _send_invitation(request: AuthedRequest, invitation: Invitation, token: str) -> None:
@@ -266,9 +261,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         request.session[PENDING_INVITATION] = token
         ctx["account_exists"] = EmailAddress.objects.filter(email__iexact=found.email).exists()
         return render(request, "iex/invitation.html", ctx)
-    has_address = EmailAddress.objects.filter(
-        user=request.user, email__iexact=found.email, verified=True
-    ).exists()
+    has_address = EmailAddress.objects.filter(user=request.user, email__iexact=found.email, verified=True).exists()
     if not has_address:
         ctx["wrong_address"] = True
         return render(request, "iex/invitation.html", ctx, status=403)

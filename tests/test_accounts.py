@@ -14,9 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def sign_up(client: Client, email: str):
-    return client.post(
-        reverse("account_signup"), {"email": email, "password1": PASSWORD, "password2": PASSWORD}
-    )
+    return client.post(reverse("account_signup"), {"email": email, "password1": PASSWORD, "password2": PASSWORD})
 
 
 def test_sign_up_needs_a_verified_email_then_leads_to_creating_an_integration(client):
@@ -24,9 +22,9 @@ def test_sign_up_needs_a_verified_email_then_leads_to_creating_an_integration(cl
     assert response.status_code == 302 and response.url == reverse("account_email_verification_sent")
     # Not signed in before the address is confirmed.
     assert client.get(reverse("index")).status_code == 302
-    assert client.post(
-        reverse("account_login"), {"login": "founder@bikes.example", "password": PASSWORD}
-    ).url == (reverse("account_email_verification_sent"))
+    assert client.post(reverse("account_login"), {"login": "founder@bikes.example", "password": PASSWORD}).url == (
+        reverse("account_email_verification_sent")
+    )
 
     message = mail.outbox[-1]
     assert message.subject == "IEX: Confirm your email address"

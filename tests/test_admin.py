@@ -14,9 +14,7 @@ def staff_client(db):
 
 
 def test_staff_find_an_integration_by_number_and_by_name(personas, staff_client):
-    by_number = staff_client.get(
-        "/admin/iex/integration/", {"q": personas.integration.number}
-    ).content.decode()
+    by_number = staff_client.get("/admin/iex/integration/", {"q": personas.integration.number}).content.decode()
     assert "Nordic Bikes" in by_number and "Elsewhere" not in by_number
     by_name = staff_client.get("/admin/iex/integration/", {"q": "elsewhere"}).content.decode()
     assert personas.other.number in by_name and "Nordic Bikes" not in by_name

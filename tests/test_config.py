@@ -26,9 +26,7 @@ PRODUCTION = {
 
 
 def manage(tmp_path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "REDIS", "CELERY"))
-    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "REDIS", "CELERY"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -48,9 +46,7 @@ def test_production_values_pass_check_deploy(tmp_path):
 def test_nothing_set_is_a_working_development_setup(tmp_path):
     result = manage(tmp_path, {}, "check")
     assert result.returncode == 0, result.stderr
-    assert (
-        tmp_path / "credentials.key"
-    ).exists()  # a development key of its own, not derived from SECRET_KEY
+    assert (tmp_path / "credentials.key").exists()  # a development key of its own, not derived from SECRET_KEY
 
 
 @pytest.mark.parametrize(

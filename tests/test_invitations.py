@@ -99,8 +99,7 @@ def test_at_most_20_invitations_an_hour(personas):
     client = personas.client(personas.owner)
     for i in range(20):
         assert (
-            client.post(invite_url(personas), {"email": f"p{i}@shop.example", "role": "viewer"}).status_code
-            == 302
+            client.post(invite_url(personas), {"email": f"p{i}@shop.example", "role": "viewer"}).status_code == 302
         )
     response = client.post(invite_url(personas), {"email": "p20@shop.example", "role": "viewer"})
     assert response.status_code == 400
@@ -108,8 +107,7 @@ def test_at_most_20_invitations_an_hour(personas):
     assert personas.integration.invitations.count() == 20
     with time_machine.travel(timezone.now() + timedelta(minutes=61)):
         assert (
-            client.post(invite_url(personas), {"email": "p20@shop.example", "role": "viewer"}).status_code
-            == 302
+            client.post(invite_url(personas), {"email": "p20@shop.example", "role": "viewer"}).status_code == 302
         )
 
 
@@ -149,9 +147,7 @@ def test_revoke_stops_the_link(personas, invitation):
 @pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
 def test_viewer_cannot_resend_or_revoke(personas, invitation, action):
     inv, _ = invitation
-    response = personas.client(personas.viewer).post(
-        reverse(action, args=[personas.integration.number, inv.code])
-    )
+    response = personas.client(personas.viewer).post(reverse(action, args=[personas.integration.number, inv.code]))
     assert response.status_code == 403
     inv.refresh_from_db()
     assert inv.status == "pending"
@@ -179,9 +175,7 @@ def test_invitation_of_another_integration_is_404_by_code(personas, action):
 @pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
 def test_admin_cannot_resend_or_revoke_an_owner_invitation(personas, action):
     inv, _ = Invitation.issue(personas.integration, "boss@shop.example", Role.OWNER, personas.owner)
-    response = personas.client(personas.admin).post(
-        reverse(action, args=[personas.integration.number, inv.code])
-    )
+    response = personas.client(personas.admin).post(reverse(action, args=[personas.integration.number, inv.code]))
     assert response.status_code == 403
     assert personas.integration.invitations.pending().get() == inv
 

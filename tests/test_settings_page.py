@@ -79,9 +79,7 @@ def test_set_active_rejects_get(personas):
 
 def test_owner_changes_a_role(personas):
     viewer = personas.member(personas.viewer)
-    response = personas.client(personas.owner).post(
-        url("member_role", personas, viewer.code), {"role": "admin"}
-    )
+    response = personas.client(personas.owner).post(url("member_role", personas, viewer.code), {"role": "admin"})
     assert response.status_code == 302
     viewer.refresh_from_db()
     assert viewer.role == Role.ADMIN
@@ -128,9 +126,7 @@ def test_bad_role_is_refused_with_a_message(personas):
 
 def test_member_of_another_integration_is_404_by_code(personas):
     foreign = personas.other.members.get()
-    response = personas.client(personas.owner).post(
-        url("member_role", personas, foreign.code), {"role": "viewer"}
-    )
+    response = personas.client(personas.owner).post(url("member_role", personas, foreign.code), {"role": "viewer"})
     assert response.status_code == 404
 
 
@@ -141,9 +137,7 @@ def test_admin_removes_a_viewer_who_loses_access_at_once(personas):
     viewer_client = personas.client(personas.viewer)
     assert viewer_client.get(url("home", personas)).status_code == 200
     viewer = personas.member(personas.viewer)
-    assert (
-        personas.client(personas.admin).post(url("member_remove", personas, viewer.code)).status_code == 302
-    )
+    assert personas.client(personas.admin).post(url("member_remove", personas, viewer.code)).status_code == 302
     assert not personas.integration.members.filter(user=personas.viewer).exists()
     assert viewer_client.get(url("home", personas)).status_code == 404
 
@@ -170,9 +164,7 @@ def test_member_of_another_integration_cannot_be_removed_by_code(personas):
 
 def test_viewer_cannot_remove(personas):
     admin = personas.member(personas.admin)
-    assert (
-        personas.client(personas.viewer).post(url("member_remove", personas, admin.code)).status_code == 403
-    )
+    assert personas.client(personas.viewer).post(url("member_remove", personas, admin.code)).status_code == 403
     assert personas.integration.members.filter(user=personas.admin).exists()
 
 

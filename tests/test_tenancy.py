@@ -7,6 +7,7 @@ here without anyone writing a test for it.
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from connections.models import Connection, Module
 from iex.models import Role
 
 pytestmark = pytest.mark.django_db
@@ -22,16 +23,29 @@ def tenant_patterns(resolver: URLResolver | None = None, prefix_has_number: bool
             yield entry
 
 
-def tenant_kwargs(pattern, personas, invitation):
+@pytest.fixture
+def objects(personas, invitation):
+    """One object of every kind the target integration owns, by the URL-name prefix that addresses it."""
+    shop = Module.objects.create(integration=personas.integration, kind="shopify")
+    Module.objects.create(integration=personas.integration, kind="economic")
+    Connection.ensure_for(personas.integration)
+    return {
+        "member_": personas.member(personas.viewer).code,
+        "invitation_": invitation[0].code,
+        "module": shop.code,
+        "connection_": personas.integration.connections.first().code,
+    }
+
+
+def tenant_kwargs(pattern, personas, objects):
     """Real ids of the target integration's objects, so a view without the helper would find them."""
     kwargs = {"number": personas.integration.number}
     for name in pattern.pattern.converters:
         if name == "number":
             continue
-        if name == "code" and pattern.name.startswith("member_"):
-            kwargs["code"] = personas.member(personas.viewer).code
-        elif name == "code" and pattern.name.startswith("invitation_"):
-            kwargs["code"] = invitation.code
+        prefix = next((p for p in objects if pattern.name.startswith(p)), None)
+        if name == "code" and prefix:
+            kwargs["code"] = objects[prefix]
         else:
             pytest.fail(f"tests/test_tenancy.py does not know how to fill <{name}> of {pattern.name}: add it")
     return kwargs
@@ -43,12 +57,12 @@ def test_the_walk_finds_the_tenant_views():
 
 
 @pytest.mark.parametrize("method", ["get", "post"])
-def test_outsider_gets_404_on_every_tenant_url(personas, invitation, method):
+def test_outsider_gets_404_on_every_tenant_url(personas, invitation, objects, method):
     inv, _ = invitation
     client = personas.client(personas.outsider)
     before = (personas.integration.active, personas.member(personas.viewer).role, inv.revoked_at)
     for pattern in tenant_patterns():
-        url = reverse(pattern.name, kwargs=tenant_kwargs(pattern, personas, inv))
+        url = reverse(pattern.name, kwargs=tenant_kwargs(pattern, personas, objects))
         response = getattr(client, method)(url, {"role": Role.OWNER, "email": "x@evil.example"})
         # 405 is what a view answers before any lookup when the method is wrong; it reveals nothing.
         assert response.status_code in {404, 405}, f"{method.upper()} {url} answered {response.status_code}"
@@ -58,13 +72,14 @@ def test_outsider_gets_404_on_every_tenant_url(personas, invitation, method):
     personas.integration.refresh_from_db()
     inv.refresh_from_db()
     assert before == (personas.integration.active, personas.member(personas.viewer).role, inv.revoked_at)
+    assert personas.integration.modules.count() == 2
+    assert not personas.integration.connections.filter(active=True).exists()
     assert not personas.integration.invitations.filter(email="x@evil.example").exists()
 
 
-def test_anonymous_is_sent_to_login_on_every_tenant_url(personas, invitation, client):
-    inv, _ = invitation
+def test_anonymous_is_sent_to_login_on_every_tenant_url(personas, objects, client):
     for pattern in tenant_patterns():
-        url = reverse(pattern.name, kwargs=tenant_kwargs(pattern, personas, inv))
+        url = reverse(pattern.name, kwargs=tenant_kwargs(pattern, personas, objects))
         response = client.get(url)
         assert response.status_code == 302 and "/accounts/login/" in response.url, url
 

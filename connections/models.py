@@ -1,0 +1,207 @@
+"""Modules (systems added to an integration), the Connections between them, and the Mappings that remember
+which document in the receiving system each source record became."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from iex.lib import secrets as credentials_crypto
+from iex.models import Integration
+
+if TYPE_CHECKING:
+    from connections.flows import Flow
+    from connections.systems import System
+
+
+def new_webhook_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class Module(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="modules")
+    kind = models.CharField(max_length=20)
+    active = models.BooleanField(default=True)
+    # Fernet ciphertext of a JSON object (see iex/lib/secrets.py); empty until the merchant connects.
+    credentials = models.TextField(blank=True, editable=False)
+    settings = models.JSONField(default=dict, blank=True)
+    # Empty means the real system; development and tests point it at the sandbox.
+    base_url = models.URLField(blank=True)
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
+    connected_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["integration", "kind"], name="module_one_per_kind")]
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.system.label} in {self.integration.number}"
+
+    def get_absolute_url(self) -> str:
+        return reverse("module", args=[self.integration.number, self.code])
+
+    @property
+    def system(self) -> System:
+        from connections.systems import SYSTEMS
+
+        return SYSTEMS[self.kind]
+
+    @property
+    def connected(self) -> bool:
+        return bool(self.credentials)
+
+    def get_credentials(self) -> dict[str, Any]:
+        """Decrypted credentials. Raises DecryptionError rather than ever passing ciphertext on."""
+        if not self.credentials:
+            return {}
+        return json.loads(credentials_crypto.decrypt(self.credentials))
+
+    def set_credentials(self, values: dict[str, Any]) -> None:
+        self.credentials = credentials_crypto.encrypt(json.dumps(values))
+        self.connected_at = timezone.now()
+
+    def disconnect(self) -> None:
+        self.credentials = ""
+        self.connected_at = None
+        self.save(update_fields=["credentials", "connected_at"])
+        self.outgoing.update(active=False)
+        self.incoming.update(active=False)
+
+    def settings_values(self) -> dict[str, Any]:
+        return {**self.system.default_settings, **self.settings}
+
+    def client(self) -> Any:
+        return self.system.client(self)
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{settings.SITE_URL}/hooks/{self.webhook_token}/"
+
+    def rotate_webhook_token(self) -> None:
+        self.webhook_token = new_webhook_token()
+        self.save(update_fields=["webhook_token"])
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class Connection(models.Model):
+    """One direction of data for one entity between two modules, e.g. Shopify > e-conomic: orders."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="connections")
+    flow = models.CharField(max_length=20)
+    source = models.ForeignKey(Module, models.CASCADE, related_name="outgoing")
+    target = models.ForeignKey(Module, models.CASCADE, related_name="incoming")
+    active = models.BooleanField(default=False)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "target", "flow"], name="connection_one_per_flow"),
+        ]
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def flow_def(self) -> Flow:
+        from connections.flows import FLOWS
+
+        return FLOWS[self.flow]
+
+    @property
+    def entity(self) -> str:
+        return self.flow_def.entity
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.system.label} > {self.target.system.label}: {self.flow_def.label}"
+
+    def skip_reason(self) -> str:
+        """Why nothing may move through this connection now, or "" if it may."""
+        if not self.integration.active:
+            return "Integration is inactive"
+        for module in (self.source, self.target):
+            if not module.active:
+                return f"{module.system.label} is inactive"
+            if not module.connected:
+                return f"{module.system.label} is not connected"
+        if not self.active:
+            return "Connection is inactive"
+        return ""
+
+    @classmethod
+    def ensure_for(cls, integration: Integration) -> None:
+        """Create (inactive) every connection the integration's modules allow."""
+        from connections.flows import FLOWS
+
+        modules = list(integration.modules.all())
+        for flow in FLOWS.values():
+            for source in modules:
+                for target in modules:
+                    if source.system.category == flow.source and target.system.category == flow.target:
+                        cls.objects.get_or_create(
+                            integration=integration, source=source, target=target, flow=flow.key
+                        )
+
+
+class Mapping(models.Model):
+    """The receiving system's document for one source record: what makes sending idempotent.
+
+    `leased_until` serialises work on one source record: two transfers of the same order (a webhook and the
+    schedule's overlap, or a retry) claim the lease with a conditional UPDATE, and the loser retries later.
+    """
+
+    connection = models.ForeignKey(Connection, models.CASCADE, related_name="mappings")
+    source_ref = models.CharField(max_length=100)
+    target_ref = models.CharField(max_length=100, blank=True)
+    target_state = models.CharField(max_length=20, blank=True)
+    data = models.JSONField(null=True, blank=True)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(default=timezone.now)
+
+    LEASE = timedelta(minutes=5)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "source_ref"], name="mapping_one_per_source_record"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_ref} -> {self.target_ref or '?'}"
+
+    @classmethod
+    def lease(cls, connection: Connection, source_ref: str) -> Mapping | None:
+        mapping, _ = cls.objects.get_or_create(connection=connection, source_ref=source_ref)
+        now = timezone.now()
+        claimed = (
+            cls.objects.filter(pk=mapping.pk)
+            .filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
+            .update(leased_until=now + cls.LEASE)
+        )
+        if not claimed:
+            return None
+        mapping.refresh_from_db()
+        return mapping
+
+    def release(self, **changes: Any) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.leased_until = None
+        self.updated = timezone.now()
+        self.save()

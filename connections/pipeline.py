@@ -1,0 +1,133 @@
+"""The transfer pipeline: receive records, then process each transfer once.
+
+    receive: a fetched or posted record becomes a Transfer (deduplicated by source version), enqueued on commit
+    process: claim -> skip? -> lease the source record's mapping -> send (transform inside) -> record the outcome
+
+Transient failures (network, 5xx, 429) are retried with exponential backoff and jitter up to MAX_ATTEMPTS, then
+fail with the reason; other 4xx fail at once with the receiving system's message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from connections.common import Outcome
+from connections.models import Connection, Mapping
+from iex.lib import http
+from iex.lib.secrets import DecryptionError
+from transferlog.models import Status, Transfer
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+BACKOFF_BASE = 30.0  # seconds: 30, 60, 120, 240, 480 ... with jitter
+BACKOFF_CAP = 3600.0
+LEASE_BUSY_DELAY = 15.0
+
+
+def receive(
+    connection: Connection, source_ref: str, reference: str, updated_at: datetime | None, data: Any
+) -> Transfer | None:
+    """Store a record as a pending transfer and enqueue it once the row is committed; None for a duplicate."""
+    transfer = Transfer.receive(connection, source_ref, reference, updated_at, data)
+    if transfer is not None:
+        enqueue(transfer.pk)
+    return transfer
+
+
+def enqueue(transfer_id: int, countdown: float = 0) -> None:
+    from connections.tasks import process_transfer
+
+    transaction.on_commit(lambda: process_transfer.apply_async((transfer_id,), countdown=countdown or None))
+
+
+def sync(connection: Connection, since: datetime) -> dict[str, int]:
+    """Fetch what changed in the source since `since` and receive each record. Returns counts."""
+    fetched = received = 0
+    for source_ref, reference, updated_at, data in connection.flow_def.fetch(connection, since):
+        fetched += 1
+        with transaction.atomic():
+            if receive(connection, source_ref, reference, updated_at, data):
+                received += 1
+    return {"fetched": fetched, "received": received}
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    if retry_after is not None:
+        return retry_after
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+
+
+def process(transfer_id: int) -> None:
+    transfer = Transfer.objects.filter(pk=transfer_id).first()
+    if transfer is None or not transfer.claim():
+        return  # already processed or being processed: safe to run twice
+    connection = (
+        Connection.objects.select_related("integration", "source", "target").filter(pk=transfer.connection_id).first()
+        if transfer.connection_id
+        else None
+    )
+    if connection is None:
+        transfer.finish(Status.FAILED, "The connection was removed")
+        return
+    if reason := connection.skip_reason():
+        transfer.record("skipped", None, reason)
+        transfer.finish(Status.SKIPPED, reason)
+        return
+
+    data = transfer.received_data
+    mapping = Mapping.lease(connection, connection.flow_def.key_of(connection, data))
+    if mapping is None:
+        _retry(transfer, "Another transfer of this record is in progress", LEASE_BUSY_DELAY, count=False)
+        return
+    try:
+        outcome = connection.flow_def.send(connection, data, mapping, transfer.record)
+    except http.TransientError as exc:
+        mapping.release()
+        if transfer.attempts >= MAX_ATTEMPTS:
+            _fail(transfer, f"{exc.message} (gave up after {transfer.attempts} attempts)", exc.body)
+        else:
+            _retry(transfer, exc.message, backoff(transfer.attempts, exc.retry_after))
+        return
+    except http.PermanentError as exc:
+        mapping.release()
+        _fail(transfer, exc.message, exc.body)
+        return
+    except DecryptionError:
+        mapping.release()
+        _fail(
+            transfer,
+            "The stored credentials cannot be decrypted with the configured keys; reconnect the system",
+        )
+        return
+    except Exception:
+        mapping.release()
+        logger.exception("transfer %s failed", transfer.pk)
+        _fail(transfer, "Internal error in IEX; our team has been notified")
+        return
+    mapping.release()
+    _finish(transfer, outcome)
+
+
+def _finish(transfer: Transfer, outcome: Outcome) -> None:
+    transfer.record(outcome.status, None, outcome.reason or outcome.status.capitalize())
+    transfer.finish(outcome.status, outcome.reason, action=outcome.action, target_ref=outcome.target_ref)
+
+
+def _fail(transfer: Transfer, reason: str, answer: Any = None) -> None:
+    transfer.record("failed", answer, reason)
+    transfer.finish(Status.FAILED, reason)
+
+
+def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True) -> None:
+    transfer.record("retrying", None, f"{reason}; next attempt in {delay:.0f} s")
+    transfer.finish(Status.RETRYING, reason)
+    if not count:
+        transfer.attempts -= 1
+        transfer.save(update_fields=["attempts"])
+    enqueue(transfer.pk, countdown=delay)

@@ -1,0 +1,24 @@
+"""Shopify webhook verification: X-Shopify-Hmac-Sha256 is base64(HMAC-SHA256(app secret, raw body))."""
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+TOPICS = {
+    "orders/create": "orders",
+    "orders/updated": "orders",
+    "orders/paid": "orders",
+    "products/create": "products",
+    "products/update": "products",
+    "app/uninstalled": "",
+}
+
+
+def signature(secret: str, body: bytes) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+    given = headers.get("X-Shopify-Hmac-Sha256", "")
+    return bool(secret) and hmac.compare_digest(signature(secret, body), given)

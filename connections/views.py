@@ -1,0 +1,249 @@
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from connections.models import Connection, Module, Trigger
+from connections.systems import SYSTEMS
+from iex.access import AuthedRequest, get_member, get_member_rw
+from iex.lib import http
+from iex.lib.secrets import DecryptionError
+from iex.models import Member
+
+
+def _module(member: Member, code: str) -> Module:
+    return get_object_or_404(member.integration.modules, code=code)
+
+
+def _connection(member: Member, code: str) -> Connection:
+    return get_object_or_404(member.integration.connections.select_related("source", "target"), code=code)
+
+
+def _back(request: AuthedRequest, default: str) -> HttpResponse:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return redirect(target)
+    return redirect(default)
+
+
+# /i/<number>/systems/
+
+
+@login_required
+@require_GET
+def systems(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member(request, number)
+    modules = list(member.integration.modules.all())
+    added = {m.kind for m in modules}
+    catalogue = [system for kind, system in SYSTEMS.items() if kind not in added]
+    return render(request, "connections/systems.html", {"modules": modules, "catalogue": catalogue})
+
+
+@login_required
+@require_POST
+def system_add(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    kind = request.POST.get("kind", "")
+    if kind not in SYSTEMS:
+        messages.error(request, "Choose a system from the list.")
+        return redirect("systems", number)
+    with transaction.atomic():
+        module, created = Module.objects.get_or_create(integration=member.integration, kind=kind)
+        Connection.ensure_for(member.integration)
+    if created:
+        messages.success(request, f"{module.system.label} added. Enter its credentials to connect it.")
+    return redirect("module", number, module.code)
+
+
+@login_required
+@require_GET
+def module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member(request, number)
+    mod = _module(member, code)
+    return _render_module(request, mod)
+
+
+def _render_module(
+    request: AuthedRequest,
+    mod: Module,
+    credentials_form: forms.Form | None = None,
+    settings_form: forms.Form | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    ctx = {
+        "module": mod,
+        "credentials_form": credentials_form or _credentials_form(request, mod),
+        "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values()),
+        "connections": Connection.objects.filter(Q(source=mod) | Q(target=mod)).select_related("source", "target"),
+    }
+    return render(request, "connections/module.html", ctx, status=status)
+
+
+def _secret_fields(form: forms.Form) -> list[str]:
+    return [name for name, field in form.fields.items() if isinstance(field.widget, forms.PasswordInput)]
+
+
+def _credentials_form(request: AuthedRequest, mod: Module, data: Any = None) -> forms.Form:
+    initial: dict[str, Any] = {"base_url": mod.base_url}
+    try:
+        initial.update(mod.get_credentials())
+    except DecryptionError:
+        messages.error(
+            request, "The saved credentials cannot be decrypted with the configured keys: enter them again."
+        )
+    form = mod.system.credentials_form(data, initial=initial)
+    if mod.connected:
+        for name in _secret_fields(form):
+            form.fields[name].required = False
+            form.fields[name].widget.attrs["placeholder"] = "Saved; leave empty to keep"
+    return form
+
+
+def _test(request: AuthedRequest, mod: Module) -> bool:
+    try:
+        answer = mod.client().test()
+    except http.HTTPError as exc:
+        messages.error(request, f"Test connection failed: {exc.message}")
+        return False
+    except (DecryptionError, KeyError):
+        messages.error(request, "Test connection failed: the saved credentials are incomplete; enter them again.")
+        return False
+    messages.success(request, f"Test connection succeeded: {answer}")
+    return True
+
+
+@login_required
+@require_POST
+def module_connect(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    form = _credentials_form(request, mod, request.POST)
+    if not form.is_valid():
+        return _render_module(request, mod, credentials_form=form, status=400)
+    values = dict(form.cleaned_data)
+    mod.base_url = values.pop("base_url", "") or ""
+    old = mod.get_credentials() if mod.connected else {}
+    for name in _secret_fields(form):
+        values[name] = values.get(name) or old.get(name, "")
+    mod.set_credentials(values)
+    mod.save(update_fields=["credentials", "connected_at", "base_url"])
+    messages.info(request, f"Credentials for {mod.system.label} saved.")
+    _test(request, mod)
+    return redirect("module", number, mod.code)
+
+
+@login_required
+@require_POST
+def module_test(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    # Viewers may test: it changes nothing and is the first thing support asks for.
+    member = get_member(request, number)
+    mod = _module(member, code)
+    if not mod.connected:
+        messages.error(request, f"Enter the credentials of {mod.system.label} first.")
+    else:
+        _test(request, mod)
+    return redirect("module", number, mod.code)
+
+
+@login_required
+@require_POST
+def module_settings(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    form = mod.system.settings_form(request.POST)
+    if not form.is_valid():
+        return _render_module(request, mod, settings_form=form, status=400)
+    mod.settings = {k: str(v) if isinstance(v, Decimal) else v for k, v in form.cleaned_data.items()}
+    mod.save(update_fields=["settings"])
+    messages.success(request, f"Settings of {mod.system.label} saved.")
+    return redirect("module", number, mod.code)
+
+
+@login_required
+@require_POST
+def module_active(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    mod.active = request.POST.get("active") == "on"
+    mod.save(update_fields=["active"])
+    state = "active" if mod.active else "inactive: nothing moves to or from it"
+    messages.success(request, f"{mod.system.label} is {state}.")
+    return _back(request, mod.get_absolute_url())
+
+
+@login_required
+@require_POST
+def module_disconnect(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    mod.disconnect()
+    messages.success(
+        request,
+        f"{mod.system.label} is disconnected: its credentials are deleted and its connections switched off.",
+    )
+    return redirect("module", number, mod.code)
+
+
+@login_required
+@require_POST
+def module_remove(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    label = mod.system.label
+    mod.delete()
+    messages.success(request, f"{label} was removed with its connections. Its transfers stay in the log.")
+    return redirect("systems", number)
+
+
+@login_required
+@require_POST
+def module_rotate_webhook(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    mod.rotate_webhook_token()
+    messages.warning(request, "The webhook address changed: update it in the shop, or its webhooks are refused.")
+    return redirect("module", number, mod.code)
+
+
+# /i/<number>/connections/
+
+
+@login_required
+@require_GET
+def connections(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member(request, number)
+    rows = member.integration.connections.select_related("source", "target").order_by("flow", "created")
+    return render(request, "connections/connections.html", {"connections": rows, "triggers": Trigger.choices})
+
+
+@login_required
+@require_POST
+def connection_update(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    conn = _connection(member, code)
+    if "trigger" in request.POST:
+        if request.POST["trigger"] not in Trigger.values:
+            messages.error(request, "Choose schedule or webhook.")
+            return redirect("connections", number)
+        conn.trigger = request.POST["trigger"]
+    if "active" in request.POST:
+        active = request.POST["active"] == "on"
+        missing = [m.system.label for m in (conn.source, conn.target) if not m.connected]
+        if active and missing:
+            messages.error(request, f"Connect {' and '.join(missing)} before activating {conn.label}.")
+            return redirect("connections", number)
+        conn.active = active
+    conn.save(update_fields=["trigger", "active"])
+    messages.success(
+        request,
+        f"{conn.label}: {'active' if conn.active else 'inactive'}, {conn.get_trigger_display().lower()}-driven.",
+    )
+    return redirect("connections", number)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TransferlogConfig(AppConfig):
+    name = "transferlog"
+    verbose_name = "Transfer log"

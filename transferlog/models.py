@@ -1,0 +1,129 @@
+"""Transfers: one record moved through one connection, with every state it went through and that state's data."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+from iex.models import Integration
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    SKIPPED = "skipped", "Skipped"
+    HELD = "held", "Held"
+    WARNING = "warning", "Warning"
+    FAILED = "failed", "Failed"
+
+
+OPEN = [Status.PENDING, Status.RETRYING]
+
+
+class Transfer(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="transfers")
+    # Kept when a module is removed: the log outlives the connection, and says what it was.
+    connection = models.ForeignKey(
+        "connections.Connection", models.SET_NULL, null=True, blank=True, related_name="transfers"
+    )
+    connection_label = models.CharField(max_length=120)
+    entity = models.CharField(max_length=20)
+    source_ref = models.CharField(max_length=100)
+    reference = models.CharField(max_length=100, blank=True)
+    source_updated_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.TextField(blank=True)
+    # What the receiving system confirmed: "created" or "updated" (usage counts confirmed creates).
+    action = models.CharField(max_length=10, blank=True)
+    target_ref = models.CharField(max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # The same version of a source record arrives once per connection, whichever path brought it
+            # (webhook, its retry, the schedule's overlap, reconciliation).
+            models.UniqueConstraint(
+                fields=["connection", "source_ref", "source_updated_at"],
+                condition=models.Q(source_updated_at__isnull=False),
+                name="transfer_once_per_source_version",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["integration", "-created", "-id"], name="transfer_log_order"),
+            models.Index(fields=["connection", "source_ref"], name="transfer_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.connection_label} {self.reference or self.source_ref}: {self.status}"
+
+    @classmethod
+    def receive(
+        cls, connection: Any, source_ref: str, reference: str, updated_at: datetime | None, data: Any
+    ) -> Transfer | None:
+        """Record a source record as received; None when this version of it was received before."""
+        try:
+            with transaction.atomic():
+                transfer = cls.objects.create(
+                    integration_id=connection.integration_id,
+                    connection=connection,
+                    connection_label=connection.label,
+                    entity=connection.entity,
+                    source_ref=source_ref,
+                    reference=reference,
+                    source_updated_at=updated_at,
+                )
+                transfer.record("received", data, f"As received from {connection.source.system.label}")
+                return transfer
+        except IntegrityError:
+            return None
+
+    def record(self, kind: str, data: Any = None, note: str = "") -> TransferState:
+        return self.states.create(kind=kind, data=data, note=note)
+
+    @property
+    def received_data(self) -> Any:
+        state = self.states.filter(kind="received").order_by("id").first()
+        return state.data if state else None
+
+    def claim(self) -> bool:
+        """Mark as running if pending or retrying. Two workers may get the same task: one wins."""
+        claimed = Transfer.objects.filter(pk=self.pk, status__in=OPEN).update(
+            status=Status.RUNNING, attempts=models.F("attempts") + 1, updated=timezone.now()
+        )
+        if claimed:
+            self.refresh_from_db()
+        return bool(claimed)
+
+    def finish(self, status: str, reason: str = "", *, action: str = "", target_ref: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        self.action = action or self.action
+        self.target_ref = target_ref or self.target_ref
+        self.updated = timezone.now()
+        self.save(update_fields=["status", "reason", "action", "target_ref", "updated"])
+
+
+class TransferState(models.Model):
+    """One step of a transfer with its data: as received, as transformed, as sent, the answer, the outcome."""
+
+    transfer = models.ForeignKey(Transfer, models.CASCADE, related_name="states")
+    kind = models.CharField(max_length=20)
+    at = models.DateTimeField(default=timezone.now)
+    note = models.TextField(blank=True)
+    data = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"
