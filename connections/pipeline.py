@@ -68,7 +68,9 @@ def process(transfer_id: int) -> None:
     if transfer is None or not transfer.claim():
         return  # already processed or being processed: safe to run twice
     connection = (
-        Connection.objects.select_related("integration", "source", "target").filter(pk=transfer.connection_id).first()
+        Connection.objects.select_related("integration", "source", "target")
+        .filter(pk=transfer.connection_id)
+        .first()
         if transfer.connection_id
         else None
     )

@@ -64,3 +64,23 @@ def personas(db) -> Personas:
 @pytest.fixture
 def invitation(personas) -> tuple[Invitation, str]:
     return Invitation.issue(personas.integration, "new@shop.example", Role.ADMIN, personas.owner)
+
+
+@pytest.fixture
+def connected(personas):
+    """Shopify and e-conomic connected to the personas' integration, the orders connection active."""
+    from connections.models import Connection, Module
+
+    shop = Module(integration=personas.integration, kind="shopify")
+    shop.set_credentials(
+        {"shop_domain": "nordic-bikes.myshopify.com", "access_token": "shpat_secret", "webhook_secret": "whsec"}
+    )
+    shop.save()
+    books = Module(integration=personas.integration, kind="economic")
+    books.set_credentials({"app_secret_token": "app-secret", "agreement_grant_token": "grant"})
+    books.save()
+    Connection.ensure_for(personas.integration)
+    orders = personas.integration.connections.get(flow="orders")
+    orders.active = True
+    orders.save()
+    return orders

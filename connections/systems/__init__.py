@@ -25,6 +25,10 @@ class System:
     transforms: ModuleType
     verify_webhook: Callable[[str, bytes, Mapping[str, str]], bool] | None = None
 
+    @property
+    def posts_webhooks(self) -> bool:
+        return self.verify_webhook is not None
+
 
 # The kinds import System from this module, so they are imported after it is defined.
 from connections.systems import economic, shopify  # noqa: E402

@@ -1,0 +1,190 @@
+"""The transfer pipeline: receive once, skip with a reason, send, retry transient failures, fail permanent ones."""
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+from cryptography.fernet import Fernet
+
+from connections import pipeline
+from connections.models import Mapping
+from iex.celery import app as celery_app
+from transferlog.models import Status, Transfer
+
+pytestmark = pytest.mark.django_db
+
+API = "https://restapi.e-conomic.com"
+ORDER = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
+
+
+@pytest.fixture
+def eager():
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def receive(connection, order=ORDER):
+    return pipeline.receive(
+        connection,
+        str(order["id"]),
+        order["name"],
+        __import__("datetime").datetime.fromisoformat(order["updated_at"]),
+        order,
+    )
+
+
+def economic(gross=4496.0, draft_status=201):
+    responses.get(f"{API}/customers", json={"collection": [{"customerNumber": 9}]})
+    for number in ("BIKE-RED", "HELMET-M", "BOOK-GUIDE", "SHIPPING"):
+        responses.get(f"{API}/products/{number}", json={"productNumber": number})
+    responses.get(f"{API}/invoices/drafts", json={"collection": []})
+    responses.get(f"{API}/invoices/booked", json={"collection": []})
+    responses.post(
+        f"{API}/invoices/drafts",
+        status=draft_status,
+        json={"draftInvoiceNumber": 31, "grossAmount": gross}
+        if draft_status < 400
+        else {"message": "Validation failed", "errorCode": "E00500"},
+    )
+    responses.put(f"{API}/invoices/drafts/31", json={"draftInvoiceNumber": 31, "grossAmount": gross})
+
+
+@responses.activate
+def test_an_order_becomes_one_draft_with_every_state_kept(connected):
+    economic()
+    transfer = receive(connected)
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.action, transfer.target_ref, transfer.attempts) == (
+        "created",
+        "created",
+        "31",
+        1,
+    )
+    assert (transfer.reference, transfer.entity, transfer.connection_label) == (
+        "#1042",
+        "orders",
+        "Shopify > e-conomic: orders",
+    )
+    kinds = list(transfer.states.values_list("kind", flat=True))
+    assert kinds == ["received", "transformed", "sent", "answer", "created"]
+    sent = transfer.states.get(kind="sent").data
+    assert sent["method"] == "POST" and sent["body"]["references"] == {"other": "iex:5500000000001042"}
+    assert transfer.received_data == ORDER
+    # Nothing secret is kept in any state.
+    assert "app-secret" not in json.dumps(list(transfer.states.values_list("data", flat=True)))
+    assert Mapping.objects.get(connection=connected).target_ref == "31"
+
+
+@responses.activate
+def test_the_same_version_is_received_once_and_processing_twice_does_nothing(connected):
+    economic()
+    transfer = receive(connected)
+    assert receive(connected) is None
+    pipeline.process(transfer.pk)
+    pipeline.process(transfer.pk)
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == 1
+    assert Transfer.objects.count() == 1
+
+
+@responses.activate
+def test_a_changed_order_updates_its_draft(connected):
+    economic()
+    pipeline.process(receive(connected).pk)
+    changed = {**ORDER, "updated_at": "2026-11-20T11:00:00+01:00", "note": "Leave at the door"}
+    second = receive(connected, changed)
+    pipeline.process(second.pk)
+    second.refresh_from_db()
+    assert (second.status, second.action, second.target_ref) == ("updated", "updated", "31")
+    assert [c.request.method for c in responses.calls if "/invoices/drafts/" in c.request.url] == ["PUT"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ("integration", "Integration is inactive"),
+        ("module", "Shopify is inactive"),
+        ("connection", "Connection is inactive"),
+        ("state", "Order not in allowed states (financial status: pending)"),
+    ],
+)
+@responses.activate
+def test_skipped_with_the_reason(connected, personas, change, reason):
+    order = ORDER
+    if change == "integration":
+        personas.integration.set_active(False, personas.owner)
+    elif change == "module":
+        connected.source.active = False
+        connected.source.save()
+    elif change == "connection":
+        connected.active = False
+        connected.save()
+    else:
+        order = {**ORDER, "financial_status": "pending"}
+    transfer = receive(connected, order)
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.reason) == ("skipped", reason)
+    assert not responses.calls
+
+
+@responses.activate
+def test_transient_failures_retry_with_backoff_then_fail(
+    connected, eager, django_capture_on_commit_callbacks, monkeypatch
+):
+    delays = []
+    monkeypatch.setattr(
+        pipeline, "backoff", lambda attempt, retry_after=None: delays.append((attempt, retry_after)) or 0
+    )
+    responses.get(f"{API}/invoices/drafts", status=503, json={"message": "Service unavailable"})
+    with django_capture_on_commit_callbacks(execute=True):
+        transfer = receive(connected)
+    transfer.refresh_from_db()
+    assert transfer.status == "failed"
+    assert transfer.attempts == pipeline.MAX_ATTEMPTS
+    assert transfer.reason == "restapi.e-conomic.com answered 503: Service unavailable (gave up after 6 attempts)"
+    assert [a for a, _ in delays] == [1, 2, 3, 4, 5]
+    assert list(transfer.states.values_list("kind", flat=True)).count("retrying") == 5
+
+
+def test_backoff_grows_exponentially_with_jitter_and_respects_retry_after():
+    assert pipeline.backoff(3, retry_after=7.0) == 7.0
+    for attempt in range(1, 10):
+        delay = pipeline.backoff(attempt)
+        expected = min(pipeline.BACKOFF_CAP, pipeline.BACKOFF_BASE * 2 ** (attempt - 1))
+        assert 0.5 * expected <= delay <= 1.5 * expected
+
+
+@responses.activate
+def test_a_refusal_fails_at_once_with_the_receiving_systems_message(connected):
+    economic(draft_status=400)
+    transfer = receive(connected)
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.attempts) == ("failed", 1)
+    assert transfer.reason == "restapi.e-conomic.com answered 400: Validation failed"
+    assert transfer.states.last().data == {"message": "Validation failed", "errorCode": "E00500"}
+
+
+def test_undecryptable_credentials_fail_clearly(connected, settings):
+    settings.CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
+    transfer = receive(connected)
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert transfer.status == "failed"
+    assert "cannot be decrypted" in transfer.reason
+
+
+@responses.activate
+def test_a_record_being_sent_by_another_transfer_waits(connected, monkeypatch):
+    transfer = receive(connected)
+    enqueued = []
+    monkeypatch.setattr(pipeline, "enqueue", lambda pk, countdown=0: enqueued.append(countdown))
+    assert Mapping.lease(connected, transfer.source_ref) is not None  # someone else holds it
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.attempts) == (Status.RETRYING, 0)
+    assert enqueued == [pipeline.LEASE_BUSY_DELAY]
+    assert not responses.calls

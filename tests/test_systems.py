@@ -1,0 +1,252 @@
+"""The Systems and Connections pages: add, connect (and test), settings, activate, disconnect, remove."""
+
+import pytest
+import responses
+from django.urls import reverse
+
+from connections.models import Connection, Module
+
+pytestmark = pytest.mark.django_db
+
+SHOP_API = "https://nordic-bikes.myshopify.com/admin/api/2025-01"
+
+
+def url(name, personas, *args):
+    return reverse(name, args=[personas.integration.number, *args])
+
+
+def add(personas, kind, user=None):
+    client = personas.client(user or personas.admin)
+    return client.post(url("system_add", personas), {"kind": kind})
+
+
+def test_systems_page_lists_the_catalogue(personas):
+    body = personas.client(personas.viewer).get(url("systems", personas)).content.decode()
+    assert "No systems yet" in body
+    assert "Add Shopify" not in body  # viewers cannot add
+    body = personas.client(personas.admin).get(url("systems", personas)).content.decode()
+    assert "Add Shopify" in body and "Add e-conomic" in body
+
+
+def test_adding_both_systems_creates_their_connections_inactive(personas):
+    response = add(personas, "shopify")
+    module = personas.integration.modules.get()
+    assert response.status_code == 302 and response.url == module.get_absolute_url()
+    add(personas, "economic")
+    flows = sorted(personas.integration.connections.values_list("flow", "active"))
+    assert flows == [("orders", False), ("products", False), ("stock", False)]
+    add(personas, "shopify")  # twice is once
+    assert personas.integration.modules.count() == 2
+
+
+def test_unknown_kind_is_refused(personas):
+    add(personas, "sap")
+    assert not personas.integration.modules.exists()
+
+
+def test_viewer_cannot_add(personas):
+    assert add(personas, "shopify", personas.viewer).status_code == 403
+    assert not personas.integration.modules.exists()
+
+
+@responses.activate
+def test_connect_saves_encrypted_credentials_and_tests_them(personas):
+    add(personas, "shopify")
+    module = personas.integration.modules.get()
+    responses.get(f"{SHOP_API}/shop.json", json={"shop": {"name": "Nordic Bikes", "domain": "nordicbikes.dk"}})
+    client = personas.client(personas.admin)
+    response = client.post(
+        url("module_connect", personas, module.code),
+        {
+            "shop_domain": "https://Nordic-Bikes.myshopify.com/",
+            "access_token": " shpat_secret ",
+            "webhook_secret": "whsec",
+        },
+        follow=True,
+    )
+    body = response.content.decode()
+    assert "Test connection succeeded: Connected to Nordic Bikes" in body
+    assert "shpat_secret" not in body and "whsec" not in body  # never shown again
+    module.refresh_from_db()
+    assert "shpat_secret" not in module.credentials  # encrypted at rest
+    assert module.get_credentials() == {
+        "shop_domain": "nordic-bikes.myshopify.com",
+        "access_token": "shpat_secret",
+        "webhook_secret": "whsec",
+    }
+    assert responses.calls[0].request.headers["X-Shopify-Access-Token"] == "shpat_secret"
+
+    # Saving again with the secrets left empty keeps them.
+    client.post(url("module_connect", personas, module.code), {"shop_domain": "nordic-bikes.myshopify.com"})
+    module.refresh_from_db()
+    assert module.get_credentials()["access_token"] == "shpat_secret"
+
+
+@responses.activate
+def test_failed_test_shows_the_systems_answer(personas, connected):
+    responses.get(f"{SHOP_API}/shop.json", status=401, json={"errors": "[API] Invalid API key or access token"})
+    shop = personas.integration.modules.get(kind="shopify")
+    response = personas.client(personas.viewer).post(url("module_test", personas, shop.code), follow=True)
+    assert "Test connection failed: nordic-bikes.myshopify.com answered 401: [API] Invalid API key" in (
+        response.content.decode()
+    )
+
+
+def test_bad_credentials_form_shows_errors_next_to_fields(personas):
+    add(personas, "shopify")
+    module = personas.integration.modules.get()
+    response = personas.client(personas.admin).post(
+        url("module_connect", personas, module.code), {"shop_domain": "not a domain"}
+    )
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "Enter the shop&#x27;s domain" in body and "This field is required." in body
+    module.refresh_from_db()
+    assert not module.connected
+
+
+def test_settings_are_saved_and_validated(personas, connected):
+    books = personas.integration.modules.get(kind="economic")
+    client = personas.client(personas.admin)
+    data = {**books.settings_values(), "rounding_threshold": "0.25", "document_type": "booked"}
+    data = {k: v for k, v in data.items() if v is not False}
+    assert client.post(url("module_settings", personas, books.code), data).status_code == 302
+    books.refresh_from_db()
+    assert books.settings_values()["rounding_threshold"] == "0.25"
+    assert books.settings_values()["document_type"] == "booked"
+    assert books.settings_values()["update_drafts"] is True
+
+    response = client.post(url("module_settings", personas, books.code), {**data, "rounding_threshold": "-1"})
+    assert response.status_code == 400
+    assert "greater than or equal to 0" in response.content.decode()
+
+
+def test_viewer_cannot_change_a_module(personas, connected):
+    shop = personas.integration.modules.get(kind="shopify")
+    client = personas.client(personas.viewer)
+    for name in [
+        "module_connect",
+        "module_settings",
+        "module_active",
+        "module_disconnect",
+        "module_remove",
+        "module_rotate_webhook",
+    ]:
+        assert client.post(url(name, personas, shop.code)).status_code == 403, name
+    shop.refresh_from_db()
+    assert shop.connected and shop.active
+
+
+def test_deactivate_disconnect_and_remove(personas, connected):
+    shop = personas.integration.modules.get(kind="shopify")
+    client = personas.client(personas.admin)
+    client.post(url("module_active", personas, shop.code), {"next": url("settings", personas)})
+    shop.refresh_from_db()
+    assert not shop.active
+    assert connected.skip_reason() == "Shopify is inactive"
+
+    client.post(url("module_disconnect", personas, shop.code))
+    shop.refresh_from_db()
+    connected.refresh_from_db()
+    assert not shop.connected and not connected.active
+
+    client.post(url("module_remove", personas, shop.code))
+    assert not personas.integration.modules.filter(kind="shopify").exists()
+    assert not Connection.objects.filter(source=shop.pk).exists()
+
+
+def test_module_active_never_redirects_off_site(personas, connected):
+    shop = personas.integration.modules.get(kind="shopify")
+    response = personas.client(personas.admin).post(
+        url("module_active", personas, shop.code), {"next": "https://evil.example/"}
+    )
+    assert response.url == shop.get_absolute_url()
+
+
+def test_webhook_address_is_shown_and_can_be_rotated(personas, connected):
+    shop = personas.integration.modules.get(kind="shopify")
+    client = personas.client(personas.admin)
+    assert shop.webhook_url in client.get(shop.get_absolute_url()).content.decode()
+    old = shop.webhook_token
+    client.post(url("module_rotate_webhook", personas, shop.code))
+    shop.refresh_from_db()
+    assert shop.webhook_token != old and len(shop.webhook_token) >= 32
+
+
+@pytest.mark.parametrize("name", ["systems", "connections"])
+def test_pages_reject_post(personas, name):
+    assert personas.client(personas.owner).post(url(name, personas)).status_code == 405
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "system_add",
+        "module_connect",
+        "module_test",
+        "module_settings",
+        "module_active",
+        "module_disconnect",
+        "module_remove",
+        "module_rotate_webhook",
+    ],
+)
+def test_changes_reject_get(personas, connected, name):
+    shop = personas.integration.modules.get(kind="shopify")
+    args = [] if name == "system_add" else [shop.code]
+    assert personas.client(personas.owner).get(url(name, personas, *args)).status_code == 405
+
+
+# /i/<number>/connections/
+
+
+def test_connections_page_activates_and_sets_the_trigger(personas, connected):
+    products = personas.integration.connections.get(flow="products")
+    client = personas.client(personas.admin)
+    body = client.get(url("connections", personas)).content.decode()
+    assert "Shopify &gt; e-conomic: orders" in body and "e-conomic &gt; Shopify: stock" in body
+    client.post(url("connection_update", personas, products.code), {"active": "on"})
+    client.post(url("connection_update", personas, products.code), {"trigger": "webhook"})
+    products.refresh_from_db()
+    assert products.active and products.trigger == "webhook"
+    client.post(url("connection_update", personas, products.code), {"active": "off"})
+    products.refresh_from_db()
+    assert not products.active
+
+
+def test_a_connection_needs_both_systems_connected(personas, connected):
+    personas.integration.modules.get(kind="economic").disconnect()
+    products = personas.integration.connections.get(flow="products")
+    response = personas.client(personas.admin).post(
+        url("connection_update", personas, products.code), {"active": "on"}, follow=True
+    )
+    assert "Connect e-conomic before activating" in response.content.decode()
+    products.refresh_from_db()
+    assert not products.active
+
+
+def test_viewer_cannot_change_a_connection(personas, connected):
+    response = personas.client(personas.viewer).post(url("connection_update", personas, connected.code), {})
+    assert response.status_code == 403
+    connected.refresh_from_db()
+    assert connected.active
+
+
+def test_connection_update_rejects_get(personas, connected):
+    assert (
+        personas.client(personas.admin).get(url("connection_update", personas, connected.code)).status_code == 405
+    )
+
+
+def test_credentials_never_reach_the_admin(personas, connected):
+    from django.contrib.auth.models import User
+
+    staff = User.objects.create_superuser("ops", "ops@iex.example", "pw")
+    from django.test import Client
+
+    client = Client()
+    client.force_login(staff)
+    shop = Module.objects.get(kind="shopify")
+    response = client.get(f"/admin/connections/module/{shop.pk}/change/")
+    assert response.status_code in {200, 404}
+    assert "shpat_secret" not in response.content.decode()
