@@ -17,6 +17,7 @@ from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib import http
 from iex.lib.secrets import DecryptionError
 from iex.models import Member
+from scheduling.models import Job
 
 
 def _module(member: Member, code: str) -> Module:
@@ -58,6 +59,7 @@ def system_add(request: AuthedRequest, number: str) -> HttpResponse:
     with transaction.atomic():
         module, created = Module.objects.get_or_create(integration=member.integration, kind=kind)
         Connection.ensure_for(member.integration)
+        Job.ensure_all(member.integration)
     if created:
         messages.success(request, f"{module.system.label} added. Enter its credentials to connect it.")
     return redirect("module", number, module.code)
@@ -240,6 +242,8 @@ def connection_update(request: AuthedRequest, number: str, code: str) -> HttpRes
         if active and missing:
             messages.error(request, f"Connect {' and '.join(missing)} before activating {conn.label}.")
             return redirect("connections", number)
+        if active and not conn.active:
+            Job.ensure_for(conn).start_now()
         conn.active = active
     conn.save(update_fields=["trigger", "active"])
     messages.success(

@@ -150,6 +150,7 @@ if urlsplit(SITE_URL).scheme not in {"http", "https"}:
 INSTALLED_APPS = [
     "iex",
     "connections",
+    "scheduling",
     "transferlog",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -300,7 +301,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TIMEZONE = "UTC"
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
+}
 
 # --- Security -----------------------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ from django.urls import include, path, register_converter
 
 from connections import views as connections_views
 from iex import views
+from scheduling import views as scheduling_views
 
 
 class NumberConverter:
@@ -39,6 +40,11 @@ tenant_urls = [
     path("systems/<uuid:code>/disconnect/", connections_views.module_disconnect, name="module_disconnect"),
     path("systems/<uuid:code>/remove/", connections_views.module_remove, name="module_remove"),
     path("systems/<uuid:code>/webhook/", connections_views.module_rotate_webhook, name="module_rotate_webhook"),
+    # /i/<number>/schedule/
+    path("schedule/", scheduling_views.schedule, name="schedule"),
+    path("schedule/<uuid:code>/", scheduling_views.job_row, name="job_row"),
+    path("schedule/<uuid:code>/run/", scheduling_views.job_run_now, name="job_run_now"),
+    path("schedule/<uuid:code>/interval/", scheduling_views.job_interval, name="job_interval"),
     # /i/<number>/connections/
     path("connections/", connections_views.connections, name="connections"),
     path("connections/<uuid:code>/", connections_views.connection_update, name="connection_update"),

@@ -67,3 +67,19 @@ def test_concurrent_invites_cannot_pass_the_hourly_limit(personas, settings):
         ]
     )
     assert personas.integration.invitations.count() == 3
+
+
+def test_two_dispatchers_at_once_claim_each_due_job_once(connected, personas):
+    from django.utils import timezone
+
+    from scheduling.models import Job
+
+    personas.integration.connections.update(active=True)
+    Job.ensure_all(personas.integration)
+    personas.integration.jobs.update(next_run_at=timezone.now())
+    now = timezone.now()
+    for _ in range(5):
+        claimed = run_together(lambda: Job.claim_due(now), lambda: Job.claim_due(now))
+        ids = [pk for batch in claimed for pk in batch]
+        assert sorted(ids) == sorted(personas.integration.jobs.values_list("pk", flat=True))
+        personas.integration.jobs.update(next_run_at=now)

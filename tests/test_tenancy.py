@@ -9,6 +9,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from connections.models import Connection, Module
 from iex.models import Role
+from scheduling.models import Job
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,9 @@ def objects(personas, invitation):
     shop = Module.objects.create(integration=personas.integration, kind="shopify")
     Module.objects.create(integration=personas.integration, kind="economic")
     Connection.ensure_for(personas.integration)
+    Job.ensure_all(personas.integration)
     return {
+        "job_": personas.integration.jobs.first().code,
         "member_": personas.member(personas.viewer).code,
         "invitation_": invitation[0].code,
         "module": shop.code,

@@ -39,7 +39,7 @@ def test_sign_up_invite_accept_and_deactivate(context, site, screenshot, transac
     expect(owner.locator(".switcher-number")).to_have_text(f"No. {integration.number}")
     screenshot(owner, "01-home")
 
-    owner.get_by_role("link", name="Settings").click()
+    owner.get_by_role("link", name="Settings", exact=True).click()
     owner.get_by_label("Email", exact=True).fill("bookkeeper@bikes.example")
     owner.get_by_label("Role", exact=True).select_option("admin")
     owner.get_by_role("button", name="Send invitation").click()

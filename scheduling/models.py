@@ -1,0 +1,154 @@
+"""Jobs: the clock of each connection. A schedule connection fetches changes every interval; a webhook
+connection reconciles hourly, to catch what the shop's webhooks lost."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from connections.models import Connection, Trigger
+from iex.models import Integration
+
+INTERVALS = [
+    (60, "1 minute"),
+    (300, "5 minutes"),
+    (600, "10 minutes"),
+    (900, "15 minutes"),
+    (1800, "30 minutes"),
+    (3600, "1 hour"),
+    (7200, "2 hours"),
+    (21600, "6 hours"),
+    (43200, "12 hours"),
+    (86400, "24 hours"),
+]
+DEFAULT_INTERVAL = 300
+RECONCILE_INTERVAL = 3600  # webhook connections: WooCommerce never redelivers, Shopify gives up after 4 hours
+# The cursor moves back this much on every run: a record saved while the last fetch ran is fetched again,
+# and the pipeline's (connection, source ref, updated-at) uniqueness drops the duplicates.
+OVERLAP = timedelta(minutes=2)
+# A run that has not finished after this long is taken as dead (its worker was killed): it may be claimed again.
+STALE_RUN = timedelta(minutes=30)
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Job(models.Model):
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="jobs")
+    connection = models.OneToOneField(Connection, models.CASCADE, related_name="job")
+    interval = models.PositiveIntegerField(choices=INTERVALS, default=DEFAULT_INTERVAL)
+    cursor = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(default=timezone.now)
+    running_since = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    last_message = models.TextField(blank=True)
+    last_fetched = models.PositiveIntegerField(default=0)
+    last_received = models.PositiveIntegerField(default=0)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["next_run_at"], name="job_due")]
+
+    def __str__(self) -> str:
+        return f"Job for {self.connection}"
+
+    @property
+    def period(self) -> timedelta:
+        seconds = self.interval if self.connection.trigger == Trigger.SCHEDULE else RECONCILE_INTERVAL
+        return timedelta(seconds=seconds)
+
+    def is_late(self, now: datetime | None = None) -> bool:
+        """Not completed within two periods while it should have run."""
+        if not self.connection.active:
+            return False
+        now = now or timezone.now()
+        last = self.last_finished_at or self.created
+        return now - last > 2 * self.period
+
+    @classmethod
+    def ensure_for(cls, connection: Connection) -> Job:
+        job, _ = cls.objects.get_or_create(
+            connection=connection,
+            defaults={"integration_id": connection.integration_id, "cursor": timezone.now() - OVERLAP},
+        )
+        return job
+
+    def start_now(self) -> None:
+        """On activation: run at the next dispatch. A job that never ran starts from now: a connection transfers
+        from the moment it is activated, not the shop's history."""
+        self.next_run_at = timezone.now()
+        fields = ["next_run_at"]
+        if not self.last_finished_at:
+            self.cursor = timezone.now()
+            fields.append("cursor")
+        self.save(update_fields=fields)
+
+    @classmethod
+    def ensure_all(cls, integration: Integration) -> None:
+        for connection in integration.connections.filter(job__isnull=True):
+            cls.ensure_for(connection)
+
+    @classmethod
+    def claim_due(cls, now: datetime, limit: int = 200) -> list[int]:
+        """Move the next run of due jobs on and return their ids.
+
+        Two beats (or a beat and an operator) may dispatch at once: SKIP LOCKED hands each due row to one of them
+        only, and the moved next_run_at keeps it from being due again until its period has passed.
+        """
+        with transaction.atomic():
+            due = list(
+                cls.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("connection")
+                .filter(next_run_at__lte=now, connection__active=True)
+                .order_by("next_run_at")[:limit]
+            )
+            for job in due:
+                job.next_run_at = now + job.period
+                job.save(update_fields=["next_run_at"])
+        return [job.pk for job in due]
+
+    def claim_run(self, now: datetime) -> bool:
+        """Start a run unless one is going: a run-now during a run, or a duplicate task, does nothing."""
+        claimed = (
+            Job.objects.filter(pk=self.pk)
+            .filter(Q(running_since__isnull=True) | Q(running_since__lt=now - STALE_RUN))
+            .update(running_since=now, last_started_at=now)
+        )
+        return bool(claimed)
+
+    def finish_run(
+        self,
+        outcome: str,
+        message: str = "",
+        *,
+        fetched: int = 0,
+        received: int = 0,
+        cursor: datetime | None = None,
+    ) -> None:
+        self.running_since = None
+        self.last_finished_at = timezone.now()
+        self.last_outcome = outcome
+        self.last_message = message
+        self.last_fetched, self.last_received = fetched, received
+        fields = [
+            "running_since",
+            "last_finished_at",
+            "last_outcome",
+            "last_message",
+            "last_fetched",
+            "last_received",
+        ]
+        if cursor is not None:
+            self.cursor = cursor
+            fields.append("cursor")
+        self.save(update_fields=fields)

@@ -1,0 +1,87 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from iex.access import AuthedRequest, get_member, get_member_rw
+from iex.models import Member
+from scheduling.models import INTERVALS, Job
+from scheduling.tasks import run_job
+from transferlog.models import Transfer
+
+
+def _job(member: Member, code: str) -> Job:
+    return get_object_or_404(
+        member.integration.jobs.select_related("connection__source", "connection__target"), code=code
+    )
+
+
+def _row(job: Job) -> dict:
+    counts = {}
+    if job.last_started_at:
+        # What the transfers of the last run became (they are processed after the run ends).
+        rows = Transfer.objects.filter(connection=job.connection_id, created__gte=job.last_started_at)
+        for status in ("created", "updated", "failed"):
+            counts[status] = rows.filter(status=status).count()
+    return {"job": job, "late": job.is_late(), "counts": counts}
+
+
+# /i/<number>/schedule/
+
+
+@login_required
+@require_GET
+def schedule(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member(request, number)
+    jobs = member.integration.jobs.select_related("connection__source", "connection__target").order_by(
+        "connection__created"
+    )
+    ctx = {"rows": [_row(job) for job in jobs], "intervals": INTERVALS}
+    return render(request, "scheduling/schedule.html", ctx)
+
+
+@login_required
+@require_GET
+def job_row(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """One job's row, polled by htmx while a run is going."""
+    member = get_member(request, number)
+    return render(request, "scheduling/job_row.html", {"row": _row(_job(member, code)), "intervals": INTERVALS})
+
+
+@login_required
+@require_POST
+def job_run_now(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    job = _job(member, code)
+    if reason := job.connection.skip_reason():
+        messages.error(request, f"{job.connection.label} cannot run: {reason}.")
+    else:
+        transaction.on_commit(lambda: run_job.delay(job.pk))
+        messages.success(request, f"{job.connection.label} runs now.")
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(
+            request, "scheduling/job_row.html", {"row": _row(job), "intervals": INTERVALS, "polling": True}
+        )
+    return redirect("schedule", number)
+
+
+@login_required
+@require_POST
+def job_interval(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    job = _job(member, code)
+    try:
+        interval = int(request.POST.get("interval", ""))
+    except ValueError:
+        interval = 0
+    if interval not in dict(INTERVALS):
+        messages.error(request, "Choose one of the listed intervals.")
+        return redirect("schedule", number)
+    job.interval = interval
+    # Run at the new pace from now on rather than at the end of the old interval.
+    job.next_run_at = min(job.next_run_at, (job.last_started_at or job.created) + job.period)
+    job.save(update_fields=["interval", "next_run_at"])
+    messages.success(request, f"{job.connection.label} now runs every {job.get_interval_display()}.")
+    return redirect("schedule", number)

@@ -1,0 +1,172 @@
+"""Jobs: dispatch due jobs once, run them (cursor moves only on success), and the Schedule settings page."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import responses
+import time_machine
+from django.urls import reverse
+from django.utils import timezone
+
+from scheduling import runner
+from scheduling.models import OVERLAP, Job
+from transferlog.models import Transfer
+
+pytestmark = pytest.mark.django_db
+
+SHOP_API = "https://nordic-bikes.myshopify.com/admin/api/2025-01"
+ORDER = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
+
+
+@pytest.fixture
+def job(connected):
+    job = Job.ensure_for(connected)
+    job.start_now()
+    return job
+
+
+def url(name, job, *args):
+    return reverse(name, args=[job.integration.number, job.code, *args])
+
+
+def test_due_jobs_are_claimed_once_and_moved_on(job, monkeypatch):
+    now = timezone.now()
+    assert Job.claim_due(now) == [job.pk]
+    assert Job.claim_due(now) == []
+    job.refresh_from_db()
+    assert job.next_run_at == now + timedelta(minutes=5)
+
+
+def test_inactive_connections_are_not_dispatched(job):
+    job.connection.active = False
+    job.connection.save()
+    assert Job.claim_due(timezone.now()) == []
+
+
+@responses.activate
+def test_a_run_fetches_since_the_cursor_and_moves_it_after_success(job, django_capture_on_commit_callbacks):
+    cursor = job.cursor
+    responses.get(f"{SHOP_API}/orders.json", json={"orders": [ORDER, {**ORDER, "id": 2, "name": "#2"}]})
+    with time_machine.travel(cursor + timedelta(minutes=5), tick=False):
+        runner.run(job.pk)
+        started = timezone.now()
+    job.refresh_from_db()
+    assert (job.last_outcome, job.last_fetched, job.last_received, job.running_since) == ("ok", 2, 2, None)
+    assert job.cursor == started
+    assert Transfer.objects.filter(connection=job.connection).count() == 2
+    query = responses.calls[0].request.params
+    assert query["updated_at_min"] == (cursor - OVERLAP).isoformat()
+
+    # The overlap fetches the same orders again: they are received once.
+    with time_machine.travel(started + timedelta(minutes=5)):
+        runner.run(job.pk)
+    job.refresh_from_db()
+    assert (job.last_fetched, job.last_received) == (2, 0)
+    assert Transfer.objects.count() == 2
+
+
+@responses.activate
+def test_a_failed_run_keeps_the_cursor(job):
+    cursor = job.cursor
+    responses.get(f"{SHOP_API}/orders.json", status=502, body="Bad gateway")
+    runner.run(job.pk)
+    job.refresh_from_db()
+    assert job.last_outcome == "failed"
+    assert job.last_message == "nordic-bikes.myshopify.com answered 502: Bad gateway"
+    assert job.cursor == cursor
+
+
+def test_a_run_during_a_run_does_nothing(job):
+    assert job.claim_run(timezone.now())
+    runner.run(job.pk)  # would fail without HTTP faked: it must not even start
+    job.refresh_from_db()
+    assert job.last_outcome == ""
+    # A run whose worker died is taken over after STALE_RUN.
+    assert job.claim_run(timezone.now() + timedelta(hours=1))
+
+
+def test_inactive_integration_is_skipped(job, personas):
+    personas.integration.set_active(False, personas.owner)
+    runner.run(job.pk)
+    job.refresh_from_db()
+    assert (job.last_outcome, job.last_message) == ("skipped", "Integration is inactive")
+
+
+def test_late_when_not_completed_within_two_intervals(job):
+    now = timezone.now()
+    job.last_finished_at = now - timedelta(minutes=9)
+    assert not job.is_late(now)
+    job.last_finished_at = now - timedelta(minutes=11)
+    assert job.is_late(now)
+
+
+def test_webhook_connections_reconcile_hourly(job):
+    job.connection.trigger = "webhook"
+    job.connection.save()
+    assert job.period == timedelta(hours=1)
+
+
+# /i/<number>/schedule/
+
+
+def test_schedule_page_lists_jobs_with_their_last_run(personas, job):
+    job.finish_run("ok", fetched=3, received=2)
+    body = (
+        personas.client(personas.viewer)
+        .get(reverse("schedule", args=[personas.integration.number]))
+        .content.decode()
+    )
+    assert "Shopify &gt; e-conomic: orders" in body
+    assert "3 fetched, 2 new" in body
+    assert "Run now" not in body  # viewers cannot run
+
+
+def test_run_now_enqueues_the_job(personas, job, monkeypatch, django_capture_on_commit_callbacks):
+    ran = []
+    monkeypatch.setattr("scheduling.views.run_job.delay", ran.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = personas.client(personas.admin).post(url("job_run_now", job), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert 'hx-trigger="every 2s"' in response.content.decode()  # the row polls until the run is done
+    assert ran == [job.pk]
+
+
+def test_run_now_of_an_inactive_connection_says_why(personas, job, monkeypatch):
+    ran = []
+    monkeypatch.setattr("scheduling.views.run_job.delay", ran.append)
+    job.connection.source.disconnect()
+    response = personas.client(personas.admin).post(url("job_run_now", job), follow=True)
+    assert "cannot run: Shopify is not connected" in response.content.decode()
+    assert ran == []
+
+
+def test_change_interval(personas, job):
+    client = personas.client(personas.admin)
+    client.post(url("job_interval", job), {"interval": "60"})
+    job.refresh_from_db()
+    assert job.interval == 60
+    response = client.post(url("job_interval", job), {"interval": "7"}, follow=True)
+    assert "Choose one of the listed intervals" in response.content.decode()
+    job.refresh_from_db()
+    assert job.interval == 60
+
+
+@pytest.mark.parametrize("name", ["job_run_now", "job_interval"])
+def test_viewer_cannot_change_jobs(personas, job, name):
+    assert personas.client(personas.viewer).post(url(name, job), {"interval": "60"}).status_code == 403
+    job.refresh_from_db()
+    assert job.interval == 300
+
+
+@pytest.mark.parametrize("name", ["job_run_now", "job_interval"])
+def test_job_changes_reject_get(personas, job, name):
+    assert personas.client(personas.admin).get(url(name, job)).status_code == 405
+
+
+def test_schedule_rejects_post(personas, job):
+    assert (
+        personas.client(personas.admin).post(reverse("schedule", args=[personas.integration.number])).status_code
+        == 405
+    )
