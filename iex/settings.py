@@ -272,6 +272,11 @@ if not _credentials_keys:
     _credentials_keys = _key_file.read_text()
 CREDENTIALS_KEYS = parse_fernet_keys("CREDENTIALS_KEYS", _credentials_keys)
 
+# --- Sandbox ------------------------------------------------------------------------------------------------
+
+# The local stand-in for Shopify and e-conomic that `make run` starts; seed_demo points the demo modules at it.
+SANDBOX_URL = env("SANDBOX_URL", "http://127.0.0.1:8900").rstrip("/")
+
 # --- Stripe -------------------------------------------------------------------------------------------------
 
 STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "sk_test_localstripe" if DEBUG else "")

@@ -84,3 +84,29 @@ def connected(personas):
     orders.active = True
     orders.save()
     return orders
+
+
+@pytest.fixture
+def sandbox():
+    """The sandbox (fake Shopify and e-conomic) on a free port, over real HTTP."""
+    from sandbox.server import make_server
+
+    server = make_server(port=0, seed=7).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def sandboxed(connected, sandbox):
+    """The `connected` integration's Shopify and e-conomic pointed at the sandbox."""
+    for module, credentials in (
+        (
+            connected.source,
+            {"shop_domain": "sandbox.myshopify.com", "access_token": "shpat_sandbox", "webhook_secret": "whsec"},
+        ),
+        (connected.target, {"app_secret_token": "demo", "agreement_grant_token": "demo"}),
+    ):
+        module.base_url = f"{sandbox.url}/{module.kind}"
+        module.set_credentials(credentials)
+        module.save()
+    return connected

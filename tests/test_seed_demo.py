@@ -27,6 +27,12 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
         "url": f"{settings.SITE_URL}/i/{integration.number}/",
     }
     assert integration.members.get().role == Role.OWNER
+    shop, books = first["modules"]
+    assert (shop["kind"], shop["base_url"]) == ("shopify", f"{settings.SANDBOX_URL}/shopify")
+    assert shop["webhook_url"].startswith(f"{settings.SITE_URL}/hooks/") and len(shop["webhook_secret"]) >= 32
+    assert (books["kind"], books["webhook_secret"]) == ("economic", "")
+    orders = integration.connections.get(flow="orders")
+    assert orders.active and orders.job.interval == 60
 
     client = Client()
     response = client.post(

@@ -7,19 +7,21 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from connections.models import Connection, Module
 from iex.models import Integration, Role
+from scheduling.models import Job
 
 DEMO_EMAIL = "demo@iex.local"
 DEMO_INTEGRATION = "Demo Shop"
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) the demo owner account and the demo integration; safe to run again."
+    help = "Create (or refresh) the demo owner, the demo integration and its sandbox systems; safe to run again."
 
-    def add_arguments(self, parser) -> None:
-        parser.add_argument("--json", action="store_true", help="print the demo logins as JSON")
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument("--json", action="store_true", help="print the demo logins and modules as JSON")
 
-    def handle(self, *args, **options) -> None:
+    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
         password = self.demo_password()
         with transaction.atomic():
             user, _ = User.objects.get_or_create(username="demo", defaults={"email": DEMO_EMAIL})
@@ -31,26 +33,63 @@ class Command(BaseCommand):
             )
             member = user.memberships.filter(role=Role.OWNER, integration__name=DEMO_INTEGRATION).first()
             integration = member.integration if member else Integration.create_for(user, DEMO_INTEGRATION)
+            modules = self.sandbox_systems(integration)
 
         data = {
-            "login": {
-                "email": DEMO_EMAIL,
-                "password": password,
-                "url": f"{settings.SITE_URL}/accounts/login/",
-            },
+            "login": {"email": DEMO_EMAIL, "password": password, "url": f"{settings.SITE_URL}/accounts/login/"},
             "integration": {
                 "number": integration.number,
                 "name": integration.name,
                 "url": settings.SITE_URL + integration.get_absolute_url(),
             },
+            "modules": [
+                {
+                    "kind": m.kind,
+                    "base_url": m.base_url,
+                    "webhook_url": m.webhook_url,
+                    "webhook_secret": m.get_credentials().get("webhook_secret", ""),
+                }
+                for m in modules
+            ],
         }
         if options["json"]:
             self.stdout.write(json.dumps(data, indent=2))
         else:
             self.stdout.write(
-                f"Demo integration {integration.name} (no. {integration.number}).\n"
+                f"Demo integration {integration.name} (no. {integration.number}): Shopify and e-conomic in the "
+                f"sandbox at {settings.SANDBOX_URL}.\n"
                 f"Log in at {data['login']['url']} as {DEMO_EMAIL} with password {password}"
             )
+
+    def sandbox_systems(self, integration: Integration) -> list[Module]:
+        """Shopify and e-conomic in the sandbox, orders flowing every minute. Set up once; later runs keep
+        whatever the demo user changed."""
+        shop, created = Module.objects.get_or_create(integration=integration, kind="shopify")
+        if created or not shop.connected:
+            shop.base_url = f"{settings.SANDBOX_URL}/shopify"
+            shop.set_credentials(
+                {
+                    "shop_domain": "sandbox.myshopify.com",
+                    "access_token": "shpat_sandbox",
+                    "webhook_secret": secrets.token_urlsafe(24),
+                }
+            )
+            shop.save()
+        books, created = Module.objects.get_or_create(integration=integration, kind="economic")
+        if created or not books.connected:
+            books.base_url = f"{settings.SANDBOX_URL}/economic"
+            books.set_credentials({"app_secret_token": "demo", "agreement_grant_token": "demo"})
+            books.save()
+        Connection.ensure_for(integration)
+        Job.ensure_all(integration)
+        orders = integration.connections.get(flow="orders", source=shop, target=books)
+        if not orders.job.last_finished_at and not orders.active:
+            orders.active = True
+            orders.save(update_fields=["active"])
+            orders.job.interval = 60
+            orders.job.save(update_fields=["interval"])
+            orders.job.start_now()
+        return [shop, books]
 
     def demo_password(self) -> str:
         """Generated once per checkout and kept under var/, so the printed login keeps working."""

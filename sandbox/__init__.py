@@ -1,0 +1,4 @@
+"""A local stand-in for the Shopify Admin REST API and the e-conomic REST API, for development, demos and tests.
+
+Run it with `python -m sandbox`, or embed it with `sandbox.server.make_server(...)`.
+"""

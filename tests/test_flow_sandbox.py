@@ -1,0 +1,128 @@
+"""End to end over real HTTP against the sandbox: a paid order becomes one invoice draft; changed, it updates that
+draft; fetched again, nothing new is created. Products and stock flow too."""
+
+import pytest
+import requests
+
+from iex.celery import app as celery_app
+from scheduling import runner
+from scheduling.models import Job
+from transferlog.models import Transfer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def eager():
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def run(job, capture):
+    with capture(execute=True):
+        runner.run(job.pk)
+
+
+def economic(sandbox):
+    return requests.get(f"{sandbox.url}/_sandbox/state", timeout=5).json()["economic"]
+
+
+def test_order_becomes_one_draft_then_updates_it(sandboxed, sandbox, eager, django_capture_on_commit_callbacks):
+    job = Job.ensure_for(sandboxed)
+    job.start_now()
+    order = sandbox.create_order(
+        {
+            "financial_status": "paid",
+            "line_items": [{"sku": "BIKE-RED", "quantity": 1}, {"sku": "BOOK-GUIDE", "quantity": 2}],
+        }
+    )
+    run(job, django_capture_on_commit_callbacks)
+
+    transfer = Transfer.objects.get()
+    assert (transfer.status, transfer.action, transfer.reference) == ("created", "created", order["name"]), (
+        transfer.reason
+    )
+    (draft,) = economic(sandbox)["drafts"]
+    assert str(draft["draftInvoiceNumber"]) == transfer.target_ref
+    assert f"{draft['grossAmount']:.2f}" == order["total_price"]
+
+    sandbox.update_order(order["id"], {"line_items": [{"sku": "BIKE-RED", "quantity": 2}]})
+    run(job, django_capture_on_commit_callbacks)
+    second = Transfer.objects.latest("id")
+    assert (second.status, second.action, second.target_ref) == ("updated", "updated", transfer.target_ref)
+    (draft,) = economic(sandbox)["drafts"]
+    changed = sandbox.state.shopify.orders[order["id"]]
+    assert f"{draft['grossAmount']:.2f}" == changed["total_price"]
+
+    run(job, django_capture_on_commit_callbacks)  # the overlap fetches it again: nothing new
+    assert Transfer.objects.count() == 2
+    assert len(economic(sandbox)["drafts"]) == 1
+
+
+def test_unpaid_order_is_skipped_then_transferred_once_paid(
+    sandboxed, sandbox, eager, django_capture_on_commit_callbacks
+):
+    job = Job.ensure_for(sandboxed)
+    job.start_now()
+    order = sandbox.create_order({"financial_status": "pending"})
+    run(job, django_capture_on_commit_callbacks)
+    assert Transfer.objects.get().reason == "Order not in allowed states (financial status: pending)"
+    sandbox.update_order(order["id"], {"financial_status": "paid"})
+    run(job, django_capture_on_commit_callbacks)
+    assert Transfer.objects.latest("id").status == "created"
+    assert len(economic(sandbox)["drafts"]) == 1
+
+
+def test_booked_invoices_are_not_changed(sandboxed, sandbox, eager, django_capture_on_commit_callbacks):
+    books = sandboxed.target
+    books.settings = {"document_type": "booked"}
+    books.save()
+    job = Job.ensure_for(sandboxed)
+    job.start_now()
+    order = sandbox.create_order({"financial_status": "paid"})
+    run(job, django_capture_on_commit_callbacks)
+    assert Transfer.objects.get().status == "created"
+    assert len(economic(sandbox)["booked"]) == 1 and not economic(sandbox)["drafts"]
+    sandbox.update_order(order["id"], {"note": "changed after booking"})
+    run(job, django_capture_on_commit_callbacks)
+    latest = Transfer.objects.latest("id")
+    assert latest.status == "skipped" and "already booked" in latest.reason
+
+
+def test_a_flaky_accounting_system_is_retried(
+    sandboxed, sandbox, eager, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setattr("connections.pipeline.backoff", lambda attempt, retry_after=None: 0)
+    sandbox.configure({"faults": [{"path_contains": "/economic/invoices/drafts", "status": 503, "times": 2}]})
+    job = Job.ensure_for(sandboxed)
+    job.start_now()
+    sandbox.create_order({"financial_status": "paid"})
+    run(job, django_capture_on_commit_callbacks)
+    transfer = Transfer.objects.get()
+    assert (transfer.status, transfer.attempts) == ("created", 3)
+    assert len(economic(sandbox)["drafts"]) == 1
+
+
+def test_products_and_stock_flow(sandboxed, sandbox, eager, django_capture_on_commit_callbacks, personas):
+    connections = personas.integration.connections
+    connections.update(active=True)
+    products = Job.ensure_for(connections.get(flow="products"))
+    products.cursor = None
+    products.save()
+    product = sandbox.create_product({"title": "Saddle bag", "variants": [{"sku": "BAG-S", "price": "250.00"}]})
+    run(products, django_capture_on_commit_callbacks)
+    created = Transfer.objects.get(entity="products", source_ref=str(product["id"]))
+    assert created.status == "created", created.reason
+    bag = next(p for p in economic(sandbox)["products"] if p["productNumber"] == "BAG-S")
+    assert bag["salesPrice"] == 200.0  # 250 incl. 25 % VAT
+
+    stock = Job.ensure_for(connections.get(flow="stock"))
+    sandbox.set_economic_available("BIKE-RED", 7)
+    run(stock, django_capture_on_commit_callbacks)
+    level = Transfer.objects.get(entity="stock", source_ref="BIKE-RED")
+    assert level.status == "updated", level.reason
+    variant = next(v for p in sandbox.state.shopify.products for v in p["variants"] if v["sku"] == "BIKE-RED")
+    assert variant["inventory_quantity"] == 7
+    run(stock, django_capture_on_commit_callbacks)  # unchanged levels are not sent again
+    assert Transfer.objects.filter(entity="stock", source_ref="BIKE-RED").count() == 1
