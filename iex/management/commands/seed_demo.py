@@ -18,10 +18,10 @@ DEMO_INTEGRATION = "Demo Shop"
 class Command(BaseCommand):
     help = "Create (or refresh) the demo owner, the demo integration and its sandbox systems; safe to run again."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--json", action="store_true", help="print the demo logins and modules as JSON")
 
-    def handle(self, *args, **options) -> None:  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options) -> None:
         password = self.demo_password()
         with transaction.atomic():
             user, _ = User.objects.get_or_create(username="demo", defaults={"email": DEMO_EMAIL})
@@ -35,8 +35,9 @@ class Command(BaseCommand):
             integration = member.integration if member else Integration.create_for(user, DEMO_INTEGRATION)
             modules = self.sandbox_systems(integration)
 
+        login_url = f"{settings.SITE_URL}/accounts/login/"
         data = {
-            "login": {"email": DEMO_EMAIL, "password": password, "url": f"{settings.SITE_URL}/accounts/login/"},
+            "login": {"email": DEMO_EMAIL, "password": password, "url": login_url},
             "integration": {
                 "number": integration.number,
                 "name": integration.name,
@@ -58,7 +59,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Demo integration {integration.name} (no. {integration.number}): Shopify and e-conomic in the "
                 f"sandbox at {settings.SANDBOX_URL}.\n"
-                f"Log in at {data['login']['url']} as {DEMO_EMAIL} with password {password}"
+                f"Log in at {login_url} as {DEMO_EMAIL} with password {password}"
             )
 
     def sandbox_systems(self, integration: Integration) -> list[Module]:
