@@ -87,6 +87,7 @@ def _render_settings(
         "roles": Role.choices,
         "role_help": [(role.label, text) for role, text in ROLE_HELP.items()],
         "invitations": integration.invitations.pending().select_related("invited_by"),
+        "modules": integration.modules.all(),
         "invite_form": invite_form,
         "valid_hours": settings.INVITATION_VALID_HOURS,
     }

@@ -248,5 +248,20 @@ def test_credentials_never_reach_the_admin(personas, connected):
     client.force_login(staff)
     shop = Module.objects.get(kind="shopify")
     response = client.get(f"/admin/connections/module/{shop.pk}/change/")
-    assert response.status_code in {200, 404}
-    assert "shpat_secret" not in response.content.decode()
+    assert response.status_code == 200
+    assert (
+        "nordic-bikes" not in response.content.decode() and shop.credentials[:20] not in response.content.decode()
+    )
+
+
+def test_modules_are_switched_from_the_settings_page_too(personas, connected):
+    client = personas.client(personas.admin)
+    page = client.get(url("settings", personas)).content.decode()
+    assert "Deactivate Shopify" in page and "Deactivate e-conomic" in page
+    shop = personas.integration.modules.get(kind="shopify")
+    response = client.post(
+        url("module_active", personas, shop.code), {"next": url("settings", personas) + "#systems"}
+    )
+    assert response.url == url("settings", personas) + "#systems"
+    shop.refresh_from_db()
+    assert not shop.active
