@@ -118,11 +118,12 @@ class Job(models.Model):
         return [job.pk for job in due]
 
     def claim_run(self, now: datetime) -> bool:
-        """Start a run unless one is going: a run-now during a run, or a duplicate task, does nothing."""
+        """Start a run unless one is going: a run-now during a run, or a duplicate task, does nothing.
+        The next run is due a period after this one started, however it was started."""
         claimed = (
             Job.objects.filter(pk=self.pk)
             .filter(Q(running_since__isnull=True) | Q(running_since__lt=now - STALE_RUN))
-            .update(running_since=now, last_started_at=now)
+            .update(running_since=now, last_started_at=now, next_run_at=now + self.period)
         )
         return bool(claimed)
 

@@ -55,15 +55,20 @@ def job_row(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 def job_run_now(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     job = _job(member, code)
-    if reason := job.connection.skip_reason():
+    reason = job.connection.skip_reason()
+    if not reason:
+        transaction.on_commit(lambda: run_job.delay(job.pk))
+    if request.htmx:  # type: ignore[attr-defined]
+        # The row polls itself until the run has finished; a refusal shows in the row.
+        job.refresh_from_db()
+        row = {**_row(job), "refusal": reason}
+        return render(
+            request, "scheduling/job_row.html", {"row": row, "intervals": INTERVALS, "polling": not reason}
+        )
+    if reason:
         messages.error(request, f"{job.connection.label} cannot run: {reason}.")
     else:
-        transaction.on_commit(lambda: run_job.delay(job.pk))
         messages.success(request, f"{job.connection.label} runs now.")
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(
-            request, "scheduling/job_row.html", {"row": _row(job), "intervals": INTERVALS, "polling": True}
-        )
     return redirect("schedule", number)
 
 

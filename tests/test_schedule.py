@@ -170,3 +170,18 @@ def test_schedule_rejects_post(personas, job):
         personas.client(personas.admin).post(reverse("schedule", args=[personas.integration.number])).status_code
         == 405
     )
+
+
+def test_run_now_refusal_shows_in_the_row(personas, job):
+    job.connection.source.disconnect()
+    response = personas.client(personas.admin).post(url("job_run_now", job), HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert "Cannot run: Shopify is not connected" in body
+    assert "every 2s" not in body
+
+
+def test_a_run_moves_the_next_run_a_period_on(job):
+    now = timezone.now()
+    assert job.claim_run(now)
+    job.refresh_from_db()
+    assert job.next_run_at == now + timedelta(minutes=5)

@@ -72,3 +72,13 @@ def screenshot():
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
     return take
+
+
+@pytest.fixture(autouse=True)
+def eager_tasks():
+    """Background tasks run inline in the live server: no worker process in these tests."""
+    from iex.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
