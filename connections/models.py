@@ -187,21 +187,21 @@ class Mapping(models.Model):
 
     @classmethod
     def lease(cls, connection: Connection, source_ref: str) -> Mapping | None:
-        mapping, _ = cls.objects.get_or_create(connection=connection, source_ref=source_ref)
+        # ON CONFLICT DO NOTHING: the row exists afterwards whichever of two concurrent transfers made it.
+        Mapping.objects.bulk_create([Mapping(connection=connection, source_ref=source_ref)], ignore_conflicts=True)
         now = timezone.now()
         claimed = (
-            cls.objects.filter(pk=mapping.pk)
+            cls.objects.filter(connection=connection, source_ref=source_ref)
             .filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
             .update(leased_until=now + cls.LEASE)
         )
         if not claimed:
             return None
-        mapping.refresh_from_db()
-        return mapping
+        return cls.objects.get(connection=connection, source_ref=source_ref)
 
     def release(self, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
         self.leased_until = None
         self.updated = timezone.now()
-        self.save()
+        self.save(update_fields=["target_ref", "target_state", "data", "leased_until", "updated"])

@@ -64,16 +64,10 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 
 def process(transfer_id: int) -> None:
-    transfer = Transfer.objects.filter(pk=transfer_id).first()
-    if transfer is None or not transfer.claim():
+    transfer = Transfer.claim(transfer_id)
+    if transfer is None:
         return  # already processed or being processed: safe to run twice
-    connection = (
-        Connection.objects.select_related("integration", "source", "target")
-        .filter(pk=transfer.connection_id)
-        .first()
-        if transfer.connection_id
-        else None
-    )
+    connection = transfer.connection
     if connection is None:
         transfer.finish(Status.FAILED, "The connection was removed")
         return
@@ -82,7 +76,7 @@ def process(transfer_id: int) -> None:
         transfer.finish(Status.SKIPPED, reason)
         return
 
-    data = transfer.received_data
+    data = transfer.source_data
     mapping = Mapping.lease(connection, connection.flow_def.key_of(connection, data))
     if mapping is None:
         _retry(transfer, "Another transfer of this record is in progress", LEASE_BUSY_DELAY, count=False)

@@ -72,7 +72,7 @@ def test_an_order_becomes_one_draft_with_every_state_kept(connected):
     assert kinds == ["received", "transformed", "sent", "answer", "created"]
     sent = transfer.states.get(kind="sent").data
     assert sent["method"] == "POST" and sent["body"]["references"] == {"other": "iex:5500000000001042"}
-    assert transfer.received_data == ORDER
+    assert transfer.source_data == ORDER
     # Nothing secret is kept in any state.
     assert "app-secret" not in json.dumps(list(transfer.states.values_list("data", flat=True)))
     assert Mapping.objects.get(connection=connected).target_ref == "31"

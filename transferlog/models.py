@@ -41,6 +41,9 @@ class Transfer(models.Model):
     source_updated_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     reason = models.TextField(blank=True)
+    # The record as received, in the source system's format: what every attempt starts from. (The "received"
+    # state refers to it rather than holding a second copy.)
+    source_data = models.JSONField(null=True, blank=True)
     # What the receiving system confirmed: "created" or "updated" (usage counts confirmed creates).
     action = models.CharField(max_length=10, blank=True)
     target_ref = models.CharField(max_length=100, blank=True)
@@ -81,8 +84,9 @@ class Transfer(models.Model):
                     source_ref=source_ref,
                     reference=reference,
                     source_updated_at=updated_at,
+                    source_data=data,
                 )
-                transfer.record("received", data, f"As received from {connection.source.system.label}")
+                transfer.record("received", None, f"As received from {connection.source.system.label}")
                 return transfer
         except IntegrityError:
             return None
@@ -90,19 +94,18 @@ class Transfer(models.Model):
     def record(self, kind: str, data: Any = None, note: str = "") -> TransferState:
         return self.states.create(kind=kind, data=data, note=note)
 
-    @property
-    def received_data(self) -> Any:
-        state = self.states.filter(kind="received").order_by("id").first()
-        return state.data if state else None
-
-    def claim(self) -> bool:
-        """Mark as running if pending or retrying. Two workers may get the same task: one wins."""
-        claimed = Transfer.objects.filter(pk=self.pk, status__in=OPEN).update(
+    @classmethod
+    def claim(cls, pk: int) -> Transfer | None:
+        """Mark as running if pending or retrying, and load it with its connection; None if another worker has it
+        or it is done. Two workers may get the same task: the conditional UPDATE lets one of them win."""
+        claimed = cls.objects.filter(pk=pk, status__in=OPEN).update(
             status=Status.RUNNING, attempts=models.F("attempts") + 1, updated=timezone.now()
         )
-        if claimed:
-            self.refresh_from_db()
-        return bool(claimed)
+        if not claimed:
+            return None
+        return cls.objects.select_related(
+            "connection__integration", "connection__source", "connection__target"
+        ).get(pk=pk)
 
     def finish(self, status: str, reason: str = "", *, action: str = "", target_ref: str = "") -> None:
         self.status = status

@@ -8,8 +8,11 @@ Tests fake this boundary (`responses`) or point connectors at the sandbox.
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -47,8 +50,19 @@ class PermanentError(HTTPError):
 def _session() -> requests.Session:
     # A session per thread: connection pooling without sharing one session across worker threads.
     if not hasattr(_local, "session"):
-        _local.session = requests.Session()
+        session = requests.Session()
+        # requests reads proxies, .netrc and the CA bundle from the environment on every call (a walk over
+        # os.environ and a stat per request: a third of the CPU of a transfer). Read them once, here.
+        session.trust_env = False
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        _local.session = session
     return _local.session
+
+
+@functools.lru_cache(maxsize=256)
+def _proxies(scheme_and_host: str) -> dict[str, str]:
+    """The environment's proxies (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) for one host, looked up once."""
+    return requests.utils.get_environ_proxies(scheme_and_host)
 
 
 def request(
@@ -61,7 +75,16 @@ def request(
     timeout: tuple[float, float] = TIMEOUT,
 ) -> requests.Response:
     try:
-        response = _session().request(method, url, headers=headers, params=params, json=json, timeout=timeout)
+        parts = urlsplit(url)
+        response = _session().request(
+            method,
+            url,
+            headers=headers,
+            params=params,
+            json=json,
+            timeout=timeout,
+            proxies=_proxies(f"{parts.scheme}://{parts.netloc}"),
+        )
     except requests.RequestException as exc:
         raise TransientError(f"Could not reach {_host(url)}: {type(exc).__name__}") from None
     if response.status_code == 429 or response.status_code >= 500:
