@@ -87,12 +87,18 @@ class Transfer(models.Model):
                     source_data=data,
                 )
                 transfer.record("received", None, f"As received from {connection.source.system.label}")
+                transfer.save_states()
                 return transfer
         except IntegrityError:
             return None
 
-    def record(self, kind: str, data: Any = None, note: str = "") -> TransferState:
-        return self.states.create(kind=kind, data=data, note=note)
+    def record(self, kind: str, data: Any = None, note: str = "") -> None:
+        """Note a state; it is written with the transfer's outcome (`finish`), in one INSERT for all of them."""
+        state = TransferState(transfer=self, kind=kind, data=data, note=note, at=timezone.now())
+        self.__dict__.setdefault("_unsaved_states", []).append(state)
+
+    def save_states(self) -> None:
+        TransferState.objects.bulk_create(self.__dict__.pop("_unsaved_states", []))
 
     @classmethod
     def claim(cls, pk: int) -> Transfer | None:
@@ -113,6 +119,7 @@ class Transfer(models.Model):
         self.action = action or self.action
         self.target_ref = target_ref or self.target_ref
         self.updated = timezone.now()
+        self.save_states()
         self.save(update_fields=["status", "reason", "action", "target_ref", "updated"])
 
 
