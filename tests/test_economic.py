@@ -203,3 +203,15 @@ def test_a_draft_lost_from_our_records_is_found_by_reference_and_updated():
 
 def test_total_difference_is_in_the_orders_currency():
     assert transforms.total_difference(ORDER, {"grossAmount": 4496.1}) == Decimal("0.10")
+
+
+def test_foreign_currency_order_keeps_its_currency_and_abroad_vat_zone():
+    data = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
+    data.update(currency="EUR", presentment_currency="EUR", total_price="602.40")
+    data["billing_address"] = {**data["billing_address"], "country": "Germany", "country_code": "DE"}
+    order = shopify.to_order(data, shopify_forms.DEFAULT_SETTINGS)
+    payload = transforms.document_payload(order, 3, forms.DEFAULT_SETTINGS)
+    assert payload["currency"] == "EUR"
+    assert payload["recipient"]["vatZone"] == {"vatZoneNumber": 2}  # EU
+    customer = transforms.customer_payload(order.customer, order.currency, forms.DEFAULT_SETTINGS)
+    assert (customer["currency"], customer["vatZone"], customer["country"]) == ("EUR", {"vatZoneNumber": 2}, "Germany")
