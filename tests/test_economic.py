@@ -214,4 +214,8 @@ def test_foreign_currency_order_keeps_its_currency_and_abroad_vat_zone():
     assert payload["currency"] == "EUR"
     assert payload["recipient"]["vatZone"] == {"vatZoneNumber": 2}  # EU
     customer = transforms.customer_payload(order.customer, order.currency, forms.DEFAULT_SETTINGS)
-    assert (customer["currency"], customer["vatZone"], customer["country"]) == ("EUR", {"vatZoneNumber": 2}, "Germany")
+    assert (customer["currency"], customer["vatZone"], customer["country"]) == (
+        "EUR",
+        {"vatZoneNumber": 2},
+        "Germany",
+    )
