@@ -173,6 +173,9 @@ class Mapping(models.Model):
     target_state = models.CharField(max_length=20, blank=True)
     data = models.JSONField(null=True, blank=True)
     leased_until = models.DateTimeField(null=True, blank=True)
+    leased_by = models.BigIntegerField(null=True, blank=True)  # the transfer holding the lease
+    # The source version last sent: an older version arriving late (webhooks come out of order) is not sent.
+    source_updated_at = models.DateTimeField(null=True, blank=True)
     updated = models.DateTimeField(default=timezone.now)
 
     LEASE = timedelta(minutes=5)
@@ -186,14 +189,15 @@ class Mapping(models.Model):
         return f"{self.source_ref} -> {self.target_ref or '?'}"
 
     @classmethod
-    def lease(cls, connection: Connection, source_ref: str) -> Mapping | None:
+    def lease(cls, connection: Connection, source_ref: str, holder: int) -> Mapping | None:
+        """The record's mapping, leased to transfer `holder`; None while another transfer holds it. The holder
+        itself may lease again: its worker died mid-send and the transfer runs again."""
         # ON CONFLICT DO NOTHING: the row exists afterwards whichever of two concurrent transfers made it.
         Mapping.objects.bulk_create([Mapping(connection=connection, source_ref=source_ref)], ignore_conflicts=True)
         now = timezone.now()
-        claimed = (
-            cls.objects.filter(connection=connection, source_ref=source_ref)
-            .filter(models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now))
-            .update(leased_until=now + cls.LEASE)
+        free = models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now) | models.Q(leased_by=holder)
+        claimed = cls.objects.filter(free, connection=connection, source_ref=source_ref).update(
+            leased_until=now + cls.LEASE, leased_by=holder
         )
         if not claimed:
             return None
@@ -202,6 +206,61 @@ class Mapping(models.Model):
     def release(self, **changes: Any) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
-        self.leased_until = None
+        self.leased_until = self.leased_by = None
         self.updated = timezone.now()
-        self.save(update_fields=["target_ref", "target_state", "data", "leased_until", "updated"])
+        self.save(
+            update_fields=[
+                "target_ref",
+                "target_state",
+                "data",
+                "source_updated_at",
+                "leased_until",
+                "leased_by",
+                "updated",
+            ]
+        )
+
+
+class Delivery(models.Model):
+    """A webhook a shop posted to us, stored before anything else happens (the inbox).
+
+    Stored in the transaction that answers the shop, processed after commit; the sweeper re-enqueues what a
+    crash or a broker outage left behind, so nothing acknowledged to the shop is lost.
+    """
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        REJECTED = "rejected", "Rejected"
+
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="deliveries")
+    module = models.ForeignKey(Module, models.CASCADE, related_name="deliveries")
+    topic = models.CharField(max_length=100, blank=True)
+    event_id = models.CharField(max_length=100, blank=True)
+    headers = models.JSONField(default=dict)
+    body = models.BinaryField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    note = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Shops deliver an event more than once (retries, at-least-once): store it once.
+            models.UniqueConstraint(
+                fields=["module", "event_id"], condition=~models.Q(event_id=""), name="delivery_once_per_event"
+            ),
+        ]
+        indexes = [
+            # The sweeper's question: what is still waiting, oldest first.
+            models.Index(fields=["received_at"], condition=models.Q(status="received"), name="delivery_waiting"),
+            models.Index(fields=["module", "-received_at"], name="delivery_module_latest"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.event_id} ({self.status})"
+
+    def done(self, status: str, note: str = "") -> None:
+        self.status, self.note, self.processed_at = status, note, timezone.now()
+        self.save(update_fields=["status", "note", "processed_at"])

@@ -63,10 +63,14 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
     return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
-def process(transfer_id: int) -> None:
-    transfer = Transfer.claim(transfer_id)
+def process(transfer_id: int, task_id: str = "") -> None:
+    transfer = Transfer.claim(transfer_id, task_id)
     if transfer is None:
         return  # already processed or being processed: safe to run twice
+    if transfer.attempts > MAX_ATTEMPTS:
+        # Its worker died every time (redelivered with reject_on_worker_lost): stop the loop.
+        _fail(transfer, f"Stopped after {MAX_ATTEMPTS} attempts that did not finish")
+        return
     connection = transfer.connection
     if connection is None:
         transfer.finish(Status.FAILED, "The connection was removed")
@@ -77,9 +81,14 @@ def process(transfer_id: int) -> None:
         return
 
     data = transfer.source_data
-    mapping = Mapping.lease(connection, connection.flow_def.key_of(connection, data))
+    mapping = Mapping.lease(connection, connection.flow_def.key_of(connection, data), holder=transfer.pk)
     if mapping is None:
         _retry(transfer, "Another transfer of this record is in progress", LEASE_BUSY_DELAY, count=False)
+        return
+    version = transfer.source_updated_at
+    if version and mapping.source_updated_at and version < mapping.source_updated_at:
+        mapping.release()
+        _finish(transfer, Outcome("skipped", "A newer version of this record was already transferred"))
         return
     try:
         outcome = connection.flow_def.send(connection, data, mapping, transfer.record)
@@ -106,6 +115,8 @@ def process(transfer_id: int) -> None:
         logger.exception("transfer %s failed", transfer.pk)
         _fail(transfer, "Internal error in IEX; our team has been notified")
         return
+    if outcome.status in ("created", "updated", "warning"):
+        mapping.source_updated_at = version or mapping.source_updated_at
     mapping.release()
     _finish(transfer, outcome)
 

@@ -1,8 +1,20 @@
 from celery import shared_task
 
-from connections import pipeline
+from connections import intake, pipeline
 
 
-@shared_task(acks_late=True)
-def process_transfer(transfer_id: int) -> None:
-    pipeline.process(transfer_id)
+@shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
+def process_transfer(self, transfer_id: int) -> None:
+    # Acknowledged after it ran, and put back if its worker process dies: a killed worker's transfer runs again
+    # (the same task id may take over its own claim; see Transfer.claim).
+    pipeline.process(transfer_id, task_id=self.request.id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def process_delivery(delivery_id: int) -> None:
+    intake.process(delivery_id)
+
+
+@shared_task
+def sweep_inbox() -> int:
+    return intake.sweep()

@@ -303,11 +303,27 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # An unacknowledged message (acks_late tasks) is redelivered after this long; it must be well above the
+    # longest task and above any countdown we use (retries back off up to an hour), or work runs twice.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
 CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True
+# Transfers can take seconds (slow receiving systems): take one message at a time per process.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# One queue per kind of work, so a flood of webhooks does not starve scheduled jobs, nor the other way round.
+# Workers consume all three (`celery -A iex worker -Q intake,transfers,jobs`) or are split per queue.
+CELERY_TASK_DEFAULT_QUEUE = "jobs"
+CELERY_TASK_ROUTES = {
+    "connections.tasks.process_delivery": {"queue": "intake"},
+    "connections.tasks.process_transfer": {"queue": "transfers"},
+    "connections.tasks.sweep_inbox": {"queue": "jobs"},
+    "scheduling.tasks.*": {"queue": "jobs"},
+}
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
+    "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": 60.0},
 }
 
 # --- Security -----------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
 
+from connections import intake
 from connections import views as connections_views
 from iex import views
 from scheduling import views as scheduling_views
@@ -59,6 +60,8 @@ urlpatterns = [
     path("integrations/new/", views.integration_new, name="integration_new"),
     # /i/<number>/ : everything inside one integration
     path("i/<number:number>/", include(tenant_urls)),
+    # /hooks/<token>/ : shops post webhooks here, one token per module
+    path("hooks/<str:token>/", intake.hook, name="hook"),
     # /invitations/<token>/
     path("invitations/<str:token>/", views.invitation, name="invitation"),
 ]

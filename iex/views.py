@@ -305,4 +305,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     except Exception as exc:
         state["broker"] = f"error: {type(exc).__name__}"
     ok = all(value == "ok" for value in state.values())
-    return JsonResponse({"status": "ok" if ok else "error", **state}, status=200 if ok else 503)
+    body: dict = {"status": "ok" if ok else "error", **state}
+    if state["database"] == "ok":
+        # Reported, not failing the probe: a late job needs an operator, not a restart of this web process.
+        from scheduling.models import Job
+
+        body["late_jobs"] = Job.count_late()
+    return JsonResponse(body, status=200 if ok else 503)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db import models, transaction
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connections.models import Connection, Trigger
@@ -74,6 +75,26 @@ class Job(models.Model):
         now = now or timezone.now()
         last = self.last_finished_at or self.created
         return now - last > 2 * self.period
+
+    @classmethod
+    def count_late(cls) -> int:
+        """Active jobs not completed within two periods: is_late() as one COUNT (intervals are a fixed list)."""
+        now = timezone.now()
+        late = Q(
+            connection__trigger=Trigger.WEBHOOK, last_seen__lt=now - 2 * timedelta(seconds=RECONCILE_INTERVAL)
+        )
+        for seconds, _ in INTERVALS:
+            late |= Q(
+                connection__trigger=Trigger.SCHEDULE,
+                interval=seconds,
+                last_seen__lt=now - 2 * timedelta(seconds=seconds),
+            )
+        return (
+            cls.objects.filter(connection__active=True)
+            .annotate(last_seen=Coalesce("last_finished_at", "created"))
+            .filter(late)
+            .count()
+        )
 
     @classmethod
     def ensure_for(cls, connection: Connection) -> Job:

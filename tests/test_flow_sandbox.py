@@ -126,3 +126,27 @@ def test_products_and_stock_flow(sandboxed, sandbox, eager, django_capture_on_co
     assert variant["inventory_quantity"] == 7
     run(stock, django_capture_on_commit_callbacks)  # unchanged levels are not sent again
     assert Transfer.objects.filter(entity="stock", source_ref="BIKE-RED").count() == 1
+
+
+def test_updated_before_created_ends_in_the_newest_state_with_one_document(
+    sandboxed, sandbox, eager, django_capture_on_commit_callbacks
+):
+    from datetime import datetime
+
+    from connections import pipeline
+
+    first = sandbox.create_order({"financial_status": "paid", "line_items": [{"sku": "LOCK-U", "quantity": 1}]})
+    newest = sandbox.update_order(first["id"], {"line_items": [{"sku": "LOCK-U", "quantity": 3}]})
+
+    def deliver(order):
+        with django_capture_on_commit_callbacks(execute=True):
+            pipeline.receive(
+                sandboxed, str(order["id"]), order["name"], datetime.fromisoformat(order["updated_at"]), order
+            )
+
+    deliver(newest)  # orders/updated overtakes orders/create
+    deliver(first)
+    statuses = list(Transfer.objects.order_by("id").values_list("status", "reason"))
+    assert statuses == [("created", ""), ("skipped", "A newer version of this record was already transferred")]
+    (draft,) = economic(sandbox)["drafts"]
+    assert f"{draft['grossAmount']:.2f}" == newest["total_price"]

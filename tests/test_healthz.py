@@ -9,7 +9,7 @@ pytestmark = pytest.mark.django_db
 def test_healthy(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "late_jobs": 0}
 
 
 def test_broker_down_is_503(client):

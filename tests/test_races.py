@@ -83,3 +83,38 @@ def test_two_dispatchers_at_once_claim_each_due_job_once(connected, personas):
         ids = [pk for batch in claimed for pk in batch]
         assert sorted(ids) == sorted(personas.integration.jobs.values_list("pk", flat=True))
         personas.integration.jobs.update(next_run_at=now)
+
+
+def test_ten_parallel_posts_of_one_event_store_one_delivery_and_one_transfer(connected, monkeypatch):
+    import json
+    from pathlib import Path
+
+    from django.test import Client
+
+    from connections.models import Delivery
+    from connections.systems.shopify.webhooks import signature
+    from transferlog.models import Transfer
+
+    connected.trigger = "webhook"
+    connected.save()
+    monkeypatch.setattr("connections.intake.enqueue", lambda pk: None)
+    raw = (Path(__file__).parent / "payloads" / "shopify_order.json").read_bytes()
+    headers = {
+        "HTTP_X_SHOPIFY_TOPIC": "orders/create",
+        "HTTP_X_SHOPIFY_EVENT_ID": "evt-42",
+        "HTTP_X_SHOPIFY_HMAC_SHA256": signature("whsec", raw),
+    }
+    url = f"/hooks/{connected.source.webhook_token}/"
+    statuses = run_together(
+        *[
+            lambda: Client().post(url, raw, content_type="application/json", **headers).status_code
+            for _ in range(10)
+        ]
+    )
+    assert statuses == [200] * 10
+    (delivery,) = Delivery.objects.all()
+    from connections import intake
+
+    run_together(*[lambda: intake.process(delivery.pk) for _ in range(4)])
+    assert Transfer.objects.count() == 1
+    assert json.loads(bytes(Delivery.objects.get().body))["id"] == 5500000000001042

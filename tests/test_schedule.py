@@ -102,6 +102,16 @@ def test_late_when_not_completed_within_two_intervals(job):
     assert job.is_late(now)
 
 
+def test_late_jobs_are_counted_in_the_health_endpoint(job, client):
+    assert client.get("/healthz").json()["late_jobs"] == 0
+    Job.objects.filter(pk=job.pk).update(last_finished_at=timezone.now() - timedelta(minutes=11))
+    assert Job.count_late() == 1
+    assert client.get("/healthz").json()["late_jobs"] == 1
+    job.connection.trigger = "webhook"
+    job.connection.save()
+    assert Job.count_late() == 0  # reconciled hourly: late after two hours
+
+
 def test_webhook_connections_reconcile_hourly(job):
     job.connection.trigger = "webhook"
     job.connection.save()

@@ -48,6 +48,8 @@ class Transfer(models.Model):
     action = models.CharField(max_length=10, blank=True)
     target_ref = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # The Celery task running it: the same task, redelivered after its worker died, may take over the claim.
+    task_id = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now)
 
@@ -101,11 +103,15 @@ class Transfer(models.Model):
         TransferState.objects.bulk_create(self.__dict__.pop("_unsaved_states", []))
 
     @classmethod
-    def claim(cls, pk: int) -> Transfer | None:
+    def claim(cls, pk: int, task_id: str = "") -> Transfer | None:
         """Mark as running if pending or retrying, and load it with its connection; None if another worker has it
-        or it is done. Two workers may get the same task: the conditional UPDATE lets one of them win."""
-        claimed = cls.objects.filter(pk=pk, status__in=OPEN).update(
-            status=Status.RUNNING, attempts=models.F("attempts") + 1, updated=timezone.now()
+        or it is done. Two workers may get the same task: the conditional UPDATE lets one of them win. A task whose
+        worker was killed mid-transfer is redelivered with the same id and takes its own claim over."""
+        claimable = models.Q(status__in=OPEN)
+        if task_id:
+            claimable |= models.Q(status=Status.RUNNING, task_id=task_id)
+        claimed = cls.objects.filter(claimable, pk=pk).update(
+            status=Status.RUNNING, attempts=models.F("attempts") + 1, task_id=task_id, updated=timezone.now()
         )
         if not claimed:
             return None

@@ -5,7 +5,7 @@ and for webshops `webhooks.py` (signature verification). Adding a system means a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -23,11 +23,12 @@ class System:
     default_settings: dict[str, Any]
     client: Callable[[Any], Any]
     transforms: ModuleType
-    verify_webhook: Callable[[str, bytes, Mapping[str, str]], bool] | None = None
+    # Webshops: how their webhooks are verified and read (see shopify/webhooks.py).
+    webhooks: ModuleType | None = None
 
     @property
     def posts_webhooks(self) -> bool:
-        return self.verify_webhook is not None
+        return self.webhooks is not None
 
 
 # The kinds import System from this module, so they are imported after it is defined.

@@ -12,5 +12,5 @@ SYSTEM: System = System(
     default_settings=forms.DEFAULT_SETTINGS,
     client=client.ShopifyClient,
     transforms=transforms,
-    verify_webhook=webhooks.verify,
+    webhooks=webhooks,
 )

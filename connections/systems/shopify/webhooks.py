@@ -15,6 +15,21 @@ TOPICS = {
 }
 
 
+def describe(headers: Mapping[str, str]) -> tuple[str, str]:
+    """(topic, the shop's event id). The event id is the same on every retry of one event: the dedup key."""
+    return headers.get("X-Shopify-Topic", ""), headers.get("X-Shopify-Event-Id", "")
+
+
+KEPT_HEADERS = [
+    "X-Shopify-Topic",
+    "X-Shopify-Event-Id",
+    "X-Shopify-Webhook-Id",
+    "X-Shopify-Shop-Domain",
+    "X-Shopify-API-Version",
+    "X-Shopify-Triggered-At",
+]
+
+
 def signature(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 

@@ -1,0 +1,148 @@
+"""Webhook intake: /hooks/<token>/ stores what a shop posts and answers at once; processing comes after commit.
+
+bad signature 401 (nothing stored) | body over 1 MB 413 | invalid JSON 400 (kept as rejected)
+unknown topic 200 (kept as ignored) | duplicate event 200 (stored once) | otherwise 200, processed on commit
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from connections.models import Delivery, Module
+from iex.lib import emails
+from iex.lib.secrets import DecryptionError
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY = 1024 * 1024
+
+
+@csrf_exempt
+@require_POST
+def hook(request: HttpRequest, token: str) -> HttpResponse:
+    module = Module.objects.select_related("integration").filter(webhook_token=token).first()
+    if module is None or module.system.webhooks is None:
+        return HttpResponse("Unknown webhook address\n", status=404, content_type="text/plain")
+    declared = request.META.get("CONTENT_LENGTH") or "0"
+    if not declared.isdigit() or int(declared) > MAX_BODY:
+        return HttpResponse("Body over 1 MB\n", status=413, content_type="text/plain")
+    body = request.body
+    if len(body) > MAX_BODY:
+        return HttpResponse("Body over 1 MB\n", status=413, content_type="text/plain")
+
+    hooks = module.system.webhooks
+    try:
+        secret = module.get_credentials().get("webhook_secret", "")
+    except DecryptionError:
+        logger.error("webhook secret of module %s cannot be decrypted", module.pk)
+        secret = ""
+    if not hooks.verify(secret, body, request.headers):
+        return HttpResponse("Invalid signature\n", status=401, content_type="text/plain")
+
+    topic, event_id = hooks.describe(request.headers)
+    delivery = Delivery(
+        integration_id=module.integration_id,
+        module=module,
+        topic=topic[:100],
+        event_id=event_id[:100],
+        headers={name: request.headers[name] for name in hooks.KEPT_HEADERS if name in request.headers},
+        body=body,
+    )
+    try:
+        json.loads(body)
+    except ValueError:
+        delivery.status, delivery.note = Delivery.Status.REJECTED, "The body is not valid JSON"
+        delivery.save()
+        return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
+    if topic not in hooks.TOPICS:
+        delivery.status, delivery.note = Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}"
+        delivery.processed_at = timezone.now()
+
+    try:
+        with transaction.atomic():
+            delivery.save()
+    except IntegrityError:
+        # The unique (module, event id) index: a retried event is answered 200 and stored once.
+        return HttpResponse("OK (duplicate)\n", content_type="text/plain")
+    if delivery.status == Delivery.Status.RECEIVED:
+        enqueue(delivery.pk)
+    return HttpResponse("OK\n", content_type="text/plain")
+
+
+def enqueue(delivery_id: int) -> None:
+    from connections.tasks import process_delivery
+
+    transaction.on_commit(lambda: process_delivery.delay(delivery_id))
+
+
+def process(delivery_id: int) -> None:
+    """Turn a stored delivery into a transfer on the connection it feeds. Safe to run twice."""
+    from connections import pipeline
+
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
+        status=Delivery.Status.PROCESSED, processed_at=timezone.now()
+    )
+    if not claimed:
+        return
+    delivery = Delivery.objects.select_related("module__integration").get(pk=delivery_id)
+    module = delivery.module
+    hooks = module.system.webhooks
+    assert hooks is not None
+    entity = hooks.TOPICS.get(delivery.topic, "")
+    if delivery.topic == "app/uninstalled":
+        uninstalled(module)
+        delivery.done(Delivery.Status.PROCESSED, f"{module.system.label} was deactivated and the owners told")
+        return
+    connection = module.outgoing.filter(flow=entity).select_related("integration", "source", "target").first()
+    if connection is None:
+        delivery.done(Delivery.Status.IGNORED, f"No {entity} connection from {module.system.label}")
+        return
+    if connection.trigger != "webhook":
+        delivery.done(Delivery.Status.IGNORED, f"{connection.label} is schedule-driven: its job fetches changes")
+        return
+    data = json.loads(bytes(delivery.body))
+    ref_of = module.system.transforms.order_ref if entity == "orders" else module.system.transforms.product_ref
+    with transaction.atomic():
+        source_ref, reference, updated_at = ref_of(data)
+        transfer = pipeline.receive(connection, source_ref, reference, updated_at, data)
+        delivery.done(
+            Delivery.Status.PROCESSED,
+            "Transfer received" if transfer else "This version of the record was received before",
+        )
+
+
+def uninstalled(module: Module) -> None:
+    """The shop removed our app: its token no longer works. Deactivate the module and tell the owners."""
+    module.active = False
+    module.save(update_fields=["active"])
+    integration = module.integration
+    emails.send(
+        "module_uninstalled",
+        integration.owner_emails(),
+        {"integration": integration, "module": module, "label": module.system.label},
+    )
+
+
+def sweep(older_than_seconds: int = 120, dry_run: bool = False) -> int:
+    """Re-enqueue deliveries still waiting after a while: a crash between commit and publish, or a broker outage,
+    only delays them. Returns how many."""
+    from connections.tasks import process_delivery
+
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    ids = list(
+        Delivery.objects.filter(status=Delivery.Status.RECEIVED, received_at__lt=cutoff)
+        .order_by("received_at")
+        .values_list("pk", flat=True)[:10_000]
+    )
+    if not dry_run:
+        for delivery_id in ids:
+            process_delivery.delay(delivery_id)
+    return len(ids)

@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+
+from connections import intake
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-enqueue webhook deliveries still unprocessed after --older-than seconds (beat runs this every minute)."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--older-than", type=int, default=120, help="seconds a delivery may wait (default 120)"
+        )
+        parser.add_argument("--dry-run", action="store_true", help="only count them")
+
+    def handle(self, *args, **options) -> None:
+        count = intake.sweep(options["older_than"], dry_run=options["dry_run"])
+        verb = "would re-enqueue" if options["dry_run"] else "re-enqueued"
+        self.stdout.write(f"sweep_inbox: {verb} {count} deliveries waiting over {options['older_than']} s")

@@ -1,0 +1,178 @@
+"""Webhook intake at /hooks/<token>/: store first, answer at once, process after commit, lose nothing."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+
+from connections import intake
+from connections.models import Delivery
+from connections.systems.shopify.webhooks import signature
+from iex.celery import app as celery_app
+from transferlog.models import Transfer
+
+pytestmark = pytest.mark.django_db
+
+ORDER = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
+
+
+@pytest.fixture
+def webhook(connected):
+    connected.trigger = "webhook"
+    connected.save()
+    return connected
+
+
+@pytest.fixture
+def processed(monkeypatch):
+    """Deliveries are processed on commit, their transfers received (not sent: no HTTP here)."""
+    celery_app.conf.task_always_eager = True
+    monkeypatch.setattr("connections.pipeline.enqueue", lambda *a, **k: None)
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def post(module, body, *, topic="orders/create", event="evt-1", secret="whsec", **headers):
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return Client().post(
+        f"/hooks/{module.webhook_token}/",
+        raw,
+        content_type="application/json",
+        HTTP_X_SHOPIFY_TOPIC=topic,
+        HTTP_X_SHOPIFY_EVENT_ID=event,
+        HTTP_X_SHOPIFY_HMAC_SHA256=signature(secret, raw),
+        HTTP_X_SHOPIFY_SHOP_DOMAIN="nordic-bikes.myshopify.com",
+        **headers,
+    )
+
+
+def test_a_signed_order_is_stored_answered_and_becomes_a_transfer(
+    webhook, processed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(webhook.source, ORDER)
+    assert response.status_code == 200
+    delivery = Delivery.objects.get()
+    assert (delivery.topic, delivery.event_id, delivery.status) == ("orders/create", "evt-1", "processed")
+    assert json.loads(bytes(delivery.body)) == ORDER
+    assert delivery.headers["X-Shopify-Shop-Domain"] == "nordic-bikes.myshopify.com"
+    assert "X-Shopify-Hmac-Sha256" not in delivery.headers
+    transfer = Transfer.objects.get()
+    assert (transfer.connection, transfer.reference, transfer.source_data) == (webhook, "#1042", ORDER)
+
+
+def test_the_same_event_three_times_is_stored_once(webhook, processed, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        statuses = [post(webhook.source, ORDER).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
+    assert Delivery.objects.count() == 1
+    assert Transfer.objects.count() == 1
+
+
+def test_another_event_for_the_same_order_version_makes_no_second_transfer(
+    webhook, processed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        post(webhook.source, ORDER, topic="orders/create", event="evt-1")
+        post(webhook.source, ORDER, topic="orders/paid", event="evt-2")
+    assert Delivery.objects.count() == 2
+    assert Transfer.objects.count() == 1
+    assert Delivery.objects.get(event_id="evt-2").note == "This version of the record was received before"
+
+
+def test_bad_signature_is_401_and_nothing_is_stored(webhook):
+    assert post(webhook.source, ORDER, secret="wrong").status_code == 401
+    assert not Delivery.objects.exists()
+
+
+def test_body_over_1_mb_is_413(webhook):
+    big = {**ORDER, "note": "x" * (1024 * 1024)}
+    assert post(webhook.source, big).status_code == 413
+    assert not Delivery.objects.exists()
+
+
+def test_invalid_json_with_a_valid_signature_is_400_and_kept_as_rejected(webhook):
+    assert post(webhook.source, b"{not json").status_code == 400
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.note, bytes(delivery.body)) == (
+        "rejected",
+        "The body is not valid JSON",
+        b"{not json",
+    )
+
+
+def test_unknown_topic_is_200_and_ignored(webhook, processed, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(webhook.source, {"id": 1}, topic="customers/create").status_code == 200
+    assert Delivery.objects.get().status == "ignored"
+    assert not Transfer.objects.exists()
+
+
+def test_inactive_integration_answers_200_and_the_transfer_says_why(
+    webhook, personas, monkeypatch, django_capture_on_commit_callbacks
+):
+    celery_app.conf.task_always_eager = True
+    try:
+        personas.integration.set_active(False, personas.owner)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(webhook.source, ORDER).status_code == 200
+    finally:
+        celery_app.conf.task_always_eager = False
+    transfer = Transfer.objects.get()
+    assert (transfer.status, transfer.reason) == ("skipped", "Integration is inactive")
+
+
+def test_a_schedule_driven_connection_leaves_webhooks_to_its_job(
+    connected, processed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(connected.source, ORDER).status_code == 200
+    delivery = Delivery.objects.get()
+    assert delivery.status == "ignored" and "schedule-driven" in delivery.note
+    assert not Transfer.objects.exists()
+
+
+def test_app_uninstalled_deactivates_the_module_and_tells_the_owners(
+    webhook, processed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(webhook.source, {"id": 1, "name": "Nordic Bikes"}, topic="app/uninstalled").status_code == 200
+    webhook.source.refresh_from_db()
+    assert not webhook.source.active
+    (message,) = mail.outbox
+    assert message.to == ["owner@shop.example"]
+    assert "removed the IEX app" in message.subject
+
+
+def test_unknown_token_is_404_and_get_is_405(webhook):
+    assert Client().post("/hooks/nope/", b"{}", content_type="application/json").status_code == 404
+    assert Client().get(f"/hooks/{webhook.source.webhook_token}/").status_code == 405
+
+
+def test_the_sweeper_re_enqueues_deliveries_left_behind(webhook, monkeypatch):
+    sent = []
+    monkeypatch.setattr("connections.tasks.process_delivery.delay", sent.append)
+    post(webhook.source, ORDER)  # stored; its on-commit enqueue never ran (as if the broker was down)
+    delivery = Delivery.objects.get()
+    assert intake.sweep() == 0  # not waiting long enough yet
+    Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    call_command("sweep_inbox", "--dry-run")
+    assert sent == []
+    assert intake.sweep() == 1
+    assert sent == [delivery.pk]
+    intake.process(delivery.pk)
+    intake.process(delivery.pk)  # twice is once
+    assert Transfer.objects.count() == 1
+    assert intake.sweep() == 0
+
+
+def test_sweep_inbox_command_says_what_it_did(webhook, capsys):
+    post(webhook.source, ORDER)
+    Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    call_command("sweep_inbox", "--dry-run")
+    assert "would re-enqueue 1 deliveries" in capsys.readouterr().out
