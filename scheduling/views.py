@@ -25,7 +25,12 @@ def _row(job: Job) -> dict:
         rows = Transfer.objects.filter(connection=job.connection_id, created__gte=job.last_started_at)
         for status in ("created", "updated", "failed"):
             counts[status] = rows.filter(status=status).count()
-    return {"job": job, "late": job.is_late(), "counts": counts}
+    last_delivery = None
+    if job.connection.trigger == "webhook":
+        last_delivery = (
+            job.connection.source.deliveries.order_by("-received_at").values_list("received_at", flat=True).first()
+        )
+    return {"job": job, "late": job.is_late(), "counts": counts, "last_delivery": last_delivery}
 
 
 # /i/<number>/schedule/

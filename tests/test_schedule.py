@@ -195,3 +195,21 @@ def test_a_run_moves_the_next_run_a_period_on(job):
     assert job.claim_run(now)
     job.refresh_from_db()
     assert job.next_run_at == now + timedelta(minutes=5)
+
+
+def test_webhook_connections_show_their_last_delivery(personas, job):
+    from connections.models import Delivery
+
+    job.connection.trigger = "webhook"
+    job.connection.save()
+    page = personas.client(personas.viewer).get(reverse("schedule", args=[personas.integration.number]))
+    assert "Last webhook: none yet" in page.content.decode()
+    Delivery.objects.create(
+        integration=personas.integration,
+        module=job.connection.source,
+        topic="orders/create",
+        body=b"{}",
+        received_at=timezone.now().replace(hour=9, minute=30, second=5),
+    )
+    page = personas.client(personas.viewer).get(reverse("schedule", args=[personas.integration.number]))
+    assert "Webhook-driven" in page.content.decode() and ", 09:30:05" in page.content.decode()

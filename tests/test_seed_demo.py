@@ -32,7 +32,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
     assert shop["webhook_url"].startswith(f"{settings.SITE_URL}/hooks/") and len(shop["webhook_secret"]) >= 32
     assert (books["kind"], books["webhook_secret"]) == ("economic", "")
     orders = integration.connections.get(flow="orders")
-    assert orders.active and orders.job.interval == 60
+    assert orders.active and orders.trigger == "webhook"
 
     client = Client()
     response = client.post(

@@ -63,8 +63,8 @@ class Command(BaseCommand):
             )
 
     def sandbox_systems(self, integration: Integration) -> list[Module]:
-        """Shopify and e-conomic in the sandbox, orders flowing every minute. Set up once; later runs keep
-        whatever the demo user changed."""
+        """Shopify and e-conomic in the sandbox, orders arriving by webhook (and reconciled hourly). Set up once;
+        later runs keep whatever the demo user changed."""
         shop, created = Module.objects.get_or_create(integration=integration, kind="shopify")
         if created or not shop.connected:
             shop.base_url = f"{settings.SANDBOX_URL}/shopify"
@@ -86,9 +86,8 @@ class Command(BaseCommand):
         orders = integration.connections.get(flow="orders", source=shop, target=books)
         if not orders.job.last_finished_at and not orders.active:
             orders.active = True
-            orders.save(update_fields=["active"])
-            orders.job.interval = 60
-            orders.job.save(update_fields=["interval"])
+            orders.trigger = "webhook"
+            orders.save(update_fields=["active", "trigger"])
             orders.job.start_now()
         return [shop, books]
 
