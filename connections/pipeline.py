@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from connections.common import Outcome
 from connections.models import Connection, Mapping
@@ -43,7 +44,32 @@ def receive(
 def enqueue(transfer_id: int, countdown: float = 0) -> None:
     from connections.tasks import process_transfer
 
-    transaction.on_commit(lambda: process_transfer.apply_async((transfer_id,), countdown=countdown or None))
+    transaction.on_commit(lambda: publish(process_transfer, transfer_id, countdown))
+
+
+def publish(task: Any, object_id: int, countdown: float = 0) -> None:
+    """Enqueue after commit. If the broker is down the row is safe in the database: log, and let the sweeper
+    enqueue it later, rather than fail the request or job that stored it."""
+    try:
+        task.apply_async((object_id,), countdown=countdown or None, retry=False)
+    except Exception:
+        logger.warning("broker unavailable; %s(%s) is left to the sweeper", task.name, object_id, exc_info=True)
+
+
+def sweep(overdue_seconds: int = 120, dry_run: bool = False) -> int:
+    """Re-enqueue pending and retrying transfers long past due. Returns how many."""
+    from connections.tasks import process_transfer
+
+    cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
+    ids = list(
+        Transfer.objects.filter(status__in=[Status.PENDING, Status.RETRYING], due_at__lt=cutoff)
+        .order_by("due_at")
+        .values_list("pk", flat=True)[:10_000]
+    )
+    if not dry_run:
+        for transfer_id in ids:
+            publish(process_transfer, transfer_id)
+    return len(ids)
 
 
 def sync(connection: Connection, since: datetime) -> dict[str, int]:
@@ -133,6 +159,8 @@ def _fail(transfer: Transfer, reason: str, answer: Any = None) -> None:
 
 def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True) -> None:
     transfer.record("retrying", None, f"{reason}; next attempt in {delay:.0f} s")
+    transfer.due_at = timezone.now() + timedelta(seconds=delay)
+    transfer.save(update_fields=["due_at"])
     transfer.finish(Status.RETRYING, reason)
     if not count:
         transfer.attempts -= 1

@@ -17,4 +17,4 @@ def process_delivery(delivery_id: int) -> None:
 
 @shared_task
 def sweep_inbox() -> int:
-    return intake.sweep()
+    return intake.sweep() + pipeline.sweep()

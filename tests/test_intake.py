@@ -156,7 +156,7 @@ def test_unknown_token_is_404_and_get_is_405(webhook):
 
 def test_the_sweeper_re_enqueues_deliveries_left_behind(webhook, monkeypatch):
     sent = []
-    monkeypatch.setattr("connections.tasks.process_delivery.delay", sent.append)
+    monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0: sent.append(pk))
     post(webhook.source, ORDER)  # stored; its on-commit enqueue never ran (as if the broker was down)
     delivery = Delivery.objects.get()
     assert intake.sweep() == 0  # not waiting long enough yet
@@ -175,4 +175,4 @@ def test_sweep_inbox_command_says_what_it_did(webhook, capsys):
     post(webhook.source, ORDER)
     Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=5))
     call_command("sweep_inbox", "--dry-run")
-    assert "would re-enqueue 1 deliveries" in capsys.readouterr().out
+    assert "would re-enqueue 1 deliveries and 0 transfers" in capsys.readouterr().out

@@ -188,3 +188,30 @@ def test_a_record_being_sent_by_another_transfer_waits(connected, monkeypatch):
     assert (transfer.status, transfer.attempts) == (Status.RETRYING, 0)
     assert enqueued == [pipeline.LEASE_BUSY_DELAY]
     assert not responses.calls
+
+
+def test_overdue_transfers_are_swept_back_into_the_queue(connected, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0: sent.append(pk))
+    transfer = receive(connected)
+    assert pipeline.sweep() == 0
+    Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
+    assert pipeline.sweep(dry_run=True) == 1 and sent == []
+    assert pipeline.sweep() == 1 and sent == [transfer.pk]
+
+
+def test_a_broker_outage_at_enqueue_time_loses_nothing(connected, caplog):
+    from kombu.exceptions import OperationalError
+
+    class DownBroker:
+        name = "connections.tasks.process_transfer"
+
+        def apply_async(self, *args, **kwargs):
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    pipeline.publish(DownBroker(), 42)
+    assert "left to the sweeper" in caplog.text

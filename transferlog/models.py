@@ -52,6 +52,9 @@ class Transfer(models.Model):
     task_id = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
     updated = models.DateTimeField(default=timezone.now)
+    # When a pending or retrying transfer should run: the sweeper re-enqueues those long overdue, so a lost
+    # message (broker down at enqueue time, an ETA lost with a broker) only delays a transfer.
+    due_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
@@ -66,6 +69,9 @@ class Transfer(models.Model):
         indexes = [
             models.Index(fields=["integration", "-created", "-id"], name="transfer_log_order"),
             models.Index(fields=["connection", "source_ref"], name="transfer_source"),
+            models.Index(
+                fields=["due_at"], condition=models.Q(status__in=["pending", "retrying"]), name="transfer_overdue"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from connections import intake
+from connections import intake, pipeline
 
 
 class Command(BaseCommand):
@@ -15,6 +15,10 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="only count them")
 
     def handle(self, *args, **options) -> None:
-        count = intake.sweep(options["older_than"], dry_run=options["dry_run"])
+        deliveries = intake.sweep(options["older_than"], dry_run=options["dry_run"])
+        transfers = pipeline.sweep(options["older_than"], dry_run=options["dry_run"])
         verb = "would re-enqueue" if options["dry_run"] else "re-enqueued"
-        self.stdout.write(f"sweep_inbox: {verb} {count} deliveries waiting over {options['older_than']} s")
+        self.stdout.write(
+            f"sweep_inbox: {verb} {deliveries} deliveries and {transfers} transfers waiting over "
+            f"{options['older_than']} s"
+        )
