@@ -52,8 +52,8 @@ def publish(task: Any, object_id: int, countdown: float = 0) -> None:
     enqueue it later, rather than fail the request or job that stored it."""
     try:
         task.apply_async((object_id,), countdown=countdown or None, retry=False)
-    except Exception:
-        logger.warning("broker unavailable; %s(%s) is left to the sweeper", task.name, object_id, exc_info=True)
+    except Exception as exc:
+        logger.warning("broker unavailable (%s); %s(%s) is left to the sweeper", exc, task.name, object_id)
 
 
 def sweep(overdue_seconds: int = 120, dry_run: bool = False) -> int:

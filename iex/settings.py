@@ -306,7 +306,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # An unacknowledged message (acks_late tasks) is redelivered after this long; it must be well above the
     # longest task and above any countdown we use (retries back off up to an hour), or work runs twice.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 4 * 3600),
+        # Publishing gives up fast when Redis is down (the row is stored; the sweeper enqueues it later):
+        # a shop's webhook must still be answered within its 5 seconds.
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "interval_max": 0.2,
+    }
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True

@@ -77,10 +77,13 @@ class EconomicClient:
                 f"Invoice {mapping.target_ref} is already booked in e-conomic; "
                 "changes to the order are not transferred",
             )
-        existing = mapping.target_ref or self._existing_document(order, path, mapping)
+        # Known from our own records, or found by reference: an attempt that died after e-conomic saved the
+        # document but before we recorded it. That document is this record's first: its create is ours to report.
+        known = mapping.target_ref
+        existing = known or self._existing_document(order, path, mapping)
         if mapping.target_state == "booked":
-            return Outcome("skipped", f"Invoice {mapping.target_ref} is already booked in e-conomic")
-        if existing and not s["update_drafts"]:
+            return Outcome("created", "", "created", mapping.target_ref)
+        if known and not s["update_drafts"]:
             return Outcome("skipped", f"Draft {existing} exists and updating drafts is off")
 
         customer_number = self._customer(order, record)
@@ -99,7 +102,7 @@ class EconomicClient:
 
         document = self._save(path, existing, transforms.document_payload(order, customer_number, s), record)
         number = str(document[NUMBER_FIELD[path]])
-        action = "updated" if existing else "created"
+        action = "updated" if known else "created"
         mapping.target_ref, mapping.target_state = number, "order" if path == "orders/drafts" else "draft"
 
         difference = transforms.total_difference(order, document)
