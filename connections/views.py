@@ -132,7 +132,10 @@ def module_connect(request: AuthedRequest, number: str, code: str) -> HttpRespon
         return _render_module(request, mod, credentials_form=form, status=400)
     values = dict(form.cleaned_data)
     mod.base_url = values.pop("base_url", "") or ""
-    old = mod.get_credentials() if mod.connected else {}
+    try:
+        old = mod.get_credentials()
+    except DecryptionError:
+        old = {}  # unreadable with today's keys: only what was entered now is kept
     for name in _secret_fields(form):
         values[name] = values.get(name) or old.get(name, "")
     mod.set_credentials(values)

@@ -265,3 +265,19 @@ def test_modules_are_switched_from_the_settings_page_too(personas, connected):
     assert response.url == url("settings", personas) + "#systems"
     shop.refresh_from_db()
     assert not shop.active
+
+
+def test_credentials_saved_under_an_old_key_can_be_entered_again(personas, connected, settings):
+    from cryptography.fernet import Fernet
+
+    settings.CREDENTIALS_KEYS = [Fernet.generate_key().decode()]  # the old key is gone
+    shop = personas.integration.modules.get(kind="shopify")
+    client = personas.client(personas.admin)
+    page = client.get(shop.get_absolute_url()).content.decode()
+    assert "cannot be decrypted with the configured keys" in page
+    client.post(
+        url("module_connect", personas, shop.code),
+        {"shop_domain": "nordic-bikes.myshopify.com", "access_token": "shpat_new", "webhook_secret": "w"},
+    )
+    shop.refresh_from_db()
+    assert shop.get_credentials()["access_token"] == "shpat_new"
