@@ -93,7 +93,7 @@ def process(transfer_id: int, task_id: str = "") -> None:
     transfer = Transfer.claim(transfer_id, task_id)
     if transfer is None:
         return  # already processed or being processed: safe to run twice
-    if transfer.attempts > MAX_ATTEMPTS:
+    if transfer.run_attempts > MAX_ATTEMPTS:
         # Its worker died every time (redelivered with reject_on_worker_lost): stop the loop.
         _fail(transfer, f"Stopped after {MAX_ATTEMPTS} attempts that did not finish")
         return
@@ -120,10 +120,10 @@ def process(transfer_id: int, task_id: str = "") -> None:
         outcome = connection.flow_def.send(connection, data, mapping, transfer.record)
     except http.TransientError as exc:
         mapping.release()
-        if transfer.attempts >= MAX_ATTEMPTS:
-            _fail(transfer, f"{exc.message} (gave up after {transfer.attempts} attempts)", exc.body)
+        if transfer.run_attempts >= MAX_ATTEMPTS:
+            _fail(transfer, f"{exc.message} (gave up after {transfer.run_attempts} attempts)", exc.body)
         else:
-            _retry(transfer, exc.message, backoff(transfer.attempts, exc.retry_after))
+            _retry(transfer, exc.message, backoff(transfer.run_attempts, exc.retry_after))
         return
     except http.PermanentError as exc:
         mapping.release()

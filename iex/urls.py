@@ -5,6 +5,7 @@ from connections import intake
 from connections import views as connections_views
 from iex import views
 from scheduling import views as scheduling_views
+from transferlog import views as transferlog_views
 
 
 class NumberConverter:
@@ -46,6 +47,11 @@ tenant_urls = [
     path("schedule/<uuid:code>/", scheduling_views.job_row, name="job_row"),
     path("schedule/<uuid:code>/run/", scheduling_views.job_run_now, name="job_run_now"),
     path("schedule/<uuid:code>/interval/", scheduling_views.job_interval, name="job_interval"),
+    # /i/<number>/log/
+    path("log/", transferlog_views.log, name="log"),
+    path("log/retry-failed/", transferlog_views.transfers_retry_failed, name="transfers_retry_failed"),
+    path("log/<uuid:code>/", transferlog_views.transfer_detail, name="transfer_detail"),
+    path("log/<uuid:code>/retry/", transferlog_views.transfer_retry, name="transfer_retry"),
     # /i/<number>/connections/
     path("connections/", connections_views.connections, name="connections"),
     path("connections/<uuid:code>/", connections_views.connection_update, name="connection_update"),

@@ -10,6 +10,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from connections.models import Connection, Module
 from iex.models import Role
 from scheduling.models import Job
+from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,17 @@ def objects(personas, invitation):
     Module.objects.create(integration=personas.integration, kind="economic")
     Connection.ensure_for(personas.integration)
     Job.ensure_all(personas.integration)
+    connection = personas.integration.connections.first()
+    transfer = Transfer.objects.create(
+        integration=personas.integration,
+        connection=connection,
+        status="failed",
+        connection_label=connection.label,
+        entity="orders",
+        source_ref="1",
+    )
     return {
+        "transfer_": transfer.code,
         "job_": personas.integration.jobs.first().code,
         "member_": personas.member(personas.viewer).code,
         "invitation_": invitation[0].code,
@@ -77,6 +88,7 @@ def test_outsider_gets_404_on_every_tenant_url(personas, invitation, objects, me
     assert before == (personas.integration.active, personas.member(personas.viewer).role, inv.revoked_at)
     assert personas.integration.modules.count() == 2
     assert not personas.integration.connections.filter(active=True).exists()
+    assert personas.integration.transfers.get().status == "failed"  # not retried by an outsider
     assert not personas.integration.invitations.filter(email="x@evil.example").exists()
 
 

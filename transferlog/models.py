@@ -48,6 +48,8 @@ class Transfer(models.Model):
     action = models.CharField(max_length=10, blank=True)
     target_ref = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Attempts made before the last retry by hand: the automatic retry budget counts from there.
+    attempts_before_retry = models.PositiveIntegerField(default=0)
     # The Celery task running it: the same task, redelivered after its worker died, may take over the claim.
     task_id = models.CharField(max_length=64, blank=True)
     created = models.DateTimeField(default=timezone.now, editable=False)
@@ -124,6 +126,27 @@ class Transfer(models.Model):
         return cls.objects.select_related(
             "connection__integration", "connection__source", "connection__target"
         ).get(pk=pk)
+
+    @property
+    def run_attempts(self) -> int:
+        """Attempts since the transfer was last retried by hand."""
+        return self.attempts - self.attempts_before_retry
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (Status.FAILED, Status.HELD)
+
+    def retry(self, by: str) -> bool:
+        """Queue a failed or held transfer again, with today's settings, as a new attempt on this transfer."""
+        claimed = Transfer.objects.filter(pk=self.pk, status__in=[Status.FAILED, Status.HELD]).update(
+            status=Status.PENDING,
+            attempts_before_retry=models.F("attempts"),
+            due_at=timezone.now(),
+            updated=timezone.now(),
+        )
+        if claimed:
+            TransferState.objects.create(transfer=self, kind="retry", note=f"Retry requested by {by}")
+        return bool(claimed)
 
     def finish(self, status: str, reason: str = "", *, action: str = "", target_ref: str = "") -> None:
         self.status = status

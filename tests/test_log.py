@@ -1,0 +1,189 @@
+"""The Log page: search, filters in the URL, keyset pages, the fold-out, retry of one and of all failed."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from transferlog.models import Transfer
+
+pytestmark = pytest.mark.django_db
+
+
+def make(connection, n, status="created", minutes_ago=0, **fields):
+    return Transfer.objects.create(
+        integration=connection.integration,
+        connection=connection,
+        connection_label=connection.label,
+        entity=connection.entity,
+        source_ref=str(5_500_000_000_000 + n),
+        reference=f"#{n}",
+        status=status,
+        created=timezone.now() - timedelta(minutes=minutes_ago),
+        **fields,
+    )
+
+
+def log(personas, user=None, **params):
+    client = personas.client(user or personas.viewer)
+    return client.get(reverse("log", args=[personas.integration.number]), params).content.decode()
+
+
+def refs(body):
+    import re
+
+    return re.findall(r'class="log-ref">(#\d+)<', body)
+
+
+def test_newest_first_with_connection_status_and_reason(personas, connected):
+    make(connected, 1041, minutes_ago=5)
+    make(connected, 1042, status="skipped", reason="Order not in allowed states (financial status: pending)")
+    body = log(personas)
+    assert refs(body) == ["#1042", "#1041"]
+    assert "Shopify &gt; e-conomic: orders" in body
+    assert "Order not in allowed states (financial status: pending)" in body
+
+
+def test_search_by_order_number_exact_and_prefix(personas, connected):
+    for n in (1040, 1042, 1100):
+        make(connected, n)
+    assert refs(log(personas, q="#1042")) == ["#1042"]
+    assert refs(log(personas, q="#104")) == ["#1042", "#1040"]
+    assert refs(log(personas, q="5500000001100")) == ["#1100"]  # the shop's own id
+
+
+def test_filters_by_status_connection_entity_and_date(personas, connected):
+    make(connected, 1, status="failed", minutes_ago=3 * 24 * 60)
+    make(connected, 2, status="created")
+    products = personas.integration.connections.get(flow="products")
+    make(products, 3, status="failed")
+    assert refs(log(personas, status="failed")) == ["#3", "#1"]
+    assert refs(log(personas, connection=str(connected.code))) == ["#2", "#1"]
+    assert refs(log(personas, entity="products")) == ["#3"]
+    today = timezone.now().date()
+    assert refs(log(personas, **{"from": str(today)})) == ["#3", "#2"]
+    assert refs(log(personas, to=str(today - timedelta(days=1)))) == ["#1"]
+    assert "No transfers match this search" in log(personas, connection="not-a-uuid")
+
+
+def test_keyset_pages_lose_nothing_when_new_transfers_arrive(personas, connected):
+    for n in range(120):
+        make(connected, n, minutes_ago=200 - n)
+    first = log(personas)
+    assert refs(first)[0] == "#119" and len(refs(first)) == 50
+    import re
+
+    older = re.search(r'before=([^"]+)"', first).group(1).replace("&amp;", "&")
+    for n in range(500, 505):  # arrive between the pages
+        make(connected, n)
+    client = personas.client(personas.viewer)
+    second = client.get(reverse("log", args=[personas.integration.number]) + "?before=" + older).content.decode()
+    assert refs(second) == [f"#{n}" for n in range(69, 19, -1)]
+    newer = re.search(r'after=([^"]+)"', second).group(1)
+    back = client.get(reverse("log", args=[personas.integration.number]) + "?after=" + newer).content.decode()
+    assert refs(back) == [f"#{n}" for n in range(119, 69, -1)]  # the same first page, not the new arrivals
+
+
+def test_filters_stay_in_the_paging_links(personas, connected):
+    for n in range(60):
+        make(connected, n, status="failed", minutes_ago=100 - n)
+    body = log(personas, status="failed")
+    assert "?status=failed&amp;before=" in body
+
+
+def test_fold_out_shows_both_formats_and_every_state(personas, connected):
+    transfer = make(connected, 7, source_data={"id": 7, "name": "#7", "total_price": "10.00"})
+    transfer.record("transformed", {"total": "10.00"}, "In IEX's common format")
+    transfer.record("sent", {"method": "POST", "path": "invoices/drafts", "body": {"currency": "DKK"}}, "POST")
+    transfer.record("answer", {"draftInvoiceNumber": 31}, "saved")
+    transfer.save_states()
+    client = personas.client(personas.viewer)
+    url = reverse("transfer_detail", args=[personas.integration.number, transfer.code])
+    fold = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "As received from Shopify" in fold and "As sent to e-conomic" in fold
+    assert "&quot;total_price&quot;: &quot;10.00&quot;" in fold and "&quot;currency&quot;: &quot;DKK&quot;" in fold
+    assert "<html" not in fold  # a partial
+    assert "draftInvoiceNumber" in fold
+    page = client.get(url).content.decode()
+    assert "<html" in page and "As received from Shopify" in page
+
+
+def test_viewer_retries_a_failed_transfer_as_a_new_attempt(personas, connected, monkeypatch):
+    queued = []
+    monkeypatch.setattr("transferlog.views.enqueue", queued.append)
+    transfer = make(connected, 9, status="failed", attempts=6, reason="e-conomic answered 503")
+    response = personas.client(personas.viewer).post(
+        reverse("transfer_retry", args=[personas.integration.number, transfer.code])
+    )
+    assert response.status_code == 302
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.attempts_before_retry, transfer.run_attempts) == ("pending", 6, 0)
+    assert queued == [transfer.pk]
+    assert transfer.states.get(kind="retry").note == "Retry requested by viewer@shop.example"
+
+
+def test_only_failed_or_held_transfers_are_retried(personas, connected, monkeypatch):
+    monkeypatch.setattr("transferlog.views.enqueue", lambda pk: None)
+    transfer = make(connected, 9, status="created")
+    response = personas.client(personas.owner).post(
+        reverse("transfer_retry", args=[personas.integration.number, transfer.code]), follow=True
+    )
+    assert "Only failed or held transfers can be retried" in response.content.decode()
+    transfer.refresh_from_db()
+    assert transfer.status == "created"
+
+
+def test_retry_all_failed_in_the_filter_runs_in_the_background(
+    personas, connected, monkeypatch, django_capture_on_commit_callbacks
+):
+    from iex.celery import app
+
+    queued = []
+    monkeypatch.setattr("transferlog.tasks.enqueue", queued.append)
+    a = make(connected, 1, status="failed")
+    make(connected, 2, status="failed")
+    make(connected, 3, status="created")
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = personas.client(personas.viewer).post(
+                reverse("transfers_retry_failed", args=[personas.integration.number]), {"q": "#1"}, follow=True
+            )
+    finally:
+        app.conf.task_always_eager = False
+    assert "1 failed transfer queued for retry" in response.content.decode()
+    assert queued == [a.pk]
+    assert response.redirect_chain[-1][0].endswith("?q=%231")
+
+
+def test_a_retried_transfer_gets_a_fresh_retry_budget(connected):
+    from connections import pipeline
+
+    transfer = make(connected, 9, status="failed", attempts=pipeline.MAX_ATTEMPTS)
+    assert transfer.retry(by="x")
+    transfer.refresh_from_db()
+    assert transfer.run_attempts == 0
+
+
+@pytest.mark.parametrize("name", ["transfer_retry"])
+def test_retry_rejects_get(personas, connected, name):
+    transfer = make(connected, 9, status="failed")
+    url = reverse(name, args=[personas.integration.number, transfer.code])
+    assert personas.client(personas.owner).get(url).status_code == 405
+
+
+def test_log_rejects_post_and_retry_failed_rejects_get(personas, connected):
+    client = personas.client(personas.owner)
+    assert client.post(reverse("log", args=[personas.integration.number])).status_code == 405
+    assert client.get(reverse("transfers_retry_failed", args=[personas.integration.number])).status_code == 405
+
+
+def test_a_transfer_of_another_integration_is_404(personas, connected):
+    transfer = make(connected, 9, status="failed")
+    client = personas.client(personas.outsider)
+    other = personas.other.number
+    assert client.get(reverse("transfer_detail", args=[other, transfer.code])).status_code == 404
+    assert client.post(reverse("transfer_retry", args=[other, transfer.code])).status_code == 404
+    transfer.refresh_from_db()
+    assert transfer.status == "failed"

@@ -1,0 +1,15 @@
+from celery import shared_task
+
+from connections.pipeline import enqueue
+from transferlog.models import Transfer
+
+
+@shared_task
+def retry_transfers(transfer_ids: list[int], by: str) -> int:
+    """Queue failed transfers again (the Log's "retry all failed"); returns how many were still failed."""
+    queued = 0
+    for transfer in Transfer.objects.filter(pk__in=transfer_ids):
+        if transfer.retry(by=by):
+            enqueue(transfer.pk)
+            queued += 1
+    return queued

@@ -1,0 +1,165 @@
+"""The Log: every transfer newest first, searchable, each folding out to its data in every state."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_GET, require_POST
+
+from connections.pipeline import enqueue
+from iex.access import AuthedRequest, get_member
+from iex.models import Integration, Member
+from transferlog.models import Status, Transfer
+
+PAGE = 50
+FILTERS = ("q", "status", "connection", "entity", "from", "to")
+
+
+def _transfer(member: Member, code: str) -> Transfer:
+    return get_object_or_404(member.integration.transfers, code=code)
+
+
+def _filtered(integration: Integration, params: QueryDict) -> QuerySet[Transfer]:
+    """The integration's transfers narrowed by the filters in the URL (a shared link shows the same view)."""
+    rows = integration.transfers.all()
+    if q := params.get("q", "").strip():
+        # Exact or prefix: "#1042" finds #1042, "#104" finds #1040-#1049 (and the shop's own id too).
+        rows = rows.filter(Q(reference__startswith=q) | Q(source_ref=q))
+    if (status := params.get("status")) in Status.values:
+        rows = rows.filter(status=status)
+    if connection := params.get("connection"):
+        rows = rows.filter(connection__code=connection) if _is_uuid(connection) else rows.none()
+    if entity := params.get("entity"):
+        rows = rows.filter(entity=entity)
+    if day := parse_date(params.get("from", "") or ""):
+        rows = rows.filter(created__gte=timezone.make_aware(datetime.combine(day, time.min)))
+    if day := parse_date(params.get("to", "") or ""):
+        rows = rows.filter(created__lte=timezone.make_aware(datetime.combine(day, time.max)))
+    return rows
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _cursor(value: str) -> tuple[datetime, int] | None:
+    stamp, _, pk = value.rpartition("_")
+    try:
+        return datetime.fromisoformat(stamp), int(pk)
+    except ValueError:
+        return None
+
+
+def _key(transfer: Transfer) -> str:
+    return f"{transfer.created.isoformat()}_{transfer.pk}"
+
+
+# /i/<number>/log/
+
+
+@login_required
+@require_GET
+def log(request: AuthedRequest, number: str) -> HttpResponse:
+    """Keyset pages on (created, id), read straight off the (integration, -created, -id) index at any depth."""
+    member = get_member(request, number)
+    rows = _filtered(member.integration, request.GET).select_related("connection")
+    before = _cursor(request.GET.get("before", ""))
+    after = _cursor(request.GET.get("after", ""))
+    if after:
+        created, pk = after
+        page = list(
+            rows.filter(Q(created__gt=created) | Q(created=created, pk__gt=pk)).order_by("created", "id")[
+                : PAGE + 1
+            ]
+        )
+        has_newer = len(page) > PAGE
+        page = page[:PAGE][::-1]
+        has_older = True
+    else:
+        if before:
+            created, pk = before
+            rows = rows.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk))
+        page = list(rows.order_by("-created", "-id")[: PAGE + 1])
+        has_older = len(page) > PAGE
+        page = page[:PAGE]
+        has_newer = before is not None
+    kept = QueryDict(mutable=True)
+    for name in FILTERS:
+        if request.GET.get(name):
+            kept[name] = request.GET[name]
+    ctx = {
+        "transfers": page,
+        "filters": {name: request.GET.get(name, "") for name in FILTERS},
+        "filtered": bool(kept),
+        "query": kept.urlencode(),
+        "older": _key(page[-1]) if page and has_older else "",
+        "newer": _key(page[0]) if page and has_newer else "",
+        "statuses": Status.choices,
+        "connections": member.integration.connections.select_related("source", "target"),
+        "entities": ["orders", "products", "stock"],
+    }
+    return render(request, "transferlog/log.html", ctx)
+
+
+@login_required
+@require_GET
+def transfer_detail(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """A transfer's states with their data; the fold-out fetches it with htmx, a plain link gets a page."""
+    member = get_member(request, number)
+    transfer = _transfer(member, code)
+    states = list(transfer.states.all())
+    sent = next((s.data for s in states if s.kind == "sent"), None)
+    ctx = {"transfer": transfer, "states": states, "sent": sent}
+    template = "transferlog/detail.html" if request.htmx else "transferlog/transfer.html"  # type: ignore[attr-defined]
+    return render(request, template, ctx)
+
+
+@login_required
+@require_POST
+def transfer_retry(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    # Viewers may retry (DESIGN.md): it changes no setting, it runs what was meant to run.
+    member = get_member(request, number)
+    transfer = _transfer(member, code)
+    if transfer.retry(by=request.user.email):
+        enqueue(transfer.pk)
+        messages.success(request, f"{transfer.reference or transfer.source_ref} is queued again.")
+    else:
+        messages.error(request, "Only failed or held transfers can be retried.")
+    return redirect(request.POST.get("back") or reverse("log", args=[number]))
+
+
+@login_required
+@require_POST
+def transfers_retry_failed(request: AuthedRequest, number: str) -> HttpResponse:
+    """Retry every failed transfer in the current filter, in the background."""
+    from transferlog.tasks import retry_transfers
+
+    member = get_member(request, number)
+    ids = list(
+        _filtered(member.integration, request.POST)
+        .filter(status=Status.FAILED)
+        .values_list("pk", flat=True)[:10_000]
+    )
+    if ids:
+        transaction.on_commit(lambda: retry_transfers.delay(ids, request.user.email))
+    messages.success(request, f"{len(ids)} failed transfer{'s' if len(ids) != 1 else ''} queued for retry.")
+    query = QueryDict(mutable=True)
+    for name in FILTERS:
+        if request.POST.get(name):
+            query[name] = request.POST[name]
+    return redirect(reverse("log", args=[number]) + (f"?{query.urlencode()}" if query else ""))
