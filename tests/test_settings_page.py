@@ -31,8 +31,11 @@ def test_settings_rejects_post(personas):
 def test_menu_lists_only_pages_that_exist_and_marks_the_current(personas):
     body = personas.client(personas.owner).get(url("settings", personas)).content.decode()
     assert 'aria-current="page">Settings' in body
-    assert ">Home</a>" in body
-    assert ">Log</a>" not in body  # not built yet: the menu shows only what exists
+    import re
+
+    menu = re.findall(r">([A-Za-z ]+)</a>", body.split('class="menu"')[1].split("</nav>")[0])
+    # DESIGN.md's order; Subscription is not built yet, so it is not shown.
+    assert menu == ["Home", "Systems", "Schedule settings", "Connections", "Settings", "Log"]
 
 
 # /i/<number>/settings/active/
