@@ -332,6 +332,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
     "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": 60.0},
+    "purge-transfers": {"task": "transferlog.tasks.purge_transfers", "schedule": 24 * 3600.0},
 }
 
 # --- Security -----------------------------------------------------------------------------------------------
@@ -375,4 +376,5 @@ LOGGING = {
 # --- IEX ----------------------------------------------------------------------------------------------------
 
 INVITATION_VALID_HOURS = 72
+LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 90)  # failed transfers are kept twice as long
 INVITATIONS_PER_HOUR = 20

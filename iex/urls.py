@@ -50,6 +50,7 @@ tenant_urls = [
     # /i/<number>/log/
     path("log/", transferlog_views.log, name="log"),
     path("log/retry-failed/", transferlog_views.transfers_retry_failed, name="transfers_retry_failed"),
+    path("log/export.csv", transferlog_views.log_export, name="log_export"),
     path("log/<uuid:code>/", transferlog_views.transfer_detail, name="transfer_detail"),
     path("log/<uuid:code>/retry/", transferlog_views.transfer_retry, name="transfer_retry"),
     # /i/<number>/connections/

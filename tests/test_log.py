@@ -187,3 +187,44 @@ def test_a_transfer_of_another_integration_is_404(personas, connected):
     assert client.post(reverse("transfer_retry", args=[other, transfer.code])).status_code == 404
     transfer.refresh_from_db()
     assert transfer.status == "failed"
+
+
+def test_export_streams_the_current_filter_as_csv(personas, connected):
+    import csv
+    import io
+
+    make(connected, 1, status="failed", reason='e-conomic said "no", twice')
+    make(connected, 2, status="created")
+    response = personas.client(personas.viewer).get(
+        reverse("log_export", args=[personas.integration.number]), {"status": "failed"}
+    )
+    assert response.streaming
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert f"iex-{personas.integration.number}-log-" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:6] == ["time_utc", "connection", "entity", "reference", "source_id", "status"]
+    assert [(r[3], r[5], r[6]) for r in rows[1:]] == [("#1", "failed", 'e-conomic said "no", twice')]
+
+
+def test_the_page_says_how_long_entries_are_kept(personas, connected):
+    assert "Entries are kept 90 days; failed ones 180 days." in log(personas)
+
+
+def test_purge_deletes_past_retention_in_batches_keeping_failed_twice_as_long(personas, connected, capsys):
+    from django.core.management import call_command
+
+    from transferlog.models import TransferState, purge
+
+    old = make(connected, 1, minutes_ago=91 * 24 * 60)
+    old.record("sent", {"x": 1})
+    old.save_states()
+    old_failed = make(connected, 2, status="failed", minutes_ago=91 * 24 * 60)
+    ancient_failed = make(connected, 3, status="failed", minutes_ago=181 * 24 * 60)
+    recent = make(connected, 4, minutes_ago=89 * 24 * 60)
+    call_command("purge_transfers", "--dry-run")
+    assert "would delete 2 transfers (kept 90 days, failed ones 180 days)" in capsys.readouterr().out
+    assert Transfer.objects.count() == 4
+    assert purge(timezone.now(), batch=1) == 2
+    assert set(Transfer.objects.values_list("pk", flat=True)) == {old_failed.pk, recent.pk}
+    assert not TransferState.objects.filter(transfer_id=old.pk).exists()
+    assert not Transfer.objects.filter(pk=ancient_failed.pk).exists()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
@@ -74,6 +75,8 @@ class Transfer(models.Model):
             models.Index(
                 fields=["due_at"], condition=models.Q(status__in=["pending", "retrying"]), name="transfer_overdue"
             ),
+            # Retention deletes the oldest rows first, in batches read off this index.
+            models.Index(fields=["created"], name="transfer_created"),
         ]
 
     def __str__(self) -> str:
@@ -156,6 +159,33 @@ class Transfer(models.Model):
         self.updated = timezone.now()
         self.save_states()
         self.save(update_fields=["status", "reason", "action", "target_ref", "updated"])
+
+
+def retention_days() -> tuple[int, int]:
+    """How long transfers are kept: (days, days for failed ones, kept twice as long to be looked into).
+    Per plan once billing exists; until then settings.LOG_RETENTION_DAYS."""
+    days = settings.LOG_RETENTION_DAYS
+    return days, 2 * days
+
+
+def purge(now: datetime, *, batch: int = 5000, dry_run: bool = False) -> int:
+    """Delete transfers past retention, oldest first, in bounded batches (short transactions, no long locks).
+    Returns how many were (or, with dry_run, would be) deleted."""
+    days, failed_days = retention_days()
+    expired = (models.Q(created__lt=now - timedelta(days=days)) & ~models.Q(status=Status.FAILED)) | models.Q(
+        created__lt=now - timedelta(days=failed_days), status=Status.FAILED
+    )
+    candidates = Transfer.objects.filter(created__lt=now - timedelta(days=days)).filter(expired)
+    if dry_run:
+        return candidates.count()
+    deleted = 0
+    while True:
+        ids = list(candidates.order_by("created").values_list("pk", flat=True)[:batch])
+        if not ids:
+            return deleted
+        with transaction.atomic():
+            TransferState.objects.filter(transfer_id__in=ids).delete()
+            deleted += Transfer.objects.filter(pk__in=ids).delete()[1].get("transferlog.Transfer", 0)
 
 
 class TransferState(models.Model):

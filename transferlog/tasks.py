@@ -1,7 +1,8 @@
 from celery import shared_task
+from django.utils import timezone
 
 from connections.pipeline import enqueue
-from transferlog.models import Transfer
+from transferlog.models import Transfer, purge
 
 
 @shared_task
@@ -13,3 +14,8 @@ def retry_transfers(transfer_ids: list[int], by: str) -> int:
             enqueue(transfer.pk)
             queued += 1
     return queued
+
+
+@shared_task
+def purge_transfers() -> int:
+    return purge(timezone.now())

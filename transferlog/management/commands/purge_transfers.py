@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+from django.utils import timezone
+
+from transferlog.models import purge, retention_days
+
+
+class Command(BaseCommand):
+    help = "Delete transfers past retention (failed ones are kept twice as long); beat runs this daily."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
+        parser.add_argument("--batch", type=int, default=5000, help="rows deleted per transaction")
+
+    def handle(self, *args, **options) -> None:
+        days, failed_days = retention_days()
+        count = purge(timezone.now(), batch=options["batch"], dry_run=options["dry_run"])
+        verb = "would delete" if options["dry_run"] else "deleted"
+        self.stdout.write(
+            f"purge_transfers: {verb} {count} transfers (kept {days} days, failed ones {failed_days} days)"
+        )
