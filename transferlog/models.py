@@ -77,6 +77,13 @@ class Transfer(models.Model):
             ),
             # Retention deletes the oldest rows first, in batches read off this index.
             models.Index(fields=["created"], name="transfer_created"),
+            # The Log's search: an order number exactly or by prefix (LIKE 'x%'), or the shop's own id.
+            models.Index(
+                fields=["integration", "reference"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="transfer_reference",
+            ),
+            models.Index(fields=["integration", "source_ref"], name="transfer_source_id"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,230 @@
+"""Benchmark: the Log at millions of rows, and a purge next to webhook intake.
+
+    .venv/bin/python bench/log.py [--rows 5000000] [--big 2000000]
+
+On a fresh PostgreSQL database (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/iex_bench_log),
+seeds `--rows` transfers with generate_series, `--big` of them in one integration (the rest spread over 300
+others), then times the Log view in this process (median of 7 runs, server time: the Django view without network):
+page 1, a page 1,000,000 rows deep (keyset), each filter, search by reference, a fold-out.
+Goals: the deep page within 1.5x of page 1, every one under 50 ms.
+
+Then it deletes 1,000,000 expired rows with the retention purge while a client posts webhooks to a gunicorn
+intake at a steady rate, and compares intake's p95 with the p95 of the same load without the purge
+(goal: within 1.2x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--big", type=int, default=2_000_000)
+    parser.add_argument("--purge", type=int, default=1_000_000)
+    return parser.parse_args()
+
+
+def seed(args: argparse.Namespace) -> tuple:
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from connections.models import Connection, Module
+    from iex.models import Integration
+    from transferlog.models import Transfer
+
+    owner = User.objects.create_user("bench", "bench@iex.local", "x")
+    big = Integration.create_for(owner, "Big shop")
+    for kind in ("shopify", "economic"):
+        Module.objects.create(integration=big, kind=kind)
+    Connection.ensure_for(big)
+    orders = big.connections.get(flow="orders")
+    others = [Integration.create_for(owner, f"Shop {n}") for n in range(300)]
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        # Index maintenance during a bulk load is the slow part: drop the secondary ones, load, build them again.
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'transferlog_transfer' "
+            "AND indexname NOT LIKE '%pkey' AND indexname NOT LIKE '%code%key'"
+        )
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
+        # The big integration: one order every 5 seconds back from now; 5 % failed, 10 % skipped.
+        cursor.execute(
+            """
+            INSERT INTO transferlog_transfer (code, integration_id, connection_id, connection_label, entity, source_ref,
+                reference, source_updated_at, status, reason, action, target_ref, attempts, attempts_before_retry,
+                task_id, created, updated, due_at, source_data)
+            SELECT gen_random_uuid(), %s, %s, 'Shopify > e-conomic: orders', 'orders', (5500000000000 + n)::text,
+                '#' || (1000 + n), now() - n * interval '5 seconds',
+                CASE WHEN n %% 20 = 0 THEN 'failed' WHEN n %% 10 = 1 THEN 'skipped' ELSE 'created' END,
+                CASE WHEN n %% 20 = 0 THEN 'e-conomic answered 503' ELSE '' END, 'created', n::text, 1, 0, '',
+                now() - n * interval '5 seconds', now() - n * interval '5 seconds', now() - n * interval '5 seconds',
+                jsonb_build_object('id', 5500000000000 + n, 'name', '#' || (1000 + n), 'total_price', '199.00')
+            FROM generate_series(1, %s) AS n
+            """,
+            [big.pk, orders.pk, args.big],
+        )
+        ids = [o.pk for o in others]
+        cursor.execute(
+            """
+            INSERT INTO transferlog_transfer (code, integration_id, connection_id, connection_label, entity, source_ref,
+                reference, source_updated_at, status, reason, action, target_ref, attempts, attempts_before_retry,
+                task_id, created, updated, due_at, source_data)
+            SELECT gen_random_uuid(), (%s::bigint[])[1 + n %% %s], NULL, 'Shopify > e-conomic: orders', 'orders',
+                n::text, '#' || n, NULL, 'created', '', 'created', n::text, 1, 0, '',
+                now() - (n %% 1000000) * interval '8 seconds', now(), now(), NULL
+            FROM generate_series(1, %s) AS n
+            """,
+            [ids, len(ids), args.rows - args.big],
+        )
+        for _, definition in indexes:
+            cursor.execute(definition)
+        cursor.execute("ANALYZE transferlog_transfer")
+    print(
+        f"seeded {Transfer.objects.count():,} transfers ({args.big:,} in one integration) in "
+        f"{time.perf_counter() - started:.0f} s"
+    )
+    return big, orders
+
+
+def timed(client, url: str, runs: int = 7) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = client.get(url, HTTP_HX_REQUEST="true" if "/log/" in url and url.count("/") > 5 else "")
+        times.append(1000 * (time.perf_counter() - started))
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(times)
+
+
+def main() -> None:
+    args = parse()
+    from bench.webhooks import environment
+
+    env = environment()
+    env["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/iex_bench_log")
+    env["DJANGO_SETTINGS_MODULE"] = "iex.settings"
+    os.environ.update(env)
+    import django
+    import psycopg
+
+    from iex.settings import DATABASES
+
+    db = DATABASES["default"]
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
+    ) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}"')
+        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    call_command("migrate", verbosity=0)
+    big, orders = seed(args)
+    from django.contrib.auth.models import User
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(User.objects.get(username="bench"))
+    base = f"/i/{big.number}/log/"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT created, id FROM transferlog_transfer WHERE integration_id = %s "
+            "ORDER BY created DESC, id DESC OFFSET 1000000 LIMIT 1",
+            [big.pk],
+        )
+        created, pk = cursor.fetchone()
+        cursor.execute(
+            "SELECT code FROM transferlog_transfer WHERE integration_id = %s AND reference = '#1042'", [big.pk]
+        )
+        (code,) = cursor.fetchone()
+    day = (created.date()).isoformat()
+    from urllib.parse import quote
+
+    cases = [
+        ("page 1", base),
+        ("page 1,000,000 rows deep", f"{base}?before={quote(created.isoformat())}_{pk}"),
+        ("filter: status failed", f"{base}?status=failed"),
+        ("filter: connection", f"{base}?connection={orders.code}"),
+        ("filter: entity", f"{base}?entity=orders"),
+        ("filter: one day", f"{base}?from={day}&to={day}"),
+        ("search: #1042 (exact)", f"{base}?q=%231042"),
+        ("search: #10423 (prefix)", f"{base}?q=%2310423"),
+        ("fold-out", f"{base}{code}/"),
+    ]
+    results = {name: timed(client, url) for name, url in cases}
+    print("server time, median of 7:")
+    for name, ms in results.items():
+        print(f"  {name:28} {ms:7.1f} ms {'' if ms < 50 else '(over 50 ms)'}")
+    ratio = results["page 1,000,000 rows deep"] / results["page 1"]
+    print(
+        f"deep page / page 1: {ratio:.2f}x (goal: at most 1.5x); all under 50 ms: "
+        f"{all(ms < 50 for ms in results.values())}"
+    )
+    purge_during_intake(env, big, args.purge)
+
+
+def purge_during_intake(env: dict, big, rows: int) -> None:
+    """Intake's p95 at a steady rate, without and then during a purge of `rows` expired transfers."""
+    import signal
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from bench.webhooks import free_port, paced, start_gunicorn
+    from connections.models import Module
+    from transferlog.models import purge
+
+    shop = Module.objects.get(integration=big, kind="shopify")
+    shop.set_credentials(
+        {"shop_domain": "b.myshopify.com", "access_token": "x", "webhook_secret": "bench-webhook-secret"}
+    )
+    shop.save()
+    with connection.cursor() as cursor:  # make the oldest `rows` transfers of the big integration expired
+        cursor.execute(
+            "UPDATE transferlog_transfer SET created = created - interval '400 days', status = 'created' "
+            "WHERE id IN (SELECT id FROM transferlog_transfer WHERE integration_id = %s "
+            "ORDER BY created LIMIT %s)",
+            [big.pk, rows],
+        )
+        cursor.execute("ANALYZE transferlog_transfer")
+    port = free_port()
+    server = start_gunicorn({**env, "DJANGO_SETTINGS_MODULE": "bench.settings"}, port)
+    hook = f"/hooks/{shop.webhook_token}/"
+    try:
+        baseline = paced(port, hook, 100, 10)
+        result: dict = {}
+        purger = threading.Thread(
+            target=lambda: result.update(deleted=purge(timezone.now()), seconds=time.perf_counter())
+        )
+        started = time.perf_counter()
+        purger.start()
+        during: list[float] = []
+        while purger.is_alive():
+            during += paced(port, hook, 100, 5)
+        purger.join()
+        p95 = lambda values: sorted(values)[int(0.95 * len(values))]  # noqa: E731
+        print(
+            f"purge of {result['deleted']:,} rows took {result['seconds'] - started:.0f} s; intake p95 "
+            f"{p95(baseline):.1f} ms without, {p95(during):.1f} ms during ({p95(during) / p95(baseline):.2f}x, "
+            "goal: at most 1.2x)"
+        )
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+
+
+if __name__ == "__main__":
+    main()
