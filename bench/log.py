@@ -134,6 +134,7 @@ def main() -> None:
     from django.test import Client
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", "--no-input", verbosity=0)  # DEBUG is off: pages need the static manifest
     big, orders = seed(args)
     from django.contrib.auth.models import User
 
