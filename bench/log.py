@@ -49,7 +49,8 @@ def seed(args: argparse.Namespace) -> tuple:
         Module.objects.create(integration=big, kind=kind)
     Connection.ensure_for(big)
     orders = big.connections.get(flow="orders")
-    others = [Integration.create_for(owner, f"Shop {n}") for n in range(300)]
+    neighbour = User.objects.create_user("neighbour", "neighbour@iex.local", "x")
+    others = [Integration.create_for(neighbour, f"Shop {n}") for n in range(300)]
     started = time.perf_counter()
     with connection.cursor() as cursor:
         # Index maintenance during a bulk load is the slow part: drop the secondary ones, load, build them again.
