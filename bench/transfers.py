@@ -66,7 +66,7 @@ def setup_django() -> None:
     with psycopg.connect(
         host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
     ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
     django.setup()
     from django.core.management import call_command

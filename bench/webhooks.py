@@ -92,7 +92,7 @@ def setup(env: dict[str, str]) -> str:
     with psycopg.connect(
         host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
     ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}"')
+        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
     subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=True, capture_output=True)  # noqa: S607
     django.setup()
