@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -175,9 +176,10 @@ def retention_days() -> tuple[int, int]:
     return days, 2 * days
 
 
-def purge(now: datetime, *, batch: int = 5000, dry_run: bool = False) -> int:
-    """Delete transfers past retention, oldest first, in bounded batches (short transactions, no long locks).
-    Returns how many were (or, with dry_run, would be) deleted."""
+def purge(now: datetime, *, batch: int = 2000, pause: float = 0.1, dry_run: bool = False) -> int:
+    """Delete transfers past retention, oldest first, in bounded batches (short transactions, no long locks),
+    pausing between batches so webhook intake and the pipeline keep the database's attention: a daily purge may
+    take minutes, an intake request may not. Returns how many were (or, with dry_run, would be) deleted."""
     days, failed_days = retention_days()
     expired = (models.Q(created__lt=now - timedelta(days=days)) & ~models.Q(status=Status.FAILED)) | models.Q(
         created__lt=now - timedelta(days=failed_days), status=Status.FAILED
@@ -193,6 +195,7 @@ def purge(now: datetime, *, batch: int = 5000, dry_run: bool = False) -> int:
         with transaction.atomic():
             TransferState.objects.filter(transfer_id__in=ids).delete()
             deleted += Transfer.objects.filter(pk__in=ids).delete()[1].get("transferlog.Transfer", 0)
+        time.sleep(pause)
 
 
 class TransferState(models.Model):
