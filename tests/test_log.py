@@ -228,3 +228,19 @@ def test_purge_deletes_past_retention_in_batches_keeping_failed_twice_as_long(pe
     assert set(Transfer.objects.values_list("pk", flat=True)) == {old_failed.pk, recent.pk}
     assert not TransferState.objects.filter(transfer_id=old.pk).exists()
     assert not Transfer.objects.filter(pk=ancient_failed.pk).exists()
+
+
+@pytest.mark.parametrize(
+    "status", ["created", "updated", "skipped", "held", "warning", "failed", "retrying", "pending"]
+)
+def test_fold_out_for_each_status(personas, connected, status):
+    transfer = make(connected, 5, status=status, reason=f"because {status}", source_data={"id": 5})
+    transfer.record(status, {"detail": status}, f"because {status}")
+    transfer.save_states()
+    fold = (
+        personas.client(personas.viewer)
+        .get(reverse("transfer_detail", args=[personas.integration.number, transfer.code]), HTTP_HX_REQUEST="true")
+        .content.decode()
+    )
+    assert f"<strong>{status.capitalize()}</strong> because {status}" in fold
+    assert ("Retry this transfer" in fold) == (status in ("failed", "held"))
