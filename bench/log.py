@@ -117,24 +117,13 @@ def main() -> None:
     env = environment()
     env["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/iex_bench_log")
     env["DJANGO_SETTINGS_MODULE"] = "iex.settings"
-    os.environ.update(env)
-    import django
-    import psycopg
+    from bench.common import fresh_database
 
-    from iex.settings import DATABASES
-
-    db = DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
-    ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    django.setup()
+    fresh_database(env)
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
 
-    call_command("migrate", verbosity=0)
     call_command("collectstatic", "--no-input", verbosity=0)  # DEBUG is off: pages need the static manifest
     big, orders = seed(args)
     from django.contrib.auth.models import User
@@ -142,11 +131,12 @@ def main() -> None:
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(User.objects.get(username="bench"))
     base = f"/i/{big.number}/log/"
+    deep = min(1_000_000, args.big // 2)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT created, id FROM transferlog_transfer WHERE integration_id = %s "
-            "ORDER BY created DESC, id DESC OFFSET 1000000 LIMIT 1",
-            [big.pk],
+            "ORDER BY created DESC, id DESC OFFSET %s LIMIT 1",
+            [big.pk, deep],
         )
         created, pk = cursor.fetchone()
         cursor.execute(
@@ -158,7 +148,7 @@ def main() -> None:
 
     cases = [
         ("page 1", base),
-        ("page 1,000,000 rows deep", f"{base}?before={quote(created.isoformat())}_{pk}"),
+        (f"page {deep:,} rows deep", f"{base}?before={quote(created.isoformat())}_{pk}"),
         ("filter: status failed", f"{base}?status=failed"),
         ("filter: connection", f"{base}?connection={orders.code}"),
         ("filter: entity", f"{base}?entity=orders"),
@@ -171,7 +161,7 @@ def main() -> None:
     print("server time, median of 7:")
     for name, ms in results.items():
         print(f"  {name:28} {ms:7.1f} ms {'' if ms < 50 else '(over 50 ms)'}")
-    ratio = results["page 1,000,000 rows deep"] / results["page 1"]
+    ratio = results[f"page {deep:,} rows deep"] / results["page 1"]
     print(
         f"deep page / page 1: {ratio:.2f}x (goal: at most 1.5x); all under 50 ms: "
         f"{all(ms < 50 for ms in results.values())}"

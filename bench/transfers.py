@@ -57,21 +57,9 @@ def setup_django() -> None:
         CREDENTIALS_KEYS=Fernet.generate_key().decode(),
     )
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/iex_bench")
-    import django
-    import psycopg
+    from bench.common import fresh_database
 
-    from iex.settings import DATABASES
-
-    db = DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
-    ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    fresh_database(dict(os.environ))
 
 
 def control(base: str, path: str, body: dict | None = None) -> dict:

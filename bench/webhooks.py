@@ -82,27 +82,15 @@ def environment() -> dict[str, str]:
 
 def setup(env: dict[str, str]) -> str:
     """A fresh database with one integration whose Shopify orders arrive by webhook; returns the hook path."""
-    os.environ.update(env)
-    import django
-    import psycopg
+    from bench.common import fresh_database
 
-    from iex.settings import DATABASES
-
-    db = DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"] or 5432, user=db["USER"], dbname="postgres", autocommit=True
-    ) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{db["NAME"]}"')
     subprocess.run(["redis-cli", "-n", "14", "FLUSHDB"], check=True, capture_output=True)  # noqa: S607
-    django.setup()
+    fresh_database(env)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
 
     from connections.models import Connection, Module
     from iex.models import Integration
 
-    call_command("migrate", verbosity=0)
     integration = Integration.create_for(User.objects.create_user("bench", "b@iex.local", "x"), "Bench")
     shop = Module(integration=integration, kind="shopify")
     shop.set_credentials({"shop_domain": "bench.myshopify.com", "access_token": "x", "webhook_secret": SECRET})
