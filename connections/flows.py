@@ -27,6 +27,7 @@ class Flow:
     fetch: Callable[[Connection, datetime], Iterator[Fetched]]
     send: Callable[[Connection, Any, Mapping, Record], Outcome]
     key_of: Callable[[Connection, Any], str]  # the source record the mapping is kept for
+    metered: bool = False  # a create counts against the allowance
 
 
 # --- orders: webshop > accounting ----------------------------------------------------------------------------
@@ -107,7 +108,7 @@ def _source_ref(connection: Connection, data: Any) -> str:
 FLOWS: dict[str, Flow] = {
     flow.key: flow
     for flow in (
-        Flow("orders", "orders", "orders", "webshop", "accounting", fetch_orders, send_order, _source_ref),
+        Flow("orders", "orders", "orders", "webshop", "accounting", fetch_orders, send_order, _source_ref, True),
         Flow(
             "products",
             "products",

@@ -1,7 +1,8 @@
 """The transfer pipeline: receive records, then process each transfer once.
 
     receive: a fetched or posted record becomes a Transfer (deduplicated by source version), enqueued on commit
-    process: claim -> skip? -> lease the source record's mapping -> send (transform inside) -> record the outcome
+    process: claim -> skip? -> lease the source record's mapping -> a create? reserve one unit of the allowance
+             (or hold) -> send (transform inside) -> record the outcome, use or give back the unit
 
 Transient failures (network, 5xx, 429) are retried with exponential backoff and jitter up to MAX_ATTEMPTS, then
 fail with the reason; other 4xx fail at once with the receiving system's message.
@@ -17,6 +18,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from billing import metering
+from billing.stripe_api import StripeError
 from connections.common import Outcome
 from connections.models import Connection, Mapping
 from iex.lib import http
@@ -116,6 +119,19 @@ def process(transfer_id: int, task_id: str = "") -> None:
         mapping.release()
         _finish(transfer, Outcome("skipped", "A newer version of this record was already transferred"))
         return
+    if connection.flow_def.metered and not mapping.target_ref:
+        try:
+            held = metering.reserve(transfer)
+        except StripeError as exc:
+            mapping.release()
+            logger.warning("Stripe unavailable while buying an order pack for transfer %s: %s", transfer.pk, exc)
+            _retry(transfer, "Stripe could not be reached to buy an order pack", backoff(transfer.run_attempts))
+            return
+        if held:
+            mapping.release()
+            transfer.record("held", None, held)
+            transfer.finish(Status.HELD, held)
+            return
     try:
         outcome = connection.flow_def.send(connection, data, mapping, transfer.record)
     except http.TransientError as exc:
@@ -143,21 +159,26 @@ def process(transfer_id: int, task_id: str = "") -> None:
         return
     if outcome.status in ("created", "updated", "warning"):
         mapping.source_updated_at = version or mapping.source_updated_at
-    mapping.release()
-    _finish(transfer, outcome)
+    # The document, its usage and the transfer's outcome are recorded together.
+    with transaction.atomic():
+        mapping.release()
+        _finish(transfer, outcome)
 
 
 def _finish(transfer: Transfer, outcome: Outcome) -> None:
+    metering.settle(transfer, created=outcome.action == "created")
     transfer.record(outcome.status, None, outcome.reason or outcome.status.capitalize())
     transfer.finish(outcome.status, outcome.reason, action=outcome.action, target_ref=outcome.target_ref)
 
 
 def _fail(transfer: Transfer, reason: str, answer: Any = None) -> None:
+    metering.settle(transfer, created=False)
     transfer.record("failed", answer, reason)
     transfer.finish(Status.FAILED, reason)
 
 
 def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True) -> None:
+    metering.settle(transfer, created=False)
     transfer.record("retrying", None, f"{reason}; next attempt in {delay:.0f} s")
     transfer.due_at = timezone.now() + timedelta(seconds=delay)
     transfer.save(update_fields=["due_at"])

@@ -152,6 +152,7 @@ INSTALLED_APPS = [
     "connections",
     "scheduling",
     "transferlog",
+    "billing",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -279,9 +280,8 @@ SANDBOX_URL = env("SANDBOX_URL", "http://127.0.0.1:8900").rstrip("/")
 
 # --- Stripe -------------------------------------------------------------------------------------------------
 
-STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", "sk_test_localstripe" if DEBUG else "")
-STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", "pk_test_localstripe" if DEBUG else "")
-STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
+STRIPE_SECRET_KEY = env_required("STRIPE_SECRET_KEY", "sk_test_localstripe")
+STRIPE_WEBHOOK_SECRET = env_required("STRIPE_WEBHOOK_SECRET", "whsec_localstripe")
 # Empty means Stripe itself; development points it at localstripe.
 STRIPE_API_BASE = env("STRIPE_API_BASE", "http://127.0.0.1:8420" if DEBUG else "")
 
@@ -333,6 +333,9 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
     "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": 60.0},
     "purge-transfers": {"task": "transferlog.tasks.purge_transfers", "schedule": 24 * 3600.0},
+    # Trials, downgrades and cancellations whose period has ended; held orders whose allowance is back.
+    "roll-billing-periods": {"task": "billing.tasks.roll_periods", "schedule": 3600.0},
+    "release-held-transfers": {"task": "billing.tasks.release_held", "schedule": 600.0},
 }
 
 # --- Security -----------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path, register_converter
 
+from billing import views as billing_views
+from billing import webhooks as billing_webhooks
 from connections import intake
 from connections import views as connections_views
 from iex import views
@@ -53,6 +55,15 @@ tenant_urls = [
     path("log/export.csv", transferlog_views.log_export, name="log_export"),
     path("log/<uuid:code>/", transferlog_views.transfer_detail, name="transfer_detail"),
     path("log/<uuid:code>/retry/", transferlog_views.transfer_retry, name="transfer_retry"),
+    # /i/<number>/subscription/
+    path("subscription/", billing_views.subscription, name="subscription"),
+    path("subscription/billing/", billing_views.billing_info, name="subscription_billing"),
+    path("subscription/card/", billing_views.card, name="subscription_card"),
+    path("subscription/card/done/", billing_views.card_done, name="subscription_card_done"),
+    path("subscription/packs/", billing_views.buy_packs, name="subscription_packs"),
+    path("subscription/top-up/", billing_views.topup, name="subscription_topup"),
+    path("subscription/plan/", billing_views.change_plan, name="subscription_plan"),
+    path("subscription/cancel/", billing_views.cancel, name="subscription_cancel"),
     # /i/<number>/connections/
     path("connections/", connections_views.connections, name="connections"),
     path("connections/<uuid:code>/", connections_views.connection_update, name="connection_update"),
@@ -69,6 +80,8 @@ urlpatterns = [
     path("i/<number:number>/", include(tenant_urls)),
     # /hooks/<token>/ : shops post webhooks here, one token per module
     path("hooks/<str:token>/", intake.hook, name="hook"),
+    # /stripe/webhook/ : Stripe's events about payments and subscriptions
+    path("stripe/webhook/", billing_webhooks.stripe_webhook, name="stripe_webhook"),
     # /invitations/<token>/
     path("invitations/<str:token>/", views.invitation, name="invitation"),
 ]

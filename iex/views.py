@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.models import Subscription
+from billing.views import banners
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
 from iex.celery import app as celery_app
 from iex.forms import ActiveForm, IntegrationForm, InviteForm, RoleForm
@@ -44,7 +46,9 @@ def index(request: AuthedRequest) -> HttpResponse:
 def integration_new(request: AuthedRequest) -> HttpResponse:
     form = IntegrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        integration = Integration.create_for(request.user, form.cleaned_data["name"])
+        with transaction.atomic():
+            integration = Integration.create_for(request.user, form.cleaned_data["name"])
+            Subscription.of(integration, form.cleaned_data["plan"])
         messages.success(request, f"Integration {integration.name} created. Its number is {integration.number}.")
         return redirect(integration)
     first = not Member.objects.filter(user=request.user).exists()
@@ -60,6 +64,7 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member(request, number)
     integration = member.integration
     ctx = {
+        **banners(integration),
         "member_count": integration.members.count(),
         "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),
     }
@@ -173,12 +178,26 @@ def invite(request: AuthedRequest, number: str) -> HttpResponse:
             form.add_error("email", f"{email} is already a member.")
         elif integration.invitations.pending().filter(email__iexact=email).exists():
             form.add_error("email", f"{email} is already invited: resend that invitation below.")
+        elif (seats := _seats_left(integration)) is not None:
+            form.add_error(None, seats)
         else:
             issued = Invitation.issue(integration, email, form.cleaned_data["role"], request.user)
     if issued is None:
         return _render_settings(request, member, form, status=400)
     _send_invitation(request, *issued)
     return redirect("settings", number)
+
+
+def _seats_left(integration: Integration) -> str | None:
+    """None while the plan has room for one more member (pending invitations count), else why not."""
+    plan = Subscription.of(integration).plan
+    pending = integration.invitations.pending().filter(expires__gt=timezone.now()).count()
+    if integration.members.count() + pending < plan.member_limit:
+        return None
+    return (
+        f"The {plan.name} plan has room for {plan.member_limit} members, invitations included. Remove a member "
+        "or revoke an invitation, or choose a bigger plan on the Subscription page."
+    )
 
 
 @login_required

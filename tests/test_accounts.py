@@ -6,7 +6,9 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
+from billing.models import Plan
 from iex.models import Integration, Role
 from tests.conftest import PASSWORD, make_user
 
@@ -38,8 +40,13 @@ def test_sign_up_needs_a_verified_email_then_leads_to_creating_an_integration(cl
 
     page = client.get(reverse("integration_new")).content.decode()
     assert "Welcome to IEX" in page
-    response = client.post(reverse("integration_new"), {"name": "  Nordic   Bikes "})
+    assert 'value="standard"' not in page and "Standard: 1,000 orders a month" in page  # plans offered
+    premium = Plan.objects.get(code="premium")
+    response = client.post(reverse("integration_new"), {"name": "  Nordic   Bikes ", "plan": premium.pk})
     integration = Integration.objects.get()
+    sub = integration.subscription
+    assert (sub.plan, sub.status) == (premium, "trialing")
+    assert 13 <= (sub.trial_ends - timezone.now()).days <= 14
     assert response.url == integration.get_absolute_url()
     assert integration.name == "Nordic Bikes"
     assert re.fullmatch(r"[0-9]{6}", integration.number)

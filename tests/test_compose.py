@@ -19,6 +19,8 @@ ENV = {
     "ALLOWED_HOSTS": "app.iex.example",
     "SITE_URL": "https://app.iex.example",
     "POSTGRES_PASSWORD": "pw",
+    "STRIPE_SECRET_KEY": "sk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
     "PATH": "/usr/bin:/bin",
 }
 

@@ -22,6 +22,7 @@ PRODUCTION = {
     "EMAIL_URL": "smtp+tls://mailer:pw@smtp.example:587",
     "CREDENTIALS_KEYS": Fernet.generate_key().decode(),
     "STRIPE_SECRET_KEY": "sk_live_x",
+    "STRIPE_WEBHOOK_SECRET": "whsec_x",
 }
 
 

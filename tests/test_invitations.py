@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.models import Plan, Subscription
 from iex.models import Invitation, Role, hash_token
 from tests.conftest import make_user
 
@@ -96,6 +97,9 @@ def test_existing_member_and_duplicate_invitation_are_refused(personas):
 
 
 def test_at_most_20_invitations_an_hour(personas):
+    Subscription.of(personas.integration, Plan.objects.get(code="enterprise"))
+    personas.integration.subscription.plan = Plan.objects.get(code="enterprise")
+    personas.integration.subscription.save()
     client = personas.client(personas.owner)
     for i in range(20):
         assert (
@@ -295,3 +299,18 @@ def test_accept_when_already_a_member_keeps_the_role(personas):
     assert personas.member(personas.viewer).role == Role.VIEWER
     inv.refresh_from_db()
     assert inv.status == "accepted"
+
+
+def test_the_plan_limits_members_and_pending_invitations(personas):
+    """Basic has room for 2: the personas' integration already has 3 members, so nobody more can be invited."""
+    sub = Subscription.of(personas.integration)
+    client = personas.client(personas.owner)
+    assert sub.plan.member_limit == 5  # Standard: 3 members + 2 invitations
+    for i in range(2):
+        assert (
+            client.post(invite_url(personas), {"email": f"p{i}@shop.example", "role": "viewer"}).status_code == 302
+        )
+    response = client.post(invite_url(personas), {"email": "p9@shop.example", "role": "viewer"})
+    assert response.status_code == 400
+    assert "The Standard plan has room for 5 members, invitations included" in response.content.decode()
+    assert personas.integration.invitations.count() == 2

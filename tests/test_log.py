@@ -222,12 +222,33 @@ def test_purge_deletes_past_retention_in_batches_keeping_failed_twice_as_long(pe
     ancient_failed = make(connected, 3, status="failed", minutes_ago=181 * 24 * 60)
     recent = make(connected, 4, minutes_ago=89 * 24 * 60)
     call_command("purge_transfers", "--dry-run")
-    assert "would delete 2 transfers (kept 90 days, failed ones 180 days)" in capsys.readouterr().out
+    assert "would delete 2 transfers (kept 30/90/180/365 days by plan; failed ones twice as long)" in (
+        capsys.readouterr().out
+    )
     assert Transfer.objects.count() == 4
     assert purge(timezone.now(), batch=1, pause=0) == 2
     assert set(Transfer.objects.values_list("pk", flat=True)) == {old_failed.pk, recent.pk}
     assert not TransferState.objects.filter(transfer_id=old.pk).exists()
     assert not Transfer.objects.filter(pk=ancient_failed.pk).exists()
+
+
+def test_retention_follows_each_integrations_plan(personas, connected):
+    """Basic keeps 30 days, Standard 90: the same 31-day-old transfer goes in one integration, stays in the other."""
+    from billing.models import Plan, Subscription
+    from transferlog.models import purge
+
+    Subscription.of(personas.integration, Plan.objects.get(code="basic"))
+    assert "Entries are kept 30 days; failed ones 60 days." in log(personas)
+    gone = make(connected, 1, minutes_ago=31 * 24 * 60)
+    kept_failed = make(connected, 2, status="failed", minutes_ago=31 * 24 * 60)
+    other = Transfer.objects.create(
+        integration=personas.other, connection_label="x", entity="orders", source_ref="9", status="created"
+    )
+    Transfer.objects.filter(pk=other.pk).update(created=timezone.now() - timedelta(days=31))
+    Subscription.of(personas.other, Plan.objects.get(code="standard"))
+    assert purge(timezone.now(), pause=0) == 1
+    assert set(Transfer.objects.values_list("pk", flat=True)) == {kept_failed.pk, other.pk}
+    assert not Transfer.objects.filter(pk=gone.pk).exists()
 
 
 @pytest.mark.parametrize(

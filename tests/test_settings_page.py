@@ -34,8 +34,8 @@ def test_menu_lists_only_pages_that_exist_and_marks_the_current(personas):
     import re
 
     menu = re.findall(r">([A-Za-z ]+)</a>", body.split('class="menu"')[1].split("</nav>")[0])
-    # DESIGN.md's order; Subscription is not built yet, so it is not shown.
-    assert menu == ["Home", "Systems", "Schedule settings", "Connections", "Settings", "Log"]
+    # DESIGN.md's order.
+    assert menu == ["Home", "Systems", "Schedule settings", "Connections", "Subscription", "Settings", "Log"]
 
 
 # /i/<number>/settings/active/

@@ -49,6 +49,8 @@ class Transfer(models.Model):
     # What the receiving system confirmed: "created" or "updated" (usage counts confirmed creates).
     action = models.CharField(max_length=10, blank=True)
     target_ref = models.CharField(max_length=100, blank=True)
+    # The month of the allowance unit this transfer holds for the create it is making (billing.metering).
+    reserved_month = models.DateField(null=True, blank=True, editable=False)
     attempts = models.PositiveIntegerField(default=0)
     # Attempts made before the last retry by hand: the automatic retry budget counts from there.
     attempts_before_retry = models.PositiveIntegerField(default=0)
@@ -135,7 +137,7 @@ class Transfer(models.Model):
         if not claimed:
             return None
         return cls.objects.select_related(
-            "connection__integration", "connection__source", "connection__target"
+            "integration", "connection__integration", "connection__source", "connection__target"
         ).get(pk=pk)
 
     @property
@@ -169,33 +171,49 @@ class Transfer(models.Model):
         self.save(update_fields=["status", "reason", "action", "target_ref", "updated"])
 
 
-def retention_days() -> tuple[int, int]:
-    """How long transfers are kept: (days, days for failed ones, kept twice as long to be looked into).
-    Per plan once billing exists; until then settings.LOG_RETENTION_DAYS."""
+def retention_days(integration: Integration | None = None) -> tuple[int, int]:
+    """How long an integration's transfers are kept: (days, days for failed ones, kept twice as long to be looked
+    into). Its plan decides; settings.LOG_RETENTION_DAYS for an integration without a subscription."""
+    from billing.models import Subscription
+
     days = settings.LOG_RETENTION_DAYS
+    if integration is not None:
+        sub = Subscription.objects.filter(integration=integration).select_related("plan").first()
+        days = sub.plan.retention_days if sub else days
     return days, 2 * days
 
 
+def retention_groups() -> list[tuple[int, models.Q]]:
+    """(days, the integrations kept that long): one group per plan's retention, and the default."""
+    from billing.models import Plan
+
+    groups = [
+        (days, models.Q(integration__subscription__plan__retention_days=days))
+        for days in sorted(set(Plan.objects.values_list("retention_days", flat=True)))
+    ]
+    groups.append((settings.LOG_RETENTION_DAYS, models.Q(integration__subscription__isnull=True)))
+    return groups
+
+
 def purge(now: datetime, *, batch: int = 2000, pause: float = 0.1, dry_run: bool = False) -> int:
-    """Delete transfers past retention, oldest first, in bounded batches (short transactions, no long locks),
-    pausing between batches so webhook intake and the pipeline keep the database's attention: a daily purge may
-    take minutes, an intake request may not. Returns how many were (or, with dry_run, would be) deleted."""
-    days, failed_days = retention_days()
-    expired = (models.Q(created__lt=now - timedelta(days=days)) & ~models.Q(status=Status.FAILED)) | models.Q(
-        created__lt=now - timedelta(days=failed_days), status=Status.FAILED
-    )
-    candidates = Transfer.objects.filter(created__lt=now - timedelta(days=days)).filter(expired)
-    if dry_run:
-        return candidates.count()
+    """Delete transfers past their plan's retention, oldest first, in bounded batches (short transactions, no long
+    locks), pausing between batches so webhook intake and the pipeline keep the database's attention: a daily purge
+    may take minutes, an intake request may not. Returns how many were (or, with dry_run, would be) deleted."""
     deleted = 0
-    while True:
-        ids = list(candidates.order_by("created").values_list("pk", flat=True)[:batch])
-        if not ids:
-            return deleted
-        with transaction.atomic():
-            TransferState.objects.filter(transfer_id__in=ids).delete()
-            deleted += Transfer.objects.filter(pk__in=ids).delete()[1].get("transferlog.Transfer", 0)
-        time.sleep(pause)
+    for days, integrations in retention_groups():
+        expired = (models.Q(created__lt=now - timedelta(days=days)) & ~models.Q(status=Status.FAILED)) | models.Q(
+            created__lt=now - timedelta(days=2 * days), status=Status.FAILED
+        )
+        candidates = Transfer.objects.filter(integrations, created__lt=now - timedelta(days=days)).filter(expired)
+        if dry_run:
+            deleted += candidates.count()
+            continue
+        while ids := list(candidates.order_by("created").values_list("pk", flat=True)[:batch]):
+            with transaction.atomic():
+                TransferState.objects.filter(transfer_id__in=ids).delete()
+                deleted += Transfer.objects.filter(pk__in=ids).delete()[1].get("transferlog.Transfer", 0)
+            time.sleep(pause)
+    return deleted
 
 
 class TransferState(models.Model):

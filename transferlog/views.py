@@ -113,7 +113,7 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
         "statuses": Status.choices,
         "connections": member.integration.connections.select_related("source", "target"),
         "entities": ["orders", "products", "stock"],
-        "retention": retention_days(),
+        "retention": retention_days(member.integration),
     }
     return render(request, "transferlog/log.html", ctx)
 

@@ -1,0 +1,237 @@
+"""What an integration pays for and what it has used: plans, its subscription, monthly usage and order packs.
+
+Money is kept as Stripe counts it: whole øre (1/100 DKK), in integers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import models
+from django.utils import timezone
+
+from iex.models import Integration
+
+TRIAL_DAYS = 14
+
+
+def month_of(at: datetime) -> date:
+    """The calendar month (UTC) an instant falls in, as its first day."""
+    return at.astimezone(UTC).date().replace(day=1)
+
+
+def kroner(ore: int) -> str:
+    """299900 -> '2,999.00 kr.'"""
+    return f"{ore / 100:,.2f} kr."
+
+
+class Plan(models.Model):
+    code = models.SlugField(unique=True)
+    name = models.CharField(max_length=50)
+    included_orders = models.PositiveIntegerField(help_text="Orders a month included in the price.")
+    monthly_price = models.PositiveIntegerField(help_text="In øre (1/100 DKK), excluding VAT.")
+    retention_days = models.PositiveIntegerField(help_text="How long the Log keeps transfers (failed: twice).")
+    member_limit = models.PositiveIntegerField(help_text="Members and pending invitations at most.")
+    pack_orders = models.PositiveIntegerField(default=100, help_text="Orders in one order pack.")
+    pack_price = models.PositiveIntegerField(help_text="Price of one order pack, in øre.")
+    position = models.PositiveSmallIntegerField(default=0)
+    available = models.BooleanField(default=True, help_text="Offered to new and changing subscriptions.")
+
+    class Meta:
+        ordering = ["position", "included_orders"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def price_display(self) -> str:
+        return kroner(self.monthly_price)
+
+    @property
+    def pack_price_display(self) -> str:
+        return kroner(self.pack_price)
+
+    @property
+    def stripe_plan_id(self) -> str:
+        # A price change makes a new Stripe plan: existing prices in Stripe are immutable.
+        return f"iex-plan-{self.code}-{self.monthly_price}"
+
+
+class SystemPrice(models.Model):
+    """The monthly price of one connected system (a module) of this kind."""
+
+    kind = models.CharField(max_length=20, unique=True)
+    monthly_price = models.PositiveIntegerField(help_text="In øre (1/100 DKK), excluding VAT.")
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {kroner(self.monthly_price)}"
+
+    @property
+    def price_display(self) -> str:
+        return kroner(self.monthly_price)
+
+    @property
+    def stripe_plan_id(self) -> str:
+        return f"iex-module-{self.kind}-{self.monthly_price}"
+
+
+class Subscription(models.Model):
+    class Status(models.TextChoices):
+        TRIALING = "trialing", "Trial"
+        ACTIVE = "active", "Active"
+        PAST_DUE = "past_due", "Payment overdue"
+        CANCELED = "canceled", "Cancelled"
+
+    integration = models.OneToOneField(Integration, models.CASCADE, related_name="subscription")
+    plan = models.ForeignKey(Plan, models.PROTECT, related_name="+")
+    # A downgrade waits for the end of the paid period.
+    next_plan = models.ForeignKey(Plan, models.PROTECT, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.TRIALING)
+    trial_ends = models.DateTimeField()
+    current_period_end = models.DateTimeField(null=True, blank=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+
+    stripe_customer = models.CharField(max_length=255, blank=True)
+    stripe_subscription = models.CharField(max_length=255, blank=True)
+    # Subscription item ids in Stripe: {"plan": "si_…", "<module code>": "si_…"}.
+    stripe_items = models.JSONField(default=dict, blank=True)
+
+    payment_method = models.CharField(max_length=255, blank=True)
+    card_brand = models.CharField(max_length=20, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
+    card_expires = models.CharField(max_length=7, blank=True)
+    card_updated = models.DateTimeField(null=True, blank=True)
+
+    company = models.CharField(max_length=100, blank=True)
+    address = models.CharField("Street address", max_length=200, blank=True)
+    postcode = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    country = models.CharField(max_length=2, default="DK", help_text="Two-letter country code.")
+    vat_number = models.CharField("VAT number", max_length=20, blank=True)
+    invoice_email = models.EmailField(blank=True)
+
+    topup_enabled = models.BooleanField("Automatic top-up", default=True)
+    topup_cap = models.PositiveSmallIntegerField(
+        "Most packs a month", default=5, help_text="Automatic top-up buys at most this many packs a month."
+    )
+    # Why automatic top-up cannot pay; shown as a banner until a pack is paid or the card changes.
+    payment_problem = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(default=timezone.now, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.integration}: {self.plan} ({self.status})"
+
+    @classmethod
+    def of(cls, integration: Integration, plan: Plan | None = None) -> Subscription:
+        """The integration's subscription; an integration made before billing existed starts a trial here."""
+        try:
+            return integration.subscription
+        except cls.DoesNotExist:
+            pass
+        plan = plan or Plan.objects.get(code="standard")
+        sub, _ = cls.objects.get_or_create(
+            integration=integration,
+            defaults={"plan": plan, "trial_ends": timezone.now() + timedelta(days=TRIAL_DAYS)},
+        )
+        integration.subscription = sub
+        return sub
+
+    @property
+    def has_card(self) -> bool:
+        return bool(self.payment_method)
+
+    @property
+    def in_trial(self) -> bool:
+        return self.status == self.Status.TRIALING
+
+
+class Usage(models.Model):
+    """One integration's orders in one calendar month (UTC). Changed only under its row lock."""
+
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="usage")
+    month = models.DateField(help_text="The first day of the month.")
+    included = models.PositiveIntegerField(help_text="The plan's orders this month.")
+    bought = models.PositiveIntegerField(default=0, help_text="Orders from packs paid this month.")
+    used = models.PositiveIntegerField(default=0, help_text="Creates confirmed by a receiving system.")
+    reserved = models.PositiveIntegerField(default=0, help_text="Creates in flight.")
+    warned_80 = models.BooleanField(default=False)
+    warned_100 = models.BooleanField(default=False)
+    # The owners were told that orders are held because top-up is off, capped or has no card.
+    warned_held = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["integration", "month"], name="usage_once_a_month")]
+
+    def __str__(self) -> str:
+        return f"{self.integration} {self.month:%Y-%m}: {self.used}/{self.allowance}"
+
+    @property
+    def allowance(self) -> int:
+        return self.included + self.bought
+
+    @property
+    def available(self) -> int:
+        return self.allowance - self.used - self.reserved
+
+    @property
+    def percent_used(self) -> int:
+        return min(100, round(100 * self.used / self.allowance)) if self.allowance else 100
+
+
+class Pack(models.Model):
+    """Order packs bought in one payment, automatically (one) or by hand (one or more)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACTION_REQUIRED = "action_required", "Needs the card holder"
+        FAILED = "failed", "Declined"
+        PAID = "paid", "Paid"
+
+    class Source(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic top-up"
+        MANUAL = "manual", "Bought by hand"
+
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="packs")
+    month = models.DateField()
+    # The payment's number within the month: with the integration and month it makes the idempotency key, so an
+    # attempt whose answer was lost (and whose transaction rolled back) is replayed by Stripe, not paid twice.
+    seq = models.PositiveIntegerField()
+    packs = models.PositiveSmallIntegerField(default=1)
+    orders = models.PositiveIntegerField()
+    amount = models.PositiveIntegerField(help_text="In øre.")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    payment_intent = models.CharField(max_length=255, blank=True)
+    failure = models.CharField(max_length=300, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["integration", "month", "seq"], name="pack_seq")]
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.integration} {self.month:%Y-%m} #{self.seq}: {self.orders} orders ({self.status})"
+
+    @property
+    def idempotency_key(self) -> str:
+        return pack_key(self.integration.number, self.month, self.seq)
+
+    @property
+    def amount_display(self) -> str:
+        return kroner(self.amount)
+
+
+def pack_key(number: str, month: date, seq: int) -> str:
+    return f"iex-pack-{number}-{month:%Y-%m}-{seq}"
+
+
+class StripeEvent(models.Model):
+    """A Stripe webhook event handled: Stripe sends events more than once."""
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100)
+    received = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type}"

@@ -1,0 +1,249 @@
+"""Every call IEX makes to Stripe goes through this module.
+
+One client (timeouts and network retries from the SDK); every call that moves money takes an idempotency key
+built from our own row, so a lost answer followed by a retry is replayed by Stripe instead of charging twice.
+In development and tests STRIPE_API_BASE points the SDK at localstripe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+import stripe
+from django.conf import settings
+
+StripeError = stripe.StripeError
+CardError = stripe.CardError
+
+
+@cache
+def client() -> Any:  # a stripe.StripeClient; its objects are read as dicts here, as Stripe documents them
+    base: Any = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
+    return stripe.StripeClient(
+        settings.STRIPE_SECRET_KEY,
+        base_addresses=base,
+        max_network_retries=2,  # the SDK retries a lost answer with the same idempotency key
+        http_client=stripe.RequestsClient(timeout=20),
+    )
+
+
+def is_local_fake() -> bool:
+    """localstripe takes raw card numbers; real Stripe takes cards only through Checkout or Elements."""
+    return bool(settings.STRIPE_API_BASE)
+
+
+def ensure_plan(plan_id: str, name: str, amount: int) -> str:
+    """A monthly price in DKK, made on first use. (Stripe's Plan objects: localstripe has no /v1/prices.)"""
+    try:
+        client().v1.plans.retrieve(plan_id)
+    except stripe.InvalidRequestError:
+        client().v1.plans.create(
+            params={
+                "id": plan_id,
+                "amount": amount,
+                "currency": "dkk",
+                "interval": "month",
+                "product": {"name": name},
+            }
+        )
+    return plan_id
+
+
+def save_customer(customer_id: str, fields: dict[str, Any], integration_number: str) -> str:
+    """Create or update the integration's customer; returns its id."""
+    params: dict[str, Any] = {
+        "name": fields["company"],
+        "email": fields["invoice_email"],
+        "address": {
+            "line1": fields["address"],
+            "postal_code": fields["postcode"],
+            "city": fields["city"],
+            "country": fields["country"],
+        },
+        "metadata": {"integration": integration_number, "vat_number": fields["vat_number"]},
+    }
+    if customer_id:
+        client().v1.customers.update(customer_id, params=params)
+        return customer_id
+    return client().v1.customers.create(params=params).id
+
+
+def customer_exists(customer_id: str) -> bool:
+    try:
+        customer = client().v1.customers.retrieve(customer_id)
+    except stripe.InvalidRequestError:
+        return False
+    return not getattr(customer, "deleted", False)
+
+
+@dataclass(frozen=True)
+class Card:
+    payment_method: str
+    brand: str
+    last4: str
+    expires: str
+
+
+def test_card(number: str, exp_month: int, exp_year: int, cvc: str) -> str:
+    """A payment method from a raw test card number: only where the Stripe API is the local fake."""
+    assert is_local_fake(), "raw card numbers are for the local fake only"
+    card = {"number": number, "exp_month": exp_month, "exp_year": exp_year, "cvc": cvc}
+    return client().v1.payment_methods.create(params={"type": "card", "card": card}).id
+
+
+def attach_card(customer_id: str, payment_method: str) -> Card:
+    """Attach the card and make it the customer's default for invoices and packs."""
+    pm = client().v1.payment_methods.attach(payment_method, params={"customer": customer_id})
+    client().v1.customers.update(customer_id, params={"invoice_settings": {"default_payment_method": pm.id}})
+    card = pm.card
+    assert card is not None
+    return Card(pm.id, card.brand, card.last4, f"{card.exp_month:02d}/{card.exp_year}")
+
+
+def setup_session(customer_id: str, success_url: str, cancel_url: str) -> str:
+    """Stripe Checkout in setup mode: the card holder enters the card on Stripe's page. Returns its URL."""
+    session = client().v1.checkout.sessions.create(
+        params={
+            "mode": "setup",
+            "customer": customer_id,
+            "payment_method_types": ["card"],
+            "success_url": success_url + "?session_id={CHECKOUT_SESSION_ID}",
+            "cancel_url": cancel_url,
+        }
+    )
+    assert session.url
+    return session.url
+
+
+def setup_session_card(session_id: str) -> str:
+    """The payment method a finished setup session saved."""
+    session = client().v1.checkout.sessions.retrieve(session_id, params={"expand": ["setup_intent"]})
+    intent = session.setup_intent
+    assert intent is not None and not isinstance(intent, str)
+    pm = intent.payment_method
+    return pm if isinstance(pm, str) else pm.id
+
+
+def create_subscription(customer_id: str, plan_id: str, trial_end: int | None, integration_number: str) -> tuple:
+    """A subscription with the plan as its first item; returns (subscription id, plan item id, period end)."""
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "items": [{"plan": plan_id}],
+        "metadata": {"integration": integration_number},
+    }
+    if trial_end:
+        params["trial_end"] = trial_end
+    sub = client().v1.subscriptions.create(
+        params=params,
+        options={"idempotency_key": f"iex-subscription-{integration_number}-{customer_id}"},
+    )
+    return sub.id, sub["items"].data[0].id, sub.get("current_period_end")
+
+
+def add_item(subscription_id: str, plan_id: str, key: str) -> str:
+    """One more item (a module) on the subscription, prorated by Stripe's default."""
+    item = client().v1.subscription_items.create(
+        params={"subscription": subscription_id, "plan": plan_id},
+        options={"idempotency_key": key},
+    )
+    return item.id
+
+
+def remove_item(item_id: str) -> None:
+    try:
+        client().v1.subscription_items.delete(item_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.http_status != 404:
+            raise
+
+
+def change_plan(subscription_id: str, item_id: str, plan_id: str) -> str:
+    """Replace the plan item: Stripe prorates the change by default. Returns the new plan item's id."""
+    sub = client().v1.subscriptions.update(subscription_id, params={"items": [{"id": item_id, "plan": plan_id}]})
+    for item in sub["items"].data:
+        if item.plan and item.plan.id == plan_id:
+            return item.id
+    return item_id
+
+
+def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> None:
+    client().v1.subscriptions.update(subscription_id, params={"cancel_at_period_end": cancel})
+
+
+def retrieve_subscription(subscription_id: str) -> Any:
+    return client().v1.subscriptions.retrieve(subscription_id)
+
+
+def retrieve_payment_intent(payment_intent_id: str) -> Any:
+    return client().v1.payment_intents.retrieve(payment_intent_id)
+
+
+@dataclass(frozen=True)
+class Payment:
+    status: str  # "paid", "failed" or "action_required"
+    payment_intent: str = ""
+    message: str = ""
+
+
+def charge(
+    customer_id: str, payment_method: str, amount: int, description: str, key: str, metadata: dict
+) -> Payment:
+    """Charge the card on file off-session. Declines and cards needing their holder are answers, not errors;
+    a network failure after the SDK's retries raises StripeError (the caller retries with the same key)."""
+    try:
+        intent = client().v1.payment_intents.create(
+            params={
+                "amount": amount,
+                "currency": "dkk",
+                "customer": customer_id,
+                "payment_method": payment_method,
+                "off_session": True,
+                "confirm": True,
+                "description": description,
+                "metadata": metadata,
+            },
+            options={"idempotency_key": key},
+        )
+    except stripe.CardError as exc:
+        error = exc.error
+        intent_id = ""
+        if error is not None and error.payment_intent is not None:
+            intent_id = error.payment_intent.id
+        if exc.code == "authentication_required":
+            return Payment("action_required", intent_id, "The bank asks the card holder to confirm the payment")
+        return Payment("failed", intent_id, exc.user_message or str(exc.code or "The card was declined"))
+    return payment_of(intent)
+
+
+def payment_of(intent: Any) -> Payment:
+    if intent.status == "succeeded":
+        return Payment("paid", intent.id)
+    if intent.status in ("requires_action", "requires_confirmation"):
+        return Payment("action_required", intent.id, "The bank asks the card holder to confirm the payment")
+    if intent.status == "processing":
+        return Payment("pending", intent.id)
+    error = intent.get("last_payment_error") or {}
+    return Payment("failed", intent.id, error.get("message") or "The card was declined")
+
+
+def invoices(customer_id: str, limit: int = 12) -> list[dict[str, Any]]:
+    found = client().v1.invoices.list(params={"customer": customer_id, "limit": limit})
+    return [
+        {
+            "number": inv.get("number") or inv.id,
+            "created": datetime.fromtimestamp(inv.created, UTC),
+            "total": inv.get("total") or 0,
+            "status": inv.get("status") or "",
+            "url": inv.get("hosted_invoice_url") or "",
+            "pdf": inv.get("invoice_pdf") or "",
+        }
+        for inv in found.data
+    ]
+
+
+def construct_event(payload: bytes, signature: str) -> Any:
+    """Verify Stripe's signature (raises stripe.SignatureVerificationError or ValueError) and parse the event."""
+    return stripe.Webhook.construct_event(payload, signature, settings.STRIPE_WEBHOOK_SECRET)

@@ -1,0 +1,214 @@
+"""The subscription's life: trial, billing information, card, the Stripe subscription and its items, plan changes,
+cancellation and the end of a period. Our row says what the merchant has; Stripe is asked before it changes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing import stripe_api
+from billing.metering import notify, release_held, usage_of
+from billing.models import Plan, Subscription, SystemPrice
+from iex.models import Integration
+
+logger = logging.getLogger(__name__)
+
+BILLING_FIELDS = ("company", "address", "postcode", "city", "country", "vat_number", "invoice_email")
+
+
+def _at(timestamp: int | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else None
+
+
+def save_billing_info(sub: Subscription, fields: dict[str, Any]) -> None:
+    """Store the billing information and keep the Stripe customer in step (made here on first save)."""
+    sub.stripe_customer = stripe_api.save_customer(sub.stripe_customer, fields, sub.integration.number)
+    for name in BILLING_FIELDS:
+        setattr(sub, name, fields[name])
+    sub.save(update_fields=[*BILLING_FIELDS, "stripe_customer"])
+
+
+def set_card(sub: Subscription, payment_method: str) -> None:
+    """Make this card the one on file; start the Stripe subscription if there is none; release transfers held
+    because the last card could not pay."""
+    if not sub.stripe_customer or not stripe_api.customer_exists(sub.stripe_customer):
+        sub.stripe_customer = stripe_api.save_customer("", billing_fields(sub), sub.integration.number)
+        sub.stripe_subscription, sub.stripe_items = "", {}
+    card = stripe_api.attach_card(sub.stripe_customer, payment_method)
+    sub.payment_method, sub.card_brand, sub.card_last4, sub.card_expires = (
+        card.payment_method,
+        card.brand,
+        card.last4,
+        card.expires,
+    )
+    sub.card_updated = timezone.now()
+    sub.payment_problem = ""
+    sub.save()
+    ensure_stripe_subscription(sub)
+    transaction.on_commit(lambda: release_held(sub.integration, "a new card on file"))
+
+
+def billing_fields(sub: Subscription) -> dict[str, Any]:
+    return {name: getattr(sub, name) for name in BILLING_FIELDS}
+
+
+def ensure_stripe_subscription(sub: Subscription) -> None:
+    """A Stripe subscription with the plan and one item per module, once there is a customer with a card."""
+    if not sub.stripe_customer or not sub.payment_method or sub.status == Subscription.Status.CANCELED:
+        return
+    if not sub.stripe_subscription:
+        plan_id = stripe_api.ensure_plan(sub.plan.stripe_plan_id, f"IEX {sub.plan.name}", sub.plan.monthly_price)
+        trial_end = int(sub.trial_ends.timestamp()) if sub.in_trial and sub.trial_ends > timezone.now() else None
+        sub.stripe_subscription, plan_item, period_end = stripe_api.create_subscription(
+            sub.stripe_customer, plan_id, trial_end, sub.integration.number
+        )
+        sub.stripe_items = {"plan": plan_item}
+        sub.current_period_end = sub.trial_ends if trial_end else _at(period_end)
+        if not trial_end:
+            sub.status = Subscription.Status.ACTIVE
+        sub.save(update_fields=["stripe_subscription", "stripe_items", "current_period_end", "status"])
+    sync_items(sub)
+
+
+def sync_items(sub: Subscription) -> None:
+    """Make the subscription's module items match the integration's modules: add the missing, remove the gone."""
+    if not sub.stripe_subscription:
+        return
+    modules = {str(m.code): m.kind for m in sub.integration.modules.all()}
+    prices = {p.kind: p for p in SystemPrice.objects.filter(kind__in=set(modules.values()))}
+    items = dict(sub.stripe_items)
+    for code, kind in modules.items():
+        if code not in items and kind in prices:
+            price = prices[kind]
+            plan_id = stripe_api.ensure_plan(price.stripe_plan_id, f"IEX module: {kind}", price.monthly_price)
+            items[code] = stripe_api.add_item(sub.stripe_subscription, plan_id, f"iex-item-{code}")
+    for code in [c for c in items if c != "plan" and c not in modules]:
+        stripe_api.remove_item(items.pop(code))
+    if items != sub.stripe_items:
+        sub.stripe_items = items
+        sub.save(update_fields=["stripe_items"])
+
+
+def monthly_total(sub: Subscription) -> tuple[list[dict[str, Any]], int]:
+    """The lines of the monthly price: the plan, then each module. Returns (lines, total in øre)."""
+    lines: list[dict[str, Any]] = [{"label": f"{sub.plan.name} plan", "amount": sub.plan.monthly_price}]
+    prices = {p.kind: p.monthly_price for p in SystemPrice.objects.all()}
+    for module in sub.integration.modules.all():
+        lines.append({"label": f"{module.system.label} module", "amount": prices.get(module.kind, 0)})
+    return lines, sum(line["amount"] for line in lines)
+
+
+def change_plan(sub: Subscription, plan: Plan) -> str:
+    """An upgrade applies at once (Stripe prorates it) and releases held orders; a downgrade waits for the end
+    of the paid period. During the trial both apply at once. Returns what happened, for the owner."""
+    if plan == sub.plan:
+        sub.next_plan = None
+        sub.save(update_fields=["next_plan"])
+        return f"You stay on {plan.name}."
+    upgrade = plan.included_orders > sub.plan.included_orders
+    if not upgrade and sub.stripe_subscription and not sub.in_trial:
+        sub.next_plan = plan
+        sub.save(update_fields=["next_plan"])
+        when = f" on {sub.current_period_end:%d %B %Y}" if sub.current_period_end else " at the end of the period"
+        return f"Your plan changes to {plan.name}{when}."
+    _apply_plan(sub, plan)
+    return f"Your plan is now {plan.name}."
+
+
+def _apply_plan(sub: Subscription, plan: Plan) -> None:
+    if sub.stripe_subscription:
+        plan_id = stripe_api.ensure_plan(plan.stripe_plan_id, f"IEX {plan.name}", plan.monthly_price)
+        sub.stripe_items = {
+            **sub.stripe_items,
+            "plan": stripe_api.change_plan(sub.stripe_subscription, sub.stripe_items["plan"], plan_id),
+        }
+    sub.plan, sub.next_plan = plan, None
+    sub.save(update_fields=["plan", "next_plan", "stripe_items"])
+    with transaction.atomic():
+        usage = usage_of(sub.integration, lock=True)
+        usage.included = plan.included_orders
+        usage.save(update_fields=["included"])
+    transaction.on_commit(lambda: release_held(sub.integration, f"the {plan.name} plan"))
+
+
+def set_cancel(sub: Subscription, cancel: bool) -> None:
+    """Cancel at the end of the period (or take that back). In the trial there is no Stripe subscription yet."""
+    if sub.stripe_subscription:
+        stripe_api.set_cancel_at_period_end(sub.stripe_subscription, cancel)
+    sub.cancel_at_period_end = cancel
+    sub.save(update_fields=["cancel_at_period_end"])
+
+
+def end(sub: Subscription, why: str) -> None:
+    """The subscription is over: deactivate the integration and tell the owners. Safe to call twice."""
+    with transaction.atomic():
+        locked = Subscription.objects.select_for_update().get(pk=sub.pk)
+        if locked.status == Subscription.Status.CANCELED:
+            return
+        locked.status = Subscription.Status.CANCELED
+        locked.save(update_fields=["status"])
+        integration: Integration = locked.integration
+        integration.active = False
+        integration.active_changed_at = timezone.now()
+        integration.active_changed_by = None
+        integration.save(update_fields=["active", "active_changed_at", "active_changed_by"])
+        notify(
+            integration,
+            f"{integration.name} is deactivated: {why}",
+            [
+                f"The integration {integration.name} (no. {integration.number}) is deactivated because {why}. "
+                "Nothing is transferred and no more is charged.",
+                "Your settings and the Log are kept. To continue, add a card and activate the integration.",
+            ],
+        )
+
+
+def roll_periods(now: datetime | None = None) -> int:
+    """Hourly: end trials without a card, apply downgrades and cancellations whose period has ended."""
+    now = now or timezone.now()
+    done = 0
+    for sub in Subscription.objects.filter(status=Subscription.Status.TRIALING, trial_ends__lt=now):
+        done += 1
+        if sub.has_card and sub.stripe_subscription:
+            sub.status = Subscription.Status.ACTIVE
+            sub.save(update_fields=["status"])
+            refresh_from_stripe(sub)
+        else:
+            end(sub, "the trial has ended and there is no card on file")
+    ended = Subscription.objects.exclude(status=Subscription.Status.CANCELED).filter(current_period_end__lt=now)
+    for sub in ended.select_related("plan", "next_plan"):
+        done += 1
+        if sub.cancel_at_period_end:
+            end(sub, "the subscription was cancelled and its period has ended")
+            continue
+        if sub.next_plan:
+            _apply_plan(sub, sub.next_plan)
+        refresh_from_stripe(sub)
+    return done
+
+
+def refresh_from_stripe(sub: Subscription) -> None:
+    """Re-read the subscription from Stripe and take its period and state; never moves the period backwards."""
+    if not sub.stripe_subscription:
+        return
+    remote = stripe_api.retrieve_subscription(sub.stripe_subscription)
+    period_end = _at(remote.get("current_period_end"))
+    fields = []
+    if period_end and (sub.current_period_end is None or period_end > sub.current_period_end):
+        sub.current_period_end = period_end
+        fields.append("current_period_end")
+    status = remote.get("status")
+    if status in ("past_due", "unpaid") and sub.status == Subscription.Status.ACTIVE:
+        sub.status = Subscription.Status.PAST_DUE
+        fields.append("status")
+    elif status == "active" and sub.status == Subscription.Status.PAST_DUE:
+        sub.status = Subscription.Status.ACTIVE
+        fields.append("status")
+    if fields:
+        sub.save(update_fields=fields)
+    if status == "canceled":
+        end(sub, "the subscription has ended")

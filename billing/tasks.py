@@ -1,0 +1,22 @@
+from celery import shared_task
+
+from billing import metering, subscriptions
+from billing.models import Subscription
+
+
+@shared_task
+def sync_subscription_items(integration_id: int) -> None:
+    """Modules were added or removed: keep the Stripe subscription's items in step."""
+    sub = Subscription.objects.select_related("integration").filter(integration_id=integration_id).first()
+    if sub is not None:
+        subscriptions.sync_items(sub)
+
+
+@shared_task
+def roll_periods() -> int:
+    return subscriptions.roll_periods()
+
+
+@shared_task
+def release_held() -> int:
+    return metering.release_where_possible()

@@ -1,0 +1,208 @@
+"""The Subscription page. Every member sees the plan and the month's usage; only owners change anything."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from billing import metering, stripe_api, subscriptions
+from billing.forms import BillingInfoForm, BuyPacksForm, PlanForm, TestCardForm, TopUpForm
+from billing.models import Pack, Plan, Subscription, kroner
+from iex.access import AuthedRequest, get_member, get_member_owner
+from iex.models import Member
+from transferlog.models import Status, Transfer
+
+logger = logging.getLogger(__name__)
+
+
+def banners(integration: Any) -> dict[str, Any]:
+    """What needs action about billing, for the banners on Home and Subscription."""
+    sub = Subscription.of(integration)
+    return {
+        "held": Transfer.objects.filter(integration=integration, status=Status.HELD).count(),
+        "payment_problem": sub.payment_problem,
+        "past_due": sub.status == Subscription.Status.PAST_DUE,
+    }
+
+
+@login_required
+@require_GET
+def subscription(request: AuthedRequest, number: str) -> HttpResponse:
+    member = get_member(request, number)
+    return _render(request, member)
+
+
+def _render(request: AuthedRequest, member: Member, status: int = 200, **forms: Any) -> HttpResponse:
+    integration = member.integration
+    sub = Subscription.of(integration)
+    usage = metering.usage_of(integration)
+    lines, total = subscriptions.monthly_total(sub)
+    invoices: list[dict[str, Any]] = []
+    if member.is_owner and sub.stripe_customer:
+        try:
+            invoices = [
+                {**inv, "total_display": kroner(inv["total"])} for inv in stripe_api.invoices(sub.stripe_customer)
+            ]
+        except stripe_api.StripeError as exc:
+            logger.warning("could not list invoices of %s: %s", sub.stripe_customer, exc)
+    ctx = {
+        "sub": sub,
+        "usage": usage,
+        "used_width": usage.percent_used,
+        "lines": [{**line, "display": kroner(line["amount"])} for line in lines],
+        "total": kroner(total),
+        "plans": Plan.objects.filter(available=True),
+        "packs": Pack.objects.filter(integration=integration, month=usage.month),
+        "invoices": invoices,
+        "local_stripe": stripe_api.is_local_fake(),
+        "billing_form": forms.get("billing_form") or BillingInfoForm(instance=sub),
+        "card_form": forms.get("card_form") or TestCardForm(),
+        "buy_form": forms.get("buy_form")
+        or BuyPacksForm(initial={"packs": 1, "seq": metering.next_seq(integration, usage.month)}),
+        "topup_form": forms.get("topup_form") or TopUpForm(instance=sub),
+        "plan_form": PlanForm(initial={"plan": sub.plan}),
+        **banners(integration),
+    }
+    return render(request, "billing/subscription.html", ctx, status=status)
+
+
+def _owner_action(view: Callable[[AuthedRequest, Member, Subscription], HttpResponse]) -> Callable:
+    """POST, owners only; Stripe being unreachable is an error message, with nothing changed."""
+
+    @wraps(view)
+    @login_required
+    @require_POST
+    def wrapper(request: AuthedRequest, number: str) -> HttpResponse:
+        member = get_member_owner(request, number)
+        sub = Subscription.of(member.integration)
+        try:
+            with transaction.atomic():
+                return view(request, member, sub)
+        except stripe_api.StripeError as exc:
+            logger.warning("Stripe error on %s: %s", view.__name__, exc)
+            messages.error(
+                request,
+                f"Stripe did not answer as expected ({exc.user_message or exc}). Nothing was changed; please try again.",
+            )
+            return redirect("subscription", number)
+
+    return wrapper
+
+
+@_owner_action
+def billing_info(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    form = BillingInfoForm(request.POST, instance=Subscription.objects.get(pk=sub.pk))
+    if not form.is_valid():
+        return _render(request, member, 400, billing_form=form)
+    subscriptions.save_billing_info(sub, form.cleaned_data)
+    messages.success(request, "Billing information saved.")
+    return redirect("subscription", member.integration.number)
+
+
+@_owner_action
+def card(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    number = member.integration.number
+    if not sub.company:
+        messages.error(request, "Fill in the billing information before adding a card.")
+        return redirect("subscription", number)
+    if not stripe_api.is_local_fake():
+        if not sub.stripe_customer:
+            subscriptions.save_billing_info(sub, subscriptions.billing_fields(sub))
+        url = reverse("subscription_card_done", args=[number])
+        back = request.build_absolute_uri(reverse("subscription", args=[number]))
+        return redirect(stripe_api.setup_session(sub.stripe_customer, request.build_absolute_uri(url), back))
+    form = TestCardForm(request.POST)
+    if not form.is_valid():
+        return _render(request, member, 400, card_form=form)
+    month, year = form.cleaned_data["expiry"]
+    try:
+        pm = stripe_api.test_card(form.cleaned_data["number"], month, year, form.cleaned_data["cvc"])
+        subscriptions.set_card(sub, pm)
+    except stripe_api.CardError as exc:
+        form.add_error("number", exc.user_message or "The card was declined.")
+        return _render(request, member, 400, card_form=form)
+    messages.success(request, f"Card ending in {sub.card_last4} saved.")
+    return redirect("subscription", number)
+
+
+@login_required
+@require_GET
+def card_done(request: AuthedRequest, number: str) -> HttpResponse:
+    """Back from Stripe Checkout (setup mode): take the card it saved."""
+    member = get_member_owner(request, number)
+    sub = Subscription.of(member.integration)
+    session_id = request.GET.get("session_id", "")
+    try:
+        with transaction.atomic():
+            subscriptions.set_card(sub, stripe_api.setup_session_card(session_id))
+    except stripe_api.StripeError as exc:
+        logger.warning("setup session %s: %s", session_id, exc)
+        messages.error(request, "Stripe did not confirm the card. Please try again.")
+        return redirect("subscription", number)
+    messages.success(request, f"Card ending in {sub.card_last4} saved.")
+    return redirect("subscription", number)
+
+
+@_owner_action
+def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    form = BuyPacksForm(request.POST)
+    if not sub.has_card:
+        form.add_error(None, "Add a card before buying orders.")
+    if not form.is_valid():
+        return _render(request, member, 400, buy_form=form)
+    pack = metering.buy_by_hand(member.integration, form.cleaned_data["packs"], form.cleaned_data["seq"])
+    if pack is None:
+        messages.info(request, "That purchase was already made; nothing more was charged.")
+    elif pack.status == Pack.Status.PAID:
+        messages.success(
+            request, f"Bought {pack.orders} orders for {pack.amount_display}. A receipt is on its way."
+        )
+    else:
+        messages.error(request, f"The payment did not go through: {pack.failure}. Nothing was charged.")
+    return redirect("subscription", member.integration.number)
+
+
+@_owner_action
+def topup(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    form = TopUpForm(request.POST, instance=Subscription.objects.get(pk=sub.pk))
+    if not form.is_valid():
+        return _render(request, member, 400, topup_form=form)
+    sub = form.save()
+    if sub.topup_enabled:
+        transaction.on_commit(lambda: metering.release_held(member.integration, "automatic top-up turned on"))
+        messages.success(request, f"Automatic top-up is on, at most {sub.topup_cap} packs a month.")
+    else:
+        messages.success(request, "Automatic top-up is off. Orders beyond the allowance will be held.")
+    return redirect("subscription", member.integration.number)
+
+
+@_owner_action
+def change_plan(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    form = PlanForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose one of the plans.")
+        return redirect("subscription", member.integration.number)
+    messages.success(request, subscriptions.change_plan(sub, form.cleaned_data["plan"]))
+    return redirect("subscription", member.integration.number)
+
+
+@_owner_action
+def cancel(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    undo = request.POST.get("undo") == "1"
+    subscriptions.set_cancel(sub, not undo)
+    if undo:
+        messages.success(request, "The subscription continues.")
+    else:
+        end = sub.current_period_end or sub.trial_ends
+        messages.success(request, f"The subscription ends on {end:%d %B %Y}. The integration is deactivated then.")
+    return redirect("subscription", member.integration.number)

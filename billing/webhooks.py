@@ -1,0 +1,79 @@
+"""Stripe's webhooks: verified, handled once per event id, and never trusted for money state on their own —
+the object is read again from Stripe, and a state only moves forwards (a paid pack stays paid)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import stripe
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from billing import metering, stripe_api, subscriptions
+from billing.models import Pack, StripeEvent, Subscription
+
+logger = logging.getLogger(__name__)
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    try:
+        event = stripe_api.construct_event(request.body, request.headers.get("Stripe-Signature", ""))
+    except (ValueError, stripe.SignatureVerificationError):
+        return HttpResponse("bad signature or payload", status=400, content_type="text/plain")
+    with transaction.atomic():
+        _, new = StripeEvent.objects.get_or_create(event_id=event.id, defaults={"type": event.type})
+        if new:
+            # An error rolls the event back too: Stripe sends it again, and it is handled then.
+            handle(event.type, event.data.object)
+    return HttpResponse("ok" if new else "duplicate", content_type="text/plain")
+
+
+def handle(kind: str, obj: Any) -> None:
+    if kind in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing"):
+        _payment_intent(obj["id"])
+    elif kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
+        if obj.get("subscription"):
+            _subscription(obj["subscription"])
+    elif kind.startswith("customer.subscription."):
+        _subscription(obj["id"])
+
+
+def _payment_intent(intent_id: str) -> None:
+    intent = stripe_api.retrieve_payment_intent(intent_id)
+    pack = Pack.objects.select_related("integration").filter(payment_intent=intent.id).first()
+    if pack is None:
+        key = (intent.get("metadata") or {}).get("pack", "")
+        pack = next((p for p in _packs_by_key(key)), None)
+    if pack is None:
+        logger.info("payment intent %s is not one of our packs", intent.id)
+        return
+    payment = stripe_api.payment_of(intent)
+    if not pack.payment_intent:
+        Pack.objects.filter(pk=pack.pk).update(payment_intent=intent.id)
+    if payment.message:
+        pack.failure = payment.message[:300]
+    metering.apply_payment(pack, payment.status)
+
+
+def _packs_by_key(key: str) -> list[Pack]:
+    # iex-pack-<number>-<YYYY>-<MM>-<seq>
+    parts = key.split("-")
+    if len(parts) != 6 or parts[:2] != ["iex", "pack"]:
+        return []
+    number, year, month, seq = parts[2:]
+    return list(
+        Pack.objects.select_related("integration").filter(
+            integration__number=number, month=f"{year}-{month}-01", seq=int(seq)
+        )
+    )
+
+
+def _subscription(subscription_id: str) -> None:
+    sub = Subscription.objects.select_related("integration").filter(stripe_subscription=subscription_id).first()
+    if sub is not None:
+        subscriptions.refresh_from_stripe(sub)
