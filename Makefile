@@ -11,12 +11,12 @@ $(BIN)/python:
 
 # Reinstall when pyproject.toml changes; the stamps tell the plain install from the one with test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet .
+	$(BIN)/pip install --quiet ".[local]"
 	rm -rf build *.egg-info
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet ".[test]"
+	$(BIN)/pip install --quiet ".[local,test]"
 	rm -rf build *.egg-info
 	touch $(VENV)/.installed $@
 

@@ -211,6 +211,7 @@ def pay(usage: Usage, sub: Subscription, packs: int, source: str) -> Pack:
     pack.failure = payment.message
     pack.save()
     apply_payment(pack, payment.status, usage=usage, sub=sub)
+    pack.refresh_from_db(fields=["status", "paid_at"])
     return pack
 
 

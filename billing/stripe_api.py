@@ -19,6 +19,13 @@ StripeError = stripe.StripeError
 CardError = stripe.CardError
 
 
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """A field of a Stripe object (or of a plain dict, as events carry them); `default` when absent."""
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
 @cache
 def client() -> Any:  # a stripe.StripeClient; its objects are read as dicts here, as Stripe documents them
     base: Any = {"api": settings.STRIPE_API_BASE} if settings.STRIPE_API_BASE else None
@@ -140,7 +147,7 @@ def create_subscription(customer_id: str, plan_id: str, trial_end: int | None, i
         params=params,
         options={"idempotency_key": f"iex-subscription-{integration_number}-{customer_id}"},
     )
-    return sub.id, sub["items"].data[0].id, sub.get("current_period_end")
+    return sub.id, sub["items"].data[0].id, field(sub, "current_period_end")
 
 
 def add_item(subscription_id: str, plan_id: str, key: str) -> str:
@@ -202,8 +209,7 @@ def charge(
                 "payment_method": payment_method,
                 "off_session": True,
                 "confirm": True,
-                "description": description,
-                "metadata": metadata,
+                "metadata": {**metadata, "description": description},
             },
             options={"idempotency_key": key},
         )
@@ -219,26 +225,27 @@ def charge(
 
 
 def payment_of(intent: Any) -> Payment:
-    if intent.status == "succeeded":
-        return Payment("paid", intent.id)
-    if intent.status in ("requires_action", "requires_confirmation"):
-        return Payment("action_required", intent.id, "The bank asks the card holder to confirm the payment")
-    if intent.status == "processing":
-        return Payment("pending", intent.id)
-    error = intent.get("last_payment_error") or {}
-    return Payment("failed", intent.id, error.get("message") or "The card was declined")
+    status, intent_id = field(intent, "status"), field(intent, "id")
+    if status == "succeeded":
+        return Payment("paid", intent_id)
+    if status in ("requires_action", "requires_confirmation"):
+        return Payment("action_required", intent_id, "The bank asks the card holder to confirm the payment")
+    if status == "processing":
+        return Payment("pending", intent_id)
+    error = field(intent, "last_payment_error") or {}
+    return Payment("failed", intent_id, field(error, "message") or "The card was declined")
 
 
 def invoices(customer_id: str, limit: int = 12) -> list[dict[str, Any]]:
     found = client().v1.invoices.list(params={"customer": customer_id, "limit": limit})
     return [
         {
-            "number": inv.get("number") or inv.id,
+            "number": field(inv, "number") or inv.id,
             "created": datetime.fromtimestamp(inv.created, UTC),
-            "total": inv.get("total") or 0,
-            "status": inv.get("status") or "",
-            "url": inv.get("hosted_invoice_url") or "",
-            "pdf": inv.get("invoice_pdf") or "",
+            "total": field(inv, "total") or 0,
+            "status": field(inv, "status") or "",
+            "url": field(inv, "hosted_invoice_url") or "",
+            "pdf": field(inv, "invoice_pdf") or "",
         }
         for inv in found.data
     ]

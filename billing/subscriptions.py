@@ -196,12 +196,12 @@ def refresh_from_stripe(sub: Subscription) -> None:
     if not sub.stripe_subscription:
         return
     remote = stripe_api.retrieve_subscription(sub.stripe_subscription)
-    period_end = _at(remote.get("current_period_end"))
+    period_end = _at(stripe_api.field(remote, "current_period_end"))
     fields = []
     if period_end and (sub.current_period_end is None or period_end > sub.current_period_end):
         sub.current_period_end = period_end
         fields.append("current_period_end")
-    status = remote.get("status")
+    status = stripe_api.field(remote, "status")
     if status in ("past_due", "unpaid") and sub.status == Subscription.Status.ACTIVE:
         sub.status = Subscription.Status.PAST_DUE
         fields.append("status")

@@ -165,7 +165,7 @@ def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> Http
         messages.info(request, "That purchase was already made; nothing more was charged.")
     elif pack.status == Pack.Status.PAID:
         messages.success(
-            request, f"Bought {pack.orders} orders for {pack.amount_display}. A receipt is on its way."
+            request, f"Bought {pack.orders} orders for {pack.amount_display} A receipt is on its way."
         )
     else:
         messages.error(request, f"The payment did not go through: {pack.failure}. Nothing was charged.")

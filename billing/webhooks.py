@@ -35,26 +35,26 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 
 def handle(kind: str, obj: Any) -> None:
     if kind in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing"):
-        _payment_intent(obj["id"])
+        _payment_intent(stripe_api.field(obj, "id"))
     elif kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
-        if obj.get("subscription"):
-            _subscription(obj["subscription"])
+        if subscription := stripe_api.field(obj, "subscription"):
+            _subscription(subscription)
     elif kind.startswith("customer.subscription."):
-        _subscription(obj["id"])
+        _subscription(stripe_api.field(obj, "id"))
 
 
 def _payment_intent(intent_id: str) -> None:
     intent = stripe_api.retrieve_payment_intent(intent_id)
-    pack = Pack.objects.select_related("integration").filter(payment_intent=intent.id).first()
+    pack = Pack.objects.select_related("integration").filter(payment_intent=intent_id).first()
     if pack is None:
-        key = (intent.get("metadata") or {}).get("pack", "")
+        key = stripe_api.field(stripe_api.field(intent, "metadata") or {}, "pack", "")
         pack = next((p for p in _packs_by_key(key)), None)
     if pack is None:
-        logger.info("payment intent %s is not one of our packs", intent.id)
+        logger.info("payment intent %s is not one of our packs", intent_id)
         return
     payment = stripe_api.payment_of(intent)
     if not pack.payment_intent:
-        Pack.objects.filter(pk=pack.pk).update(payment_intent=intent.id)
+        Pack.objects.filter(pk=pack.pk).update(payment_intent=intent_id)
     if payment.message:
         pack.failure = payment.message[:300]
     metering.apply_payment(pack, payment.status)

@@ -374,6 +374,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    # The SDK logs every request at INFO; our wrapper logs what goes wrong.
+    "loggers": {"stripe": {"level": "WARNING"}},
 }
 
 # --- IEX ----------------------------------------------------------------------------------------------------

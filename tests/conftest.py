@@ -1,4 +1,9 @@
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -6,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.test import Client
 
+from billing import stripe_api
 from iex.models import Integration, Invitation, Member, Role
 
 PASSWORD = "correct horse battery staple"
@@ -20,8 +26,44 @@ def _fast_and_isolated(settings):
     }
     # allauth's rate limits count in the cache: start every test with none spent.
     cache.clear()
+    # No test reaches a Stripe it did not ask for (the `stripe` fixture starts localstripe).
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    stripe_api.client.cache_clear()
     yield
     cache.clear()
+    stripe_api.client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """localstripe (a stateful fake Stripe server) on a free port of 127.0.0.1, for the whole session."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = Path(__file__).resolve().parent.parent / "bin" / "localstripe"
+    process = subprocess.Popen([sys.executable, str(script), "--port", str(port)], stderr=subprocess.PIPE)
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError(
+            f"localstripe did not start: {process.stderr.read().decode() if process.stderr else ''}"
+        )
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(timeout=10)
+
+
+@pytest.fixture
+def stripe(localstripe, settings):
+    """The real stripe SDK pointed at localstripe."""
+    settings.STRIPE_API_BASE = localstripe
+    stripe_api.client.cache_clear()
+    return stripe_api.client()
 
 
 def make_user(email: str) -> User:

@@ -18,7 +18,8 @@ pytestmark = [
         settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
         reason="row locks (SELECT ... FOR UPDATE) are only real on PostgreSQL; set DATABASE_URL to run",
     ),
-    pytest.mark.django_db(transaction=True),
+    # serialized_rollback: the rows migrations seed (plans, prices) come back after the flush.
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
 
@@ -57,7 +58,10 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(personas):
 
 
 def test_concurrent_invites_cannot_pass_the_hourly_limit(personas, settings):
+    from billing.models import Plan, Subscription
+
     settings.INVITATIONS_PER_HOUR = 3
+    Subscription.of(personas.integration, Plan.objects.get(code="enterprise"))  # room for 50 members
     clients = [personas.client(personas.owner) for _ in range(6)]
     url = reverse("invite", args=[personas.integration.number])
     run_together(
@@ -118,3 +122,16 @@ def test_ten_parallel_posts_of_one_event_store_one_delivery_and_one_transfer(con
     run_together(*[lambda: intake.process(delivery.pk) for _ in range(4)])
     assert Transfer.objects.count() == 1
     assert json.loads(bytes(Delivery.objects.get().body))["id"] == 5500000000001042
+
+
+def test_concurrent_invites_cannot_pass_the_plans_member_limit(personas):
+    """Standard has room for 5: three members, so two of six invitations at once are issued."""
+    clients = [personas.client(personas.owner) for _ in range(6)]
+    url = reverse("invite", args=[personas.integration.number])
+    run_together(
+        *[
+            (lambda c=c, i=i: c.post(url, {"email": f"p{i}@shop.example", "role": "viewer"}))
+            for i, c in enumerate(clients)
+        ]
+    )
+    assert personas.integration.invitations.count() == 2

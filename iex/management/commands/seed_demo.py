@@ -7,6 +7,8 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from billing import stripe_api, subscriptions
+from billing.models import Subscription
 from connections.models import Connection, Module
 from iex.models import Integration, Role
 from scheduling.models import Job
@@ -20,6 +22,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--json", action="store_true", help="print the demo logins and modules as JSON")
+        parser.add_argument(
+            "--stripe",
+            action="store_true",
+            help="also give the demo billing information and a test card in Stripe (make run: localstripe)",
+        )
 
     def handle(self, *args, **options) -> None:
         password = self.demo_password()
@@ -34,6 +41,9 @@ class Command(BaseCommand):
             member = user.memberships.filter(role=Role.OWNER, integration__name=DEMO_INTEGRATION).first()
             integration = member.integration if member else Integration.create_for(user, DEMO_INTEGRATION)
             modules = self.sandbox_systems(integration)
+            sub = Subscription.of(integration)
+        if options["stripe"]:
+            self.stripe_billing(sub)
 
         login_url = f"{settings.SITE_URL}/accounts/login/"
         data = {
@@ -61,6 +71,25 @@ class Command(BaseCommand):
                 f"sandbox at {settings.SANDBOX_URL}.\n"
                 f"Log in at {login_url} as {DEMO_EMAIL} with password {password}"
             )
+
+    def stripe_billing(self, sub: Subscription) -> None:
+        """Billing information and a Visa test card, made again when Stripe (a restarted localstripe) lost them."""
+        if sub.stripe_customer and sub.has_card and stripe_api.customer_exists(sub.stripe_customer):
+            return
+        sub.stripe_customer = sub.stripe_subscription = ""
+        sub.stripe_items = {}
+        fields = {
+            "company": "Demo Shop ApS",
+            "address": "Demovej 1",
+            "postcode": "8000",
+            "city": "Aarhus C",
+            "country": "DK",
+            "vat_number": "DK12345678",
+            "invoice_email": DEMO_EMAIL,
+        }
+        with transaction.atomic():
+            subscriptions.save_billing_info(sub, fields)
+            subscriptions.set_card(sub, stripe_api.test_card("4242424242424242", 12, 2030, "123"))
 
     def sandbox_systems(self, integration: Integration) -> list[Module]:
         """Shopify and e-conomic in the sandbox, orders arriving by webhook (and reconciled hourly). Set up once;

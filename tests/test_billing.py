@@ -1,0 +1,532 @@
+"""Billing against localstripe with the real stripe SDK: customer, card, subscription, packs by hand and
+automatically, a declined card holding transfers and their release; metering across the month boundary; the paths
+localstripe lacks (idempotent replay, authentication required, invoice.paid) with the SDK's answer faked."""
+
+import hashlib
+import hmac
+import json
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import stripe as stripe_sdk
+import time_machine
+from django.core import mail
+from django.core.management import call_command
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import metering, stripe_api, subscriptions
+from billing.models import Pack, Plan, StripeEvent, Subscription, Usage, month_of
+from transferlog.models import Status, Transfer
+
+pytestmark = pytest.mark.django_db
+
+BILLING = {
+    "company": "Nordic Bikes ApS",
+    "address": "Cykelvej 2",
+    "postcode": "8000",
+    "city": "Aarhus C",
+    "country": "dk",
+    "vat_number": "DK 12 34 56 78",
+    "invoice_email": "books@shop.example",
+}
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Tests never commit: run what waits for the commit (emails, releases) when the block ends."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def url(name, personas):
+    return reverse(name, args=[personas.integration.number])
+
+
+def card_on_file(personas, number="4242424242424242"):
+    client = personas.client(personas.owner)
+    assert client.post(url("subscription_billing", personas), BILLING).status_code == 302
+    response = client.post(url("subscription_card", personas), {"number": number, "expiry": "12/30", "cvc": "123"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    return Subscription.objects.get(integration=personas.integration)
+
+
+def order_transfer(connection, n=1):
+    return Transfer.objects.create(
+        integration=connection.integration,
+        connection=connection,
+        connection_label=connection.label,
+        entity="orders",
+        source_ref=str(n),
+        reference=f"#{n}",
+        status=Status.RUNNING,
+        source_data={"id": n},
+    )
+
+
+def use_up(integration, used, included=None):
+    usage = metering.usage_of(integration)
+    usage.used = used
+    if included is not None:
+        usage.included = included
+    usage.save()
+    return usage
+
+
+def sign(payload: bytes, secret: str = "whsec_localstripe") -> str:
+    t = int(time.time())
+    digest = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={digest}"
+
+
+def post_event(client, event: dict):
+    body = json.dumps(event).encode()
+    return client.post(
+        reverse("stripe_webhook"), body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body)
+    )
+
+
+# --- customer, card, subscription ----------------------------------------------------------------------------
+
+
+def test_billing_information_card_and_subscription_with_one_item_per_module(personas, connected, stripe):
+    sub = card_on_file(personas)
+    customer = stripe.v1.customers.retrieve(sub.stripe_customer)
+    assert (customer.name, customer.email) == ("Nordic Bikes ApS", "books@shop.example")
+    assert customer.address.city == "Aarhus C" and customer.address.country == "DK"
+    assert customer.metadata["vat_number"] == "DK12345678"
+    assert customer.invoice_settings.default_payment_method == sub.payment_method
+    assert (sub.card_brand, sub.card_last4, sub.card_expires) == ("visa", "4242", "12/2030")
+    # The plan and one item per module (Shopify, e-conomic), ids kept on our row.
+    assert sub.stripe_subscription.startswith("sub_")
+    modules = {str(m.code) for m in personas.integration.modules.all()}
+    assert set(sub.stripe_items) == {"plan", *modules}
+    assert stripe.v1.plans.retrieve(sub.plan.stripe_plan_id).amount == sub.plan.monthly_price
+    assert sub.status == "trialing"  # the trial runs on; Stripe's subscription ends its trial with ours
+
+    # A module removed: its item goes; added again: a new item.
+    shop = personas.integration.modules.get(kind="shopify")
+    shop_item = sub.stripe_items[str(shop.code)]
+    shop.delete()
+    subscriptions.sync_items(sub)
+    assert str(shop.code) not in sub.stripe_items
+    with pytest.raises(stripe_sdk.InvalidRequestError):
+        stripe.v1.subscription_items.retrieve(shop_item)
+
+
+def test_billing_form_errors_are_shown_next_to_the_field_and_nothing_is_saved(personas, stripe):
+    client = personas.client(personas.owner)
+    response = client.post(url("subscription_billing", personas), {**BILLING, "country": "D1", "company": ""})
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Use the two-letter country code" in body and "This field is required." in body
+    assert Subscription.of(personas.integration).stripe_customer == ""
+
+
+def test_a_card_declined_when_attached_is_an_error_on_the_form(personas, stripe):
+    client = personas.client(personas.owner)
+    client.post(url("subscription_billing", personas), BILLING)
+    response = client.post(
+        url("subscription_card", personas), {"number": "4000000000000002", "expiry": "12/30", "cvc": "123"}
+    )
+    assert response.status_code == 400
+    assert "card" in response.content.decode().lower()
+    assert not Subscription.of(personas.integration).has_card
+
+
+# --- packs -----------------------------------------------------------------------------------------------
+
+
+def test_a_pack_bought_by_hand_grows_the_allowance_and_a_second_submit_buys_nothing(personas, stripe, committed):
+    sub = card_on_file(personas)
+    client = personas.client(personas.owner)
+    page = client.get(url("subscription", personas)).content.decode()
+    assert 'name="seq" value="1"' in page
+    with committed():
+        response = client.post(url("subscription_packs", personas), {"packs": 2, "seq": 1}, follow=True)
+    assert "Bought 200 orders for 158.00 kr." in response.content.decode()
+    again = client.post(url("subscription_packs", personas), {"packs": 2, "seq": 1}, follow=True)
+    assert "already made; nothing more was charged" in again.content.decode()
+    pack = Pack.objects.get()
+    assert (pack.status, pack.orders, pack.amount, pack.source) == ("paid", 200, 15800, "manual")
+    intent = stripe.v1.payment_intents.retrieve(pack.payment_intent)
+    assert (intent.status, intent.amount, intent.currency, intent.customer) == (
+        "succeeded",
+        15800,
+        "dkk",
+        sub.stripe_customer,
+    )
+    assert intent.metadata["pack"] == f"iex-pack-{personas.integration.number}-{pack.month:%Y-%m}-1"
+    assert metering.usage_of(personas.integration).bought == 200
+    receipts = [m for m in mail.outbox if m.subject.startswith("Receipt")]
+    assert len(receipts) == 1 and "158.00 kr." in receipts[0].body and receipts[0].to == ["owner@shop.example"]
+
+
+def test_without_a_card_buying_is_refused_with_a_reason(personas, stripe):
+    response = personas.client(personas.owner).post(url("subscription_packs", personas), {"packs": 1, "seq": 1})
+    assert response.status_code == 400 and "Add a card before buying orders." in response.content.decode()
+    assert not Pack.objects.exists()
+
+
+def test_automatic_top_up_buys_one_pack_when_nothing_is_left(personas, connected, stripe):
+    card_on_file(personas)
+    use_up(personas.integration, used=1000)
+    transfer = order_transfer(connected)
+    assert metering.reserve(transfer) == ""
+    usage = Usage.objects.get()
+    assert (usage.bought, usage.reserved, usage.used) == (100, 1, 1000)
+    metering.settle(transfer, created=True)
+    usage.refresh_from_db()
+    assert (usage.used, usage.reserved) == (1001, 0)
+    pack = Pack.objects.get()
+    assert (pack.source, pack.status, pack.amount) == ("automatic", "paid", 7900)
+    # A settled transfer holds nothing; settling again changes nothing.
+    metering.settle(transfer, created=True)
+    assert Usage.objects.get().used == 1001
+
+
+def test_top_up_off_holds_and_tells_the_owners_once(personas, connected, stripe, committed):
+    sub = card_on_file(personas)
+    sub.topup_enabled = False
+    sub.save()
+    use_up(personas.integration, used=1000)
+    mail.outbox.clear()
+    with committed():
+        reasons = [metering.reserve(order_transfer(connected, n)) for n in (1, 2)]
+    assert reasons == ["No orders left this month and automatic top-up is off"] * 2
+    held = [m for m in mail.outbox if "held" in m.subject]
+    assert len(held) == 1 and "buy a pack" in held[0].body
+    assert not Pack.objects.exists()
+
+
+def test_the_monthly_cap_stops_automatic_packs(personas, connected, stripe):
+    sub = card_on_file(personas)
+    sub.topup_cap = 1
+    sub.save()
+    use_up(personas.integration, used=1000)
+    assert metering.reserve(order_transfer(connected, 1)) == ""
+    use_up(personas.integration, used=1100)
+    Usage.objects.update(reserved=0)
+    assert metering.reserve(order_transfer(connected, 2)) == (
+        "No orders left this month and the cap of 1 packs is reached"
+    )
+    assert Pack.objects.count() == 1
+
+
+def test_a_declined_card_holds_transfers_until_a_new_card_and_a_pack_bought_by_hand(
+    personas, connected, stripe, committed
+):
+    """pm_card_chargeCustomerFail attaches, then every charge is declined."""
+    sub = card_on_file(personas)
+    subscriptions.set_card(sub, "pm_card_chargeCustomerFail")
+    use_up(personas.integration, used=1000)
+    mail.outbox.clear()
+    from connections import pipeline
+
+    transfer = pipeline.receive(connected, "7001", "#7001", timezone.now(), {"id": 7001})
+    with committed():
+        pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert transfer.status == Status.HELD
+    assert transfer.reason.startswith("No orders left this month; paying for an order pack failed:")
+    assert transfer.source_data == {"id": 7001}  # its data kept
+    pack = Pack.objects.get()
+    assert pack.status == "failed" and pack.failure
+    failed = [m for m in mail.outbox if m.subject.startswith("Payment for an order pack failed")]
+    assert len(failed) == 1 and "/subscription/" in failed[0].body
+    page = personas.client(personas.owner).get(url("home", personas)).content.decode()
+    assert "1 transfer held" in page and "Paying for an order pack failed" in page
+
+    # The same card is not charged again for the next order.
+    second = pipeline.receive(connected, "7002", "#7002", timezone.now(), {"id": 7002})
+    pipeline.process(second.pk)
+    assert Pack.objects.count() == 1
+    assert Transfer.objects.get(pk=second.pk).status == Status.HELD
+
+    # A working card, then a pack by hand: the held transfers are queued again.
+    client = personas.client(personas.owner)
+    with committed():
+        client.post(
+            url("subscription_card", personas), {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"}
+        )
+    assert set(Transfer.objects.values_list("status", flat=True)) == {Status.PENDING}  # the new card released them
+    Transfer.objects.update(status=Status.HELD)  # as if they had been held again
+    with committed():
+        client.post(url("subscription_packs", personas), {"packs": 1, "seq": 2})
+    assert Pack.objects.filter(status="paid").count() == 1
+    assert set(Transfer.objects.values_list("status", flat=True)) == {Status.PENDING}
+    assert Subscription.of(personas.integration).payment_problem == ""
+
+
+def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, connected, stripe, monkeypatch):
+    """localstripe ignores Idempotency-Key: the fake below keeps Stripe's promise (the first answer is replayed)."""
+    card_on_file(personas)
+    use_up(personas.integration, used=1000)
+    create = stripe.v1.payment_intents.create
+    answers, keys = {}, []
+
+    def flaky_create(params, options):
+        key = options["idempotency_key"]
+        keys.append(key)
+        if key not in answers:
+            answers[key] = create(params=params, options=options)
+            raise stripe_sdk.APIConnectionError("connection reset after the charge")
+        return answers[key]
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "create", flaky_create)
+    transfer = order_transfer(connected)
+    with pytest.raises(stripe_sdk.StripeError):
+        metering.reserve(transfer)
+    assert not Pack.objects.exists() and Usage.objects.get().bought == 0  # rolled back
+    assert metering.reserve(transfer) == ""
+    assert keys == [f"iex-pack-{personas.integration.number}-{month_of(timezone.now()):%Y-%m}-1"] * 2
+    assert Pack.objects.get().status == "paid" and Usage.objects.get().bought == 100
+    customer = Subscription.of(personas.integration).stripe_customer
+    intents = stripe.v1.payment_intents.list(params={"limit": 100}).data
+    assert len([i for i in intents if i.customer == customer]) == 1
+
+
+def test_the_pipeline_retries_a_transfer_when_stripe_cannot_be_reached(personas, connected, stripe, settings):
+    from connections import pipeline
+
+    card_on_file(personas)
+    use_up(personas.integration, used=1000)
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+    stripe_api.client.cache_clear()
+    transfer = pipeline.receive(connected, "7003", "#7003", timezone.now(), {"id": 7003})
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert transfer.status == Status.RETRYING and "Stripe could not be reached" in transfer.reason
+    assert Usage.objects.get().reserved == 0 and not Pack.objects.exists()
+
+
+def test_a_card_needing_authentication_holds_and_the_paid_webhook_releases(
+    personas, connected, stripe, monkeypatch, committed
+):
+    """Off-session charges of 4000002760003184 fail with authentication_required (localstripe cannot say so)."""
+    card_on_file(personas)
+    use_up(personas.integration, used=1000)
+    intent = stripe.v1.payment_intents.create(
+        params={"amount": 7900, "currency": "dkk", "payment_method": "pm_card_visa", "confirm": False}
+    )
+
+    def needs_authentication(params, options):
+        raise stripe_sdk.CardError(
+            "This payment requires authentication",
+            None,
+            "authentication_required",
+            json_body={"error": {"code": "authentication_required", "payment_intent": {"id": intent.id}}},
+        )
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "create", needs_authentication)
+    transfer = order_transfer(connected)
+    assert "paying for an order pack failed: The bank asks the card holder" in metering.reserve(transfer)
+    pack = Pack.objects.get()
+    assert (pack.status, pack.payment_intent) == ("action_required", intent.id)
+
+    # The card holder confirms on Stripe's page; Stripe says so; we read the intent again before believing it.
+    held = Transfer.objects.create(
+        integration=personas.integration, connection=connected, connection_label="x", entity="orders",
+        source_ref="h", status=Status.HELD,
+    )  # fmt: skip
+    paid = {"id": intent.id, "object": "payment_intent", "status": "succeeded"}
+    monkeypatch.setattr(stripe_api, "retrieve_payment_intent", lambda _id: paid)
+    client = personas.client(personas.viewer)
+    event = {"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": {"id": intent.id}}}
+    with committed():
+        assert post_event(client, event).content == b"ok"
+    assert post_event(client, event).content == b"duplicate"
+    pack.refresh_from_db()
+    assert pack.status == "paid" and Usage.objects.get().bought == 100
+    assert Transfer.objects.get(pk=held.pk).status == Status.PENDING
+    # A late failure event does not move a paid pack back.
+    failed = {"id": intent.id, "object": "payment_intent", "status": "requires_payment_method"}
+    monkeypatch.setattr(stripe_api, "retrieve_payment_intent", lambda _id: failed)
+    event = {"id": "evt_2", "type": "payment_intent.payment_failed", "data": {"object": {"id": intent.id}}}
+    post_event(client, event)
+    assert Pack.objects.get().status == "paid" and Usage.objects.get().bought == 100
+
+
+def test_stripe_webhooks_need_a_valid_signature(client, db):
+    body = json.dumps({"id": "evt_x", "type": "invoice.paid", "data": {"object": {}}}).encode()
+    response = client.post(
+        reverse("stripe_webhook"), body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body, "wrong")
+    )
+    assert response.status_code == 400 and not StripeEvent.objects.exists()
+    assert client.post(reverse("stripe_webhook"), b"{", content_type="application/json").status_code == 400
+
+
+def test_invoice_paid_reads_the_subscription_again_and_never_moves_its_period_back(personas, monkeypatch, client):
+    sub = Subscription.of(personas.integration)
+    end = datetime(2026, 12, 26, tzinfo=UTC)
+    sub.stripe_subscription, sub.status, sub.current_period_end = "sub_1", "past_due", end
+    sub.save()
+    remote = {"id": "sub_1", "status": "active", "current_period_end": int((end + timedelta(days=31)).timestamp())}
+    monkeypatch.setattr(stripe_api, "retrieve_subscription", lambda _id: remote)
+    invoice = {"id": "in_1", "object": "invoice", "subscription": "sub_1"}
+    post_event(client, {"id": "evt_paid", "type": "invoice.paid", "data": {"object": invoice}})
+    sub.refresh_from_db()
+    assert sub.status == "active" and sub.current_period_end == end + timedelta(days=31)
+    # An older event arriving late, with Stripe (re-read) now saying an older period: nothing moves back.
+    remote["current_period_end"] = int(end.timestamp())
+    post_event(client, {"id": "evt_old", "type": "customer.subscription.updated", "data": {"object": remote}})
+    sub.refresh_from_db()
+    assert sub.current_period_end == end + timedelta(days=31)
+
+
+# --- metering ------------------------------------------------------------------------------------------
+
+
+def test_the_month_is_the_calendar_month_in_utc(personas, connected):
+    with time_machine.travel(datetime(2026, 11, 30, 23, 59, 59, 999000, tzinfo=UTC), tick=False):
+        last = order_transfer(connected, 1)
+        assert metering.reserve(last) == ""
+        metering.settle(last, created=True)
+    with time_machine.travel(datetime(2026, 12, 1, 0, 0, 0, tzinfo=UTC), tick=False):
+        first = order_transfer(connected, 2)
+        assert metering.reserve(first) == ""
+        metering.settle(first, created=True)
+    usage = dict(Usage.objects.values_list("month", "used"))
+    assert usage == {datetime(2026, 11, 1).date(): 1, datetime(2026, 12, 1).date(): 1}
+
+
+def test_updates_and_failed_sends_do_not_count(personas, connected):
+    transfer = order_transfer(connected)
+    metering.reserve(transfer)
+    metering.settle(transfer, created=False)
+    assert (Usage.objects.get().used, Usage.objects.get().reserved) == (0, 0)
+    # A transfer that holds a unit (its worker died) does not take a second one when it runs again.
+    metering.reserve(transfer)
+    transfer.refresh_from_db()
+    metering.reserve(transfer)
+    assert Usage.objects.get().reserved == 1
+
+
+def test_warnings_at_80_and_100_percent_once_a_month(personas, connected, committed):
+    use_up(personas.integration, used=7, included=10)
+    mail.outbox.clear()
+    Subscription.objects.filter(integration=personas.integration).update(topup_enabled=False)
+    with committed():
+        for n in range(4):
+            transfer = order_transfer(connected, n)
+            if metering.reserve(transfer) == "":
+                metering.settle(transfer, created=True)
+    subjects = [m.subject for m in mail.outbox]
+    assert subjects.count("Nordic Bikes has used 80% of this month's orders") == 1
+    assert subjects.count("Nordic Bikes has used 100% of this month's orders") == 1
+
+
+# --- plan, cancel, period end -------------------------------------------------------------------------------
+
+
+def test_an_upgrade_applies_at_once_and_releases_held_transfers(personas, connected, committed):
+    Subscription.of(personas.integration, Plan.objects.get(code="basic"))
+    use_up(personas.integration, used=200)
+    held = order_transfer(connected)
+    held.status = Status.HELD
+    held.save()
+    client = personas.client(personas.owner)
+    with committed():
+        response = client.post(
+            url("subscription_plan", personas), {"plan": Plan.objects.get(code="premium").pk}, follow=True
+        )
+    assert "Your plan is now Premium." in response.content.decode()
+    assert metering.usage_of(personas.integration).included == 5000
+    assert Transfer.objects.get(pk=held.pk).status == Status.PENDING
+
+
+def test_a_downgrade_waits_for_the_end_of_the_paid_period(personas, stripe):
+    sub = card_on_file(personas)
+    sub.status = "active"
+    sub.save()
+    client = personas.client(personas.owner)
+    response = client.post(
+        url("subscription_plan", personas), {"plan": Plan.objects.get(code="basic").pk}, follow=True
+    )
+    assert "Your plan changes to Basic on" in response.content.decode()
+    sub.refresh_from_db()
+    assert (sub.plan.code, sub.next_plan.code) == ("standard", "basic")
+    subscriptions.roll_periods(sub.current_period_end + timedelta(minutes=1))
+    sub.refresh_from_db()
+    assert (sub.plan.code, sub.next_plan) == ("basic", None)
+    assert (
+        stripe.v1.subscriptions.retrieve(sub.stripe_subscription)["items"].data[0].plan.id
+        == "iex-plan-basic-19900"
+    )
+
+
+def test_cancel_at_period_end_deactivates_and_tells_the_owners(personas, stripe, committed):
+    sub = card_on_file(personas)
+    sub.status = "active"
+    sub.save()
+    personas.client(personas.owner).post(url("subscription_cancel", personas))
+    sub.refresh_from_db()
+    assert sub.cancel_at_period_end
+    assert stripe.v1.subscriptions.retrieve(sub.stripe_subscription).cancel_at_period_end is True
+    mail.outbox.clear()
+    with committed():
+        subscriptions.roll_periods(sub.current_period_end + timedelta(minutes=1))
+    personas.integration.refresh_from_db()
+    assert not personas.integration.active and Subscription.of(personas.integration).status == "canceled"
+    assert [m.subject for m in mail.outbox] == [
+        "Nordic Bikes is deactivated: the subscription was cancelled and its period has ended"
+    ]
+
+
+def test_a_trial_without_a_card_ends_the_integration(personas, committed):
+    sub = Subscription.of(personas.integration)
+    with committed():
+        subscriptions.roll_periods(sub.trial_ends + timedelta(hours=1))
+    personas.integration.refresh_from_db()
+    assert not personas.integration.active
+    assert "the trial has ended and there is no card on file" in mail.outbox[-1].subject
+
+
+# --- access ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["subscription_billing", "subscription_card", "subscription_packs", "subscription_topup",
+             "subscription_plan", "subscription_cancel"],
+)  # fmt: skip
+def test_only_owners_change_the_subscription(personas, name):
+    for user in (personas.admin, personas.viewer):
+        assert (
+            personas.client(user).post(url(name, personas), {"plan": 1, "packs": 1, "seq": 1}).status_code == 403
+        )
+
+
+def test_others_see_the_subscription_read_only(personas):
+    body = personas.client(personas.viewer).get(url("subscription", personas)).content.decode()
+    assert "Only owners can change the subscription" in body
+    assert "Buy orders" not in body and "Billing information" not in body
+    assert "Standard plan" in body and "of 1000" in body
+
+
+def test_top_up_settings_are_validated(personas):
+    client = personas.client(personas.owner)
+    response = client.post(url("subscription_topup", personas), {"topup_enabled": "on", "topup_cap": 500})
+    assert response.status_code == 400 and "At most 100 packs a month." in response.content.decode()
+    client.post(url("subscription_topup", personas), {"topup_cap": 3})
+    sub = Subscription.of(personas.integration)
+    sub.refresh_from_db()
+    assert (sub.topup_enabled, sub.topup_cap) == (False, 3)
+
+
+# --- usage_report ---------------------------------------------------------------------------------------------
+
+
+def test_usage_report_prints_each_integration(personas, connected, capsys):
+    use_up(personas.integration, used=12)
+    Usage.objects.filter(integration=personas.integration).update(bought=100)
+    held = order_transfer(connected)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    call_command("usage_report")
+    out = capsys.readouterr().out
+    number = personas.integration.number
+    assert f"{number:<8} {'Nordic Bikes':<30} {1000:>9} {100:>8} {12:>8} {1:>6}" in out
+    assert "usage_report: " in out and "used 12, held 1" in out
+    call_command("usage_report", "--month", "2020-01")
+    assert "0 integrations" in capsys.readouterr().out
+    with pytest.raises(Exception, match="YYYY-MM"):
+        call_command("usage_report", "--month", "jan")

@@ -1,0 +1,80 @@
+"""Creates racing for the last units of the allowance, on PostgreSQL with real threads and localstripe.
+
+The usage row's lock decides: fifty creates finding five units left buy one pack between them, never forty-five.
+"""
+
+import queue
+import threading
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from billing import metering
+from billing.models import Pack, Subscription, Usage
+from tests.test_billing import card_on_file, order_transfer, use_up
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(
+        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        reason="row locks (SELECT ... FOR UPDATE) are only real on PostgreSQL; set DATABASE_URL to run",
+    ),
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+# PostgreSQL allows 100 connections here: 200 creates run on 60 connections at once.
+THREADS = 60
+
+
+def create_at_once(transfers) -> list[str]:
+    """Each transfer reserves a unit and, as if the accounting system confirmed, uses it; all starting together."""
+    work: queue.Queue = queue.Queue()
+    for transfer in transfers:
+        work.put(transfer)
+    threads = min(THREADS, len(transfers))
+    barrier = threading.Barrier(threads)
+    outcomes: list[str] = []
+
+    def run():
+        try:
+            barrier.wait()
+            while True:
+                try:
+                    transfer = work.get_nowait()
+                except queue.Empty:
+                    return
+                held = metering.reserve(transfer)
+                if not held:
+                    metering.settle(transfer, created=True)
+                outcomes.append(held)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=120)
+    return outcomes
+
+
+@pytest.mark.parametrize(("creates", "packs"), [(50, 1), (200, 2)])
+def test_creates_racing_for_the_last_units_buy_exactly_the_packs_needed(
+    personas, connected, stripe, creates, packs
+):
+    card_on_file(personas)
+    use_up(personas.integration, used=95, included=100)
+    transfers = [order_transfer(connected, n) for n in range(creates)]
+
+    outcomes = create_at_once(transfers)
+
+    assert outcomes == [""] * creates  # nobody held
+    usage = Usage.objects.get()
+    assert (usage.used, usage.reserved) == (95 + creates, 0)  # each create counted once, no unit handed out twice
+    assert Pack.objects.filter(status="paid").count() == packs
+    assert usage.bought == 100 * packs
+    assert sorted(Pack.objects.values_list("seq", flat=True)) == list(range(1, packs + 1))
+    customer = Subscription.of(personas.integration).stripe_customer
+    intents = [i for i in stripe.v1.payment_intents.list(params={"limit": 100}).data if i.customer == customer]
+    assert len(intents) == packs
