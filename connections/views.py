@@ -11,7 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from billing.tasks import sync_subscription_items
 from connections.models import Connection, Module, Trigger
+from connections.pipeline import publish
 from connections.systems import SYSTEMS
 from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib import http
@@ -48,6 +50,11 @@ def systems(request: AuthedRequest, number: str) -> HttpResponse:
     return render(request, "connections/systems.html", {"modules": modules, "catalogue": catalogue})
 
 
+def _price_changed(integration_id: int) -> None:
+    """Each module is an item of the Stripe subscription: keep them in step, in the background."""
+    transaction.on_commit(lambda: publish(sync_subscription_items, integration_id))
+
+
 @login_required
 @require_POST
 def system_add(request: AuthedRequest, number: str) -> HttpResponse:
@@ -60,6 +67,8 @@ def system_add(request: AuthedRequest, number: str) -> HttpResponse:
         module, created = Module.objects.get_or_create(integration=member.integration, kind=kind)
         Connection.ensure_for(member.integration)
         Job.ensure_all(member.integration)
+        if created:
+            _price_changed(member.integration.pk)
     if created:
         messages.success(request, f"{module.system.label} added. Enter its credentials to connect it.")
     return redirect("module", number, module.code)
@@ -203,7 +212,9 @@ def module_remove(request: AuthedRequest, number: str, code: str) -> HttpRespons
     member = get_member_rw(request, number)
     mod = _module(member, code)
     label = mod.system.label
-    mod.delete()
+    with transaction.atomic():
+        mod.delete()
+        _price_changed(member.integration.pk)
     messages.success(request, f"{label} was removed with its connections. Its transfers stay in the log.")
     return redirect("systems", number)
 

@@ -530,3 +530,30 @@ def test_usage_report_prints_each_integration(personas, connected, capsys):
     assert "0 integrations" in capsys.readouterr().out
     with pytest.raises(Exception, match="YYYY-MM"):
         call_command("usage_report", "--month", "jan")
+
+
+@pytest.fixture
+def eager():
+    from iex.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = False
+
+
+def test_adding_and_removing_a_system_keeps_the_stripe_items_in_step(personas, stripe, committed, eager):
+    sub = card_on_file(personas)
+    assert set(sub.stripe_items) == {"plan"}
+    client = personas.client(personas.admin)
+    with committed():
+        client.post(reverse("system_add", args=[personas.integration.number]), {"kind": "economic"})
+    module = personas.integration.modules.get()
+    sub.refresh_from_db()
+    item = stripe.v1.subscription_items.retrieve(sub.stripe_items[str(module.code)])
+    assert item.plan.id == "iex-module-economic-9900" and item.plan.amount == 9900
+    page = personas.client(personas.owner).get(url("subscription", personas)).content.decode()
+    assert "e-conomic module" in page and "598.00 kr." in page  # 499 + 99 a month
+    with committed():
+        client.post(reverse("module_remove", args=[personas.integration.number, module.code]))
+    sub.refresh_from_db()
+    assert set(sub.stripe_items) == {"plan"}
