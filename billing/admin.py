@@ -40,7 +40,7 @@ class UsageAdmin(admin.ModelAdmin):
 
 @admin.register(Pack)
 class PackAdmin(admin.ModelAdmin):
-    list_display = ["integration", "month", "seq", "orders", "amount_display", "source", "status", "created"]
+    list_display = ["integration", "month", "orders", "amount_display", "source", "status", "created"]
     list_filter = ["status", "source", "month"]
     search_fields = ["integration__number", "payment_intent"]
 

@@ -62,8 +62,8 @@ class TestCardForm(forms.Form):
 
 class BuyPacksForm(forms.Form):
     packs = forms.IntegerField(label="Packs", min_value=1, max_value=50, initial=1)
-    # The payment number the page offered: a form sent twice buys once.
-    seq = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+    # A token made when the page was shown: the pack's code, so a form sent twice buys once.
+    code = forms.UUIDField(widget=forms.HiddenInput)
 
 
 class TopUpForm(forms.ModelForm):

@@ -3,22 +3,23 @@
 An order counts when the receiving system confirms a create; updates do not count; each receiving system counts;
 the month is the calendar month in UTC. Before a create the pipeline reserves one unit under the lock of the
 integration's usage row for the month (`reserve`); when the send ends the unit is either used or given back
-(`settle`). The reservation is marked on the transfer in the same transaction, so a transfer whose worker died
-holds at most one unit, and takes it over when it runs again.
+(`settle`). The reservation is marked on the transfer in the same transaction (a conditional UPDATE), so a transfer
+holds at most one unit, takes it over when its worker died and it runs again, and settles it once.
 
-When nothing is left, automatic top-up buys one pack while holding that lock: fifty creates racing for the last
-five units buy one pack, not forty-five. The payment's idempotency key comes from (integration, month, payment
-number); a payment whose answer was lost rolls the transaction back, and the next attempt asks Stripe again
-with the same key, which replays the first answer.
+When nothing is left, automatic top-up decides under that lock: one pending Pack row is committed (a partial unique
+index allows one per integration), the lock is let go, and Stripe is asked with the pack's own idempotency key.
+Creates arriving meanwhile find the pending pack and wait a few seconds (`PackInFlight`) instead of paying again:
+fifty creates racing for the last five units buy one pack, not forty-five. A payment whose answer was lost stays
+pending; the next create asks Stripe again with the same key and amount, and Stripe replays its first answer.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import date
+import uuid
+from datetime import date, timedelta
 
 from django.db import transaction
-from django.db.models import Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -45,39 +46,56 @@ def usage_of(integration: Integration, month: date | None = None, *, lock: bool 
     return usage
 
 
+class PackInFlight(Exception):
+    """An order pack is being paid for this integration right now: try again in a few seconds."""
+
+
+# A pending pack not asked about for this long lost its answer (or its worker): it is asked again, same key.
+STALE_PAYMENT = timedelta(minutes=2)
+
+
 def reserve(transfer: Transfer) -> str:
     """Reserve one unit for the create this transfer is about to make. Returns "" when reserved (or already
-    holding one), else why the transfer is held. Raises StripeError when Stripe could not be asked about a pack:
-    nothing is changed then, and the transfer is retried."""
+    holding one), else why the transfer is held. Raises PackInFlight while another create pays for a pack, and
+    StripeError when Stripe's answer was lost (the pack stays pending; the transfer is retried)."""
     if transfer.reserved_month:
         return ""
     integration = transfer.integration
-    with transaction.atomic():
-        usage = usage_of(integration, lock=True)
-        if usage.available <= 0 and (reason := _top_up(usage)):
-            return reason
-        usage.reserved += 1
-        usage.save(update_fields=["reserved"])
-        Transfer.objects.filter(pk=transfer.pk).update(reserved_month=usage.month)
-        transfer.reserved_month = usage.month
-    return ""
+    for _ in range(3):
+        with transaction.atomic():
+            usage = usage_of(integration, lock=True)
+            if usage.available > 0:
+                if Transfer.objects.filter(pk=transfer.pk, reserved_month=None).update(reserved_month=usage.month):
+                    usage.reserved += 1
+                    usage.save(update_fields=["reserved"])
+                transfer.reserved_month = usage.month
+                return ""
+            pack = _top_up(usage)
+            if isinstance(pack, str):
+                return pack
+        # The pending pack is committed and the lock let go: Stripe is asked outside it.
+        pay(pack)
+        if pack.status != Pack.Status.PAID:
+            return f"No orders left this month; paying for an order pack failed: {pack.failure}"
+    raise PackInFlight  # the packs paid were used up by other creates meanwhile: take a turn again shortly
 
 
 def settle(transfer: Transfer, created: bool) -> None:
-    """End the transfer's reservation: a confirmed create uses the unit, anything else gives it back."""
+    """End the transfer's reservation: a confirmed create uses the unit, anything else gives it back. Once."""
     month = transfer.reserved_month
     if not month:
         return
     with transaction.atomic():
         usage = usage_of(transfer.integration, month, lock=True)
-        usage.reserved = max(0, usage.reserved - 1)
+        transfer.reserved_month = None
+        if not Transfer.objects.filter(pk=transfer.pk, reserved_month=month).update(reserved_month=None):
+            return  # settled already (the same task ran twice)
+        usage.reserved -= 1
         fields = ["reserved"]
         if created:
             usage.used += 1
             fields += ["used", *_warnings(usage)]
         usage.save(update_fields=fields)
-        Transfer.objects.filter(pk=transfer.pk).update(reserved_month=None)
-        transfer.reserved_month = None
 
 
 def _warnings(usage: Usage) -> list[str]:
@@ -131,8 +149,8 @@ def notify(integration: Integration, subject: str, paragraphs: list[str], link_l
 # --- packs ------------------------------------------------------------------------------------------------
 
 
-def _top_up(usage: Usage) -> str:
-    """Buy one pack automatically for a create that found nothing left; "" when paid, else why not."""
+def _top_up(usage: Usage) -> Pack | str:
+    """Under the usage lock, with nothing left: the pack to pay for now, or why the transfer is held."""
     integration = usage.integration
     sub = Subscription.of(integration)
     if not sub.topup_enabled or _auto_packs(usage) >= sub.topup_cap:
@@ -144,14 +162,20 @@ def _top_up(usage: Usage) -> str:
     if not sub.has_card:
         _tell_held_once(usage, "there is no card on file for automatic top-up")
         return "No orders left this month and there is no card on file for automatic top-up"
-    last = Pack.objects.filter(integration=integration, month=usage.month).order_by("-seq").first()
+    now = timezone.now()
+    pending = Pack.objects.filter(integration=integration, status=Pack.Status.PENDING).first()
+    if pending is not None:
+        if pending.attempted > now - STALE_PAYMENT:
+            raise PackInFlight
+        pending.attempted = now  # its answer was lost: ask again, with the same key
+        pending.save(update_fields=["attempted"])
+        pending.integration = integration
+        return pending
+    last = Pack.objects.filter(integration=integration, month=usage.month).order_by("-created").first()
     if last and last.status != Pack.Status.PAID and (sub.card_updated is None or last.created > sub.card_updated):
-        # Do not try the same card again for every order: the owner's new card (or a pack bought) releases these.
+        # Do not try the same card again for every order: a new card (or a pack bought by hand) releases these.
         return f"No orders left this month; the last order pack could not be paid: {last.failure}"
-    pack = pay(usage, sub, 1, Pack.Source.AUTOMATIC)
-    if pack.status != Pack.Status.PAID:
-        return f"No orders left this month; paying for an order pack failed: {pack.failure}"
-    return ""
+    return _new_pack(usage, sub, 1, Pack.Source.AUTOMATIC)
 
 
 def _auto_packs(usage: Usage) -> int:
@@ -179,72 +203,69 @@ def _tell_held_once(usage: Usage, why: str) -> None:
     )
 
 
-def next_seq(integration: Integration, month: date) -> int:
-    found = Pack.objects.filter(integration=integration, month=month).aggregate(last=Max("seq"))["last"]
-    return (found or 0) + 1
-
-
-def pay(usage: Usage, sub: Subscription, packs: int, source: str) -> Pack:
-    """Charge the card on file for `packs` packs; called with the usage row locked. A paid pack grows the
-    allowance at once. Raises StripeError if Stripe's answer was lost (nothing is recorded; retry)."""
-    integration = usage.integration
+def _new_pack(usage: Usage, sub: Subscription, packs: int, source: str, code: uuid.UUID | None = None) -> Pack:
     plan = sub.plan
-    pack = Pack(
-        integration=integration,
+    pack = Pack.objects.create(
+        code=code or uuid.uuid4(),
+        integration=usage.integration,
         month=usage.month,
-        seq=next_seq(integration, usage.month),
         packs=packs,
         orders=packs * plan.pack_orders,
         amount=packs * plan.pack_price,
         source=source,
     )
+    pack.integration = usage.integration
+    return pack
+
+
+def pay(pack: Pack) -> Pack:
+    """Ask Stripe to charge the card on file for a pending pack, off-session, with the pack's own key, and take
+    the answer. Raises StripeError when the answer was lost: the pack stays pending, to be asked again."""
+    integration = pack.integration
+    sub = Subscription.of(integration)
     payment = stripe_api.charge(
         sub.stripe_customer,
         sub.payment_method,
         pack.amount,
-        f"IEX order pack{'s' if packs > 1 else ''}: {pack.orders} orders for {integration.name} "
-        f"(no. {integration.number}), {usage.month:%B %Y}",
+        # Nothing here may change between attempts: the same key must come with the same request.
+        f"IEX: {pack.orders} orders for integration no. {integration.number}, {pack.month:%B %Y}",
         pack.idempotency_key,
-        {"integration": integration.number, "pack": pack.idempotency_key},
+        {"integration": integration.number, "pack": str(pack.code)},
     )
-    pack.payment_intent = payment.payment_intent
-    pack.failure = payment.message
-    pack.save()
-    apply_payment(pack, payment.status, usage=usage, sub=sub)
-    pack.refresh_from_db(fields=["status", "paid_at"])
+    apply_payment(pack, payment.status, payment.message, payment.payment_intent)
+    pack.refresh_from_db()
+    pack.integration = integration
     return pack
 
 
-def apply_payment(pack: Pack, status: str, *, usage: Usage | None = None, sub: Subscription | None = None) -> bool:
+def apply_payment(pack: Pack, status: str, failure: str = "", payment_intent: str = "") -> bool:
     """Move a pack to what Stripe says about its payment, never backwards (a paid pack stays paid).
-    Returns True when it became paid now. Takes the usage lock unless the caller holds it."""
+    Returns True when it became paid now."""
     integration = pack.integration
     with transaction.atomic():
-        usage = usage or usage_of(integration, pack.month, lock=True)
+        usage = usage_of(integration, pack.month, lock=True)
         pack = Pack.objects.select_for_update().get(pk=pack.pk)
         pack.integration = integration
-        sub = sub or Subscription.of(integration)
-        if pack.status == Pack.Status.PAID or (status == pack.status and pack.status != Pack.Status.PENDING):
+        pack.payment_intent = payment_intent or pack.payment_intent
+        if pack.status == Pack.Status.PAID or status == "pending" or status == pack.status:
+            Pack.objects.filter(pk=pack.pk).update(payment_intent=pack.payment_intent)
             return False
+        sub = Subscription.of(integration)
         if status == "paid":
-            pack.status, pack.paid_at = Pack.Status.PAID, timezone.now()
-            pack.save(update_fields=["status", "paid_at"])
+            pack.status, pack.paid_at, pack.failure = Pack.Status.PAID, timezone.now(), ""
+            pack.save(update_fields=["status", "paid_at", "failure", "payment_intent"])
             usage.bought += pack.orders
             usage.warned_held = False
             usage.save(update_fields=["bought", "warned_held"])
-            if sub.payment_problem:
-                Subscription.objects.filter(pk=sub.pk).update(payment_problem="")
-                sub.payment_problem = ""
+            Subscription.objects.filter(pk=sub.pk).update(payment_problem="")
             _receipt(pack)
             transaction.on_commit(lambda: release_held(integration, "a paid order pack"))
             return True
-        if status == "pending":
-            return False
         pack.status = Pack.Status.FAILED if status == "failed" else Pack.Status.ACTION_REQUIRED
-        pack.save(update_fields=["status", "failure"])
+        pack.failure = (failure or pack.failure or "The card was declined")[:300]
+        pack.save(update_fields=["status", "failure", "payment_intent"])
         problem = f"Paying for an order pack failed: {pack.failure}"
         Subscription.objects.filter(pk=sub.pk).update(payment_problem=problem[:300])
-        sub.payment_problem = problem
         notify(
             integration,
             f"Payment for an order pack failed: orders for {integration.name} are held",
@@ -272,15 +293,17 @@ def _receipt(pack: Pack) -> None:
     )
 
 
-def buy_by_hand(integration: Integration, packs: int, seq: int) -> Pack | None:
-    """The owner buys packs. `seq` is the payment number the page offered: a second submit of the same form
-    finds it taken and buys nothing (None)."""
+def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID) -> Pack | None:
+    """The owner buys packs. `code` is the token of the form that asked: sent twice, it buys once (None)."""
     sub = Subscription.of(integration)
     with transaction.atomic():
         usage = usage_of(integration, lock=True)
-        if seq != next_seq(integration, usage.month):
+        if Pack.objects.filter(code=code).exists():
             return None
-        return pay(usage, sub, packs, Pack.Source.MANUAL)
+        if Pack.objects.filter(integration=integration, status=Pack.Status.PENDING).exists():
+            raise PackInFlight
+        pack = _new_pack(usage, sub, packs, Pack.Source.MANUAL, code)
+    return pay(pack)
 
 
 # --- releasing held transfers ------------------------------------------------------------------------------
@@ -290,6 +313,8 @@ def release_held(integration: Integration, because: str) -> int:
     """Queue the integration's held transfers again (oldest first); each reserves again when it runs."""
     from connections import pipeline
 
+    if not integration.active:
+        return 0  # an inactive integration would only skip them; activating it releases them
     released = 0
     held = Transfer.objects.filter(integration=integration, status=Status.HELD).order_by("created", "id")
     for transfer in held.only("pk")[:10_000]:

@@ -5,6 +5,7 @@ Money is kept as Stripe counts it: whole øre (1/100 DKK), in integers.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from django.db import models
@@ -179,7 +180,11 @@ class Usage(models.Model):
 
 
 class Pack(models.Model):
-    """Order packs bought in one payment, automatically (one) or by hand (one or more)."""
+    """Order packs bought in one payment, automatically (one) or by hand (one or more).
+
+    The row is committed, pending, before Stripe is asked, and its code is the payment's idempotency key: a payment
+    whose answer was lost is asked again with the same key and the same amount, and Stripe replays its first answer.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -191,11 +196,10 @@ class Pack(models.Model):
         AUTOMATIC = "automatic", "Automatic top-up"
         MANUAL = "manual", "Bought by hand"
 
+    # For a pack bought by hand, the token of the form that asked for it: sent twice, it buys once.
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     integration = models.ForeignKey(Integration, models.CASCADE, related_name="packs")
     month = models.DateField()
-    # The payment's number within the month: with the integration and month it makes the idempotency key, so an
-    # attempt whose answer was lost (and whose transaction rolled back) is replayed by Stripe, not paid twice.
-    seq = models.PositiveIntegerField()
     packs = models.PositiveSmallIntegerField(default=1)
     orders = models.PositiveIntegerField()
     amount = models.PositiveIntegerField(help_text="In øre.")
@@ -204,26 +208,29 @@ class Pack(models.Model):
     payment_intent = models.CharField(max_length=255, blank=True)
     failure = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(default=timezone.now)
+    # When Stripe was last asked: a pending pack not asked for a while is asked again, with the same key.
+    attempted = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["integration", "month", "seq"], name="pack_seq")]
         ordering = ["-created"]
+        constraints = [
+            # One payment in flight per integration: the others wait for it rather than pay again.
+            models.UniqueConstraint(
+                fields=["integration"], condition=models.Q(status="pending"), name="pack_one_pending"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.integration} {self.month:%Y-%m} #{self.seq}: {self.orders} orders ({self.status})"
+        return f"{self.integration} {self.month:%Y-%m}: {self.orders} orders ({self.status})"
 
     @property
     def idempotency_key(self) -> str:
-        return pack_key(self.integration.number, self.month, self.seq)
+        return f"iex-pack-{self.code}"
 
     @property
     def amount_display(self) -> str:
         return kroner(self.amount)
-
-
-def pack_key(number: str, month: date, seq: int) -> str:
-    return f"iex-pack-{number}-{month:%Y-%m}-{seq}"
 
 
 class StripeEvent(models.Model):

@@ -33,7 +33,7 @@ def client() -> Any:  # a stripe.StripeClient; its objects are read as dicts her
         settings.STRIPE_SECRET_KEY,
         base_addresses=base,
         max_network_retries=2,  # the SDK retries a lost answer with the same idempotency key
-        http_client=stripe.RequestsClient(timeout=20),
+        http_client=stripe.RequestsClient(timeout=10),
     )
 
 
@@ -125,13 +125,14 @@ def setup_session(customer_id: str, success_url: str, cancel_url: str) -> str:
     return session.url
 
 
-def setup_session_card(session_id: str) -> str:
-    """The payment method a finished setup session saved."""
+def setup_session_card(session_id: str, customer_id: str) -> str:
+    """The payment method a finished setup session saved for this customer; "" when it saved none."""
     session = client().v1.checkout.sessions.retrieve(session_id, params={"expand": ["setup_intent"]})
-    intent = session.setup_intent
-    assert intent is not None and not isinstance(intent, str)
-    pm = intent.payment_method
-    return pm if isinstance(pm, str) else pm.id
+    intent = field(session, "setup_intent")
+    if field(session, "customer") != customer_id or not intent or isinstance(intent, str):
+        return ""
+    pm = field(intent, "payment_method")
+    return pm if isinstance(pm, str) else field(pm, "id") or ""
 
 
 def create_subscription(customer_id: str, plan_id: str, trial_end: int | None, integration_number: str) -> tuple:
@@ -147,7 +148,7 @@ def create_subscription(customer_id: str, plan_id: str, trial_end: int | None, i
         params=params,
         options={"idempotency_key": f"iex-subscription-{integration_number}-{customer_id}"},
     )
-    return sub.id, sub["items"].data[0].id, field(sub, "current_period_end")
+    return sub.id, sub["items"].data[0].id, period_end(sub)
 
 
 def add_item(subscription_id: str, plan_id: str, key: str) -> str:
@@ -178,6 +179,22 @@ def change_plan(subscription_id: str, item_id: str, plan_id: str) -> str:
 
 def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> None:
     client().v1.subscriptions.update(subscription_id, params={"cancel_at_period_end": cancel})
+
+
+def period_end(subscription: Any) -> int | None:
+    """When the paid period ends: on the subscription in older API versions, on its items since 2025."""
+    if end := field(subscription, "current_period_end"):
+        return end
+    items = field(field(subscription, "items") or {}, "data") or []
+    return max((field(item, "current_period_end") or 0 for item in items), default=None) or None
+
+
+def invoice_subscription(invoice: Any) -> str:
+    """The subscription an invoice bills: `subscription` in older API versions, under `parent` since 2025."""
+    if subscription := field(invoice, "subscription"):
+        return subscription if isinstance(subscription, str) else field(subscription, "id")
+    details = field(field(invoice, "parent") or {}, "subscription_details") or {}
+    return field(details, "subscription") or ""
 
 
 def retrieve_subscription(subscription_id: str) -> Any:
@@ -221,6 +238,11 @@ def charge(
         if exc.code == "authentication_required":
             return Payment("action_required", intent_id, "The bank asks the card holder to confirm the payment")
         return Payment("failed", intent_id, exc.user_message or str(exc.code or "The card was declined"))
+    except (stripe.APIConnectionError, stripe.RateLimitError):
+        raise  # no answer (or not yet): ask again later with the same key
+    except stripe.StripeError as exc:
+        # An answer that asking again with the same key would only repeat (Stripe replays even a 500).
+        return Payment("failed", "", f"Stripe refused the payment: {exc.user_message or exc}")
     return payment_of(intent)
 
 

@@ -47,6 +47,14 @@ def set_card(sub: Subscription, payment_method: str) -> None:
     )
     sub.card_updated = timezone.now()
     sub.payment_problem = ""
+    if sub.status == Subscription.Status.CANCELED:
+        # Subscribing again: a new Stripe subscription, paid from today (the old one has ended).
+        sub.status, sub.cancel_at_period_end, sub.stripe_subscription, sub.stripe_items = (
+            Subscription.Status.ACTIVE,
+            False,
+            "",
+            {},
+        )
     sub.save()
     ensure_stripe_subscription(sub)
     transaction.on_commit(lambda: release_held(sub.integration, "a new card on file"))
@@ -78,6 +86,14 @@ def sync_items(sub: Subscription) -> None:
     """Make the subscription's module items match the integration's modules: add the missing, remove the gone."""
     if not sub.stripe_subscription:
         return
+    with transaction.atomic():
+        # One sync at a time per subscription: two at once could each miss the other's change.
+        locked = Subscription.objects.select_for_update().select_related("integration").get(pk=sub.pk)
+        _sync_items(locked)
+    sub.stripe_items = locked.stripe_items
+
+
+def _sync_items(sub: Subscription) -> None:
     modules = {str(m.code): m.kind for m in sub.integration.modules.all()}
     prices = {p.kind: p for p in SystemPrice.objects.filter(kind__in=set(modules.values()))}
     items = dict(sub.stripe_items)
@@ -129,8 +145,9 @@ def _apply_plan(sub: Subscription, plan: Plan) -> None:
     sub.plan, sub.next_plan = plan, None
     sub.save(update_fields=["plan", "next_plan", "stripe_items"])
     with transaction.atomic():
+        # This month keeps what it was sold (a downgrade counts from next month); an upgrade adds at once.
         usage = usage_of(sub.integration, lock=True)
-        usage.included = plan.included_orders
+        usage.included = max(usage.included, plan.included_orders)
         usage.save(update_fields=["included"])
     transaction.on_commit(lambda: release_held(sub.integration, f"the {plan.name} plan"))
 
@@ -196,7 +213,7 @@ def refresh_from_stripe(sub: Subscription) -> None:
     if not sub.stripe_subscription:
         return
     remote = stripe_api.retrieve_subscription(sub.stripe_subscription)
-    period_end = _at(stripe_api.field(remote, "current_period_end"))
+    period_end = _at(stripe_api.period_end(remote))
     fields = []
     if period_end and (sub.current_period_end is None or period_end > sub.current_period_end):
         sub.current_period_end = period_end

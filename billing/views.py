@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -67,8 +68,7 @@ def _render(request: AuthedRequest, member: Member, status: int = 200, **forms: 
         "local_stripe": stripe_api.is_local_fake(),
         "billing_form": forms.get("billing_form") or BillingInfoForm(instance=sub),
         "card_form": forms.get("card_form") or TestCardForm(),
-        "buy_form": forms.get("buy_form")
-        or BuyPacksForm(initial={"packs": 1, "seq": metering.next_seq(integration, usage.month)}),
+        "buy_form": forms.get("buy_form") or BuyPacksForm(initial={"packs": 1, "code": uuid.uuid4()}),
         "topup_form": forms.get("topup_form") or TopUpForm(instance=sub),
         "plan_form": PlanForm(initial={"plan": sub.plan}),
         **banners(integration),
@@ -77,7 +77,7 @@ def _render(request: AuthedRequest, member: Member, status: int = 200, **forms: 
 
 
 def _owner_action(view: Callable[[AuthedRequest, Member, Subscription], HttpResponse]) -> Callable:
-    """POST, owners only; Stripe being unreachable is an error message, with nothing changed."""
+    """POST, owners only. Stripe not answering is an error message; what Stripe has not confirmed is not saved."""
 
     @wraps(view)
     @login_required
@@ -86,8 +86,7 @@ def _owner_action(view: Callable[[AuthedRequest, Member, Subscription], HttpResp
         member = get_member_owner(request, number)
         sub = Subscription.of(member.integration)
         try:
-            with transaction.atomic():
-                return view(request, member, sub)
+            return view(request, member, sub)
         except stripe_api.StripeError as exc:
             logger.warning("Stripe error on %s: %s", view.__name__, exc)
             messages.error(
@@ -143,11 +142,15 @@ def card_done(request: AuthedRequest, number: str) -> HttpResponse:
     sub = Subscription.of(member.integration)
     session_id = request.GET.get("session_id", "")
     try:
-        with transaction.atomic():
-            subscriptions.set_card(sub, stripe_api.setup_session_card(session_id))
+        payment_method = stripe_api.setup_session_card(session_id, sub.stripe_customer) if session_id else ""
+        if payment_method:
+            with transaction.atomic():
+                subscriptions.set_card(sub, payment_method)
     except stripe_api.StripeError as exc:
         logger.warning("setup session %s: %s", session_id, exc)
-        messages.error(request, "Stripe did not confirm the card. Please try again.")
+        payment_method = ""
+    if not payment_method:
+        messages.error(request, "Stripe did not confirm a card. Nothing was changed; please try again.")
         return redirect("subscription", number)
     messages.success(request, f"Card ending in {sub.card_last4} saved.")
     return redirect("subscription", number)
@@ -160,7 +163,11 @@ def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> Http
         form.add_error(None, "Add a card before buying orders.")
     if not form.is_valid():
         return _render(request, member, 400, buy_form=form)
-    pack = metering.buy_by_hand(member.integration, form.cleaned_data["packs"], form.cleaned_data["seq"])
+    try:
+        pack = metering.buy_by_hand(member.integration, form.cleaned_data["packs"], form.cleaned_data["code"])
+    except metering.PackInFlight:
+        messages.info(request, "An order pack is being paid for right now. Look again in a moment.")
+        return redirect("subscription", member.integration.number)
     if pack is None:
         messages.info(request, "That purchase was already made; nothing more was charged.")
     elif pack.status == Pack.Status.PAID:

@@ -4,6 +4,7 @@ the object is read again from Stripe, and a state only moves forwards (a paid pa
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 import stripe
@@ -37,7 +38,7 @@ def handle(kind: str, obj: Any) -> None:
     if kind in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing"):
         _payment_intent(stripe_api.field(obj, "id"))
     elif kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
-        if subscription := stripe_api.field(obj, "subscription"):
+        if subscription := stripe_api.invoice_subscription(obj):
             _subscription(subscription)
     elif kind.startswith("customer.subscription."):
         _subscription(stripe_api.field(obj, "id"))
@@ -45,32 +46,24 @@ def handle(kind: str, obj: Any) -> None:
 
 def _payment_intent(intent_id: str) -> None:
     intent = stripe_api.retrieve_payment_intent(intent_id)
-    pack = Pack.objects.select_related("integration").filter(payment_intent=intent_id).first()
-    if pack is None:
-        key = stripe_api.field(stripe_api.field(intent, "metadata") or {}, "pack", "")
-        pack = next((p for p in _packs_by_key(key)), None)
+    code = stripe_api.field(stripe_api.field(intent, "metadata") or {}, "pack", "")
+    packs = Pack.objects.select_related("integration")
+    pack = packs.filter(payment_intent=intent_id).first() or (
+        packs.filter(code=code).first() if _uuid(code) else None
+    )
     if pack is None:
         logger.info("payment intent %s is not one of our packs", intent_id)
         return
     payment = stripe_api.payment_of(intent)
-    if not pack.payment_intent:
-        Pack.objects.filter(pk=pack.pk).update(payment_intent=intent_id)
-    if payment.message:
-        pack.failure = payment.message[:300]
-    metering.apply_payment(pack, payment.status)
+    metering.apply_payment(pack, payment.status, payment.message, intent_id)
 
 
-def _packs_by_key(key: str) -> list[Pack]:
-    # iex-pack-<number>-<YYYY>-<MM>-<seq>
-    parts = key.split("-")
-    if len(parts) != 6 or parts[:2] != ["iex", "pack"]:
-        return []
-    number, year, month, seq = parts[2:]
-    return list(
-        Pack.objects.select_related("integration").filter(
-            integration__number=number, month=f"{year}-{month}-01", seq=int(seq)
-        )
-    )
+def _uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _subscription(subscription_id: str) -> None:

@@ -32,6 +32,7 @@ MAX_ATTEMPTS = 6
 BACKOFF_BASE = 30.0  # seconds: 30, 60, 120, 240, 480 ... with jitter
 BACKOFF_CAP = 3600.0
 LEASE_BUSY_DELAY = 15.0
+PACK_WAIT_DELAY = 5.0  # another transfer of the integration is paying for an order pack
 
 
 def receive(
@@ -102,11 +103,10 @@ def process(transfer_id: int, task_id: str = "") -> None:
         return
     connection = transfer.connection
     if connection is None:
-        transfer.finish(Status.FAILED, "The connection was removed")
+        _fail(transfer, "The connection was removed")
         return
     if reason := connection.skip_reason():
-        transfer.record("skipped", None, reason)
-        transfer.finish(Status.SKIPPED, reason)
+        _finish(transfer, Outcome("skipped", reason))
         return
 
     data = transfer.source_data
@@ -119,13 +119,23 @@ def process(transfer_id: int, task_id: str = "") -> None:
         mapping.release()
         _finish(transfer, Outcome("skipped", "A newer version of this record was already transferred"))
         return
-    if connection.flow_def.metered and not mapping.target_ref:
+    known = bool(mapping.target_ref)
+    if connection.flow_def.metered and not known:
         try:
             held = metering.reserve(transfer)
+        except metering.PackInFlight:
+            mapping.release()
+            _retry(transfer, "Waiting for an order pack being paid", PACK_WAIT_DELAY, count=False)
+            return
         except StripeError as exc:
             mapping.release()
             logger.warning("Stripe unavailable while buying an order pack for transfer %s: %s", transfer.pk, exc)
             _retry(transfer, "Stripe could not be reached to buy an order pack", backoff(transfer.run_attempts))
+            return
+        except Exception:
+            mapping.release()
+            logger.exception("reserving allowance for transfer %s failed", transfer.pk)
+            _fail(transfer, "Internal error in IEX; our team has been notified")
             return
         if held:
             mapping.release()
@@ -134,28 +144,29 @@ def process(transfer_id: int, task_id: str = "") -> None:
             return
     try:
         outcome = connection.flow_def.send(connection, data, mapping, transfer.record)
-    except http.TransientError as exc:
+    except Exception as exc:
+        # The receiving system may have saved the document before the failure (booking it failed, say): that
+        # create counts now, and the next attempt updates it.
+        created = not known and bool(mapping.target_ref)
         mapping.release()
-        if transfer.run_attempts >= MAX_ATTEMPTS:
-            _fail(transfer, f"{exc.message} (gave up after {transfer.run_attempts} attempts)", exc.body)
+        if isinstance(exc, http.TransientError):
+            if transfer.run_attempts >= MAX_ATTEMPTS:
+                _fail(
+                    transfer, f"{exc.message} (gave up after {transfer.run_attempts} attempts)", exc.body, created
+                )
+            else:
+                _retry(transfer, exc.message, backoff(transfer.run_attempts, exc.retry_after), created=created)
+        elif isinstance(exc, http.PermanentError):
+            _fail(transfer, exc.message, exc.body, created)
+        elif isinstance(exc, DecryptionError):
+            _fail(
+                transfer,
+                "The stored credentials cannot be decrypted with the configured keys; reconnect the system",
+                created=created,
+            )
         else:
-            _retry(transfer, exc.message, backoff(transfer.run_attempts, exc.retry_after))
-        return
-    except http.PermanentError as exc:
-        mapping.release()
-        _fail(transfer, exc.message, exc.body)
-        return
-    except DecryptionError:
-        mapping.release()
-        _fail(
-            transfer,
-            "The stored credentials cannot be decrypted with the configured keys; reconnect the system",
-        )
-        return
-    except Exception:
-        mapping.release()
-        logger.exception("transfer %s failed", transfer.pk)
-        _fail(transfer, "Internal error in IEX; our team has been notified")
+            logger.exception("transfer %s failed", transfer.pk)
+            _fail(transfer, "Internal error in IEX; our team has been notified", created=created)
         return
     if outcome.status in ("created", "updated", "warning"):
         mapping.source_updated_at = version or mapping.source_updated_at
@@ -171,14 +182,14 @@ def _finish(transfer: Transfer, outcome: Outcome) -> None:
     transfer.finish(outcome.status, outcome.reason, action=outcome.action, target_ref=outcome.target_ref)
 
 
-def _fail(transfer: Transfer, reason: str, answer: Any = None) -> None:
-    metering.settle(transfer, created=False)
+def _fail(transfer: Transfer, reason: str, answer: Any = None, created: bool = False) -> None:
+    metering.settle(transfer, created=created)
     transfer.record("failed", answer, reason)
     transfer.finish(Status.FAILED, reason)
 
 
-def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True) -> None:
-    metering.settle(transfer, created=False)
+def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True, created: bool = False) -> None:
+    metering.settle(transfer, created=created)
     transfer.record("retrying", None, f"{reason}; next attempt in {delay:.0f} s")
     transfer.due_at = timezone.now() + timedelta(seconds=delay)
     transfer.save(update_fields=["due_at"])

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.metering import release_held
 from billing.models import Subscription
 from billing.views import banners
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
@@ -106,9 +107,16 @@ def set_active(request: AuthedRequest, number: str) -> HttpResponse:
     form = ActiveForm(request.POST)
     form.is_valid()
     active = form.cleaned_data.get("active", False)
+    if active and Subscription.of(member.integration).status == Subscription.Status.CANCELED:
+        messages.error(
+            request,
+            "The subscription has ended. An owner can add a card on the Subscription page to subscribe again.",
+        )
+        return redirect("settings", number)
     member.integration.set_active(active, request.user)
     if active:
         messages.success(request, "The integration is active: connections transfer data again.")
+        release_held(member.integration, f"activation by {request.user.email}")
     # Deactivating needs no message: the inactive banner on every page says it.
     return redirect("settings", number)
 

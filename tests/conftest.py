@@ -1,3 +1,4 @@
+import importlib
 import socket
 import subprocess
 import sys
@@ -32,6 +33,22 @@ def _fast_and_isolated(settings):
     yield
     cache.clear()
     stripe_api.client.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _seeded_rows(request):
+    """Transactional tests (live server, threads, worker processes) empty every table afterwards, so the rows
+    migrations seed (plans, system prices) are seeded again before each of them."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker is not None and marker.kwargs.get("transaction")) or {
+        "transactional_db",
+        "live_server",
+    } & set(request.fixturenames)
+    if transactional:
+        from django.apps import apps
+
+        request.getfixturevalue("transactional_db")
+        importlib.import_module("billing.migrations.0002_seed_plans").seed(apps, None)
 
 
 @pytest.fixture(scope="session")

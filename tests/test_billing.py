@@ -5,8 +5,10 @@ localstripe lacks (idempotent replay, authentication required, invoice.paid) wit
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 import stripe as stripe_sdk
@@ -17,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import metering, stripe_api, subscriptions
-from billing.models import Pack, Plan, StripeEvent, Subscription, Usage, month_of
+from billing.models import Pack, Plan, StripeEvent, Subscription, Usage
 from transferlog.models import Status, Transfer
 
 pytestmark = pytest.mark.django_db
@@ -141,11 +143,11 @@ def test_a_pack_bought_by_hand_grows_the_allowance_and_a_second_submit_buys_noth
     sub = card_on_file(personas)
     client = personas.client(personas.owner)
     page = client.get(url("subscription", personas)).content.decode()
-    assert 'name="seq" value="1"' in page
+    code = re.search(r'name="code" value="([0-9a-f-]{36})"', page)[1]
     with committed():
-        response = client.post(url("subscription_packs", personas), {"packs": 2, "seq": 1}, follow=True)
+        response = client.post(url("subscription_packs", personas), {"packs": 2, "code": code}, follow=True)
     assert "Bought 200 orders for 158.00 kr." in response.content.decode()
-    again = client.post(url("subscription_packs", personas), {"packs": 2, "seq": 1}, follow=True)
+    again = client.post(url("subscription_packs", personas), {"packs": 2, "code": code}, follow=True)
     assert "already made; nothing more was charged" in again.content.decode()
     pack = Pack.objects.get()
     assert (pack.status, pack.orders, pack.amount, pack.source) == ("paid", 200, 15800, "manual")
@@ -156,14 +158,16 @@ def test_a_pack_bought_by_hand_grows_the_allowance_and_a_second_submit_buys_noth
         "dkk",
         sub.stripe_customer,
     )
-    assert intent.metadata["pack"] == f"iex-pack-{personas.integration.number}-{pack.month:%Y-%m}-1"
+    assert str(pack.code) == code == intent.metadata["pack"]
     assert metering.usage_of(personas.integration).bought == 200
     receipts = [m for m in mail.outbox if m.subject.startswith("Receipt")]
     assert len(receipts) == 1 and "158.00 kr." in receipts[0].body and receipts[0].to == ["owner@shop.example"]
 
 
 def test_without_a_card_buying_is_refused_with_a_reason(personas, stripe):
-    response = personas.client(personas.owner).post(url("subscription_packs", personas), {"packs": 1, "seq": 1})
+    response = personas.client(personas.owner).post(
+        url("subscription_packs", personas), {"packs": 1, "code": uuid4()}
+    )
     assert response.status_code == 400 and "Add a card before buying orders." in response.content.decode()
     assert not Pack.objects.exists()
 
@@ -252,7 +256,7 @@ def test_a_declined_card_holds_transfers_until_a_new_card_and_a_pack_bought_by_h
     assert set(Transfer.objects.values_list("status", flat=True)) == {Status.PENDING}  # the new card released them
     Transfer.objects.update(status=Status.HELD)  # as if they had been held again
     with committed():
-        client.post(url("subscription_packs", personas), {"packs": 1, "seq": 2})
+        client.post(url("subscription_packs", personas), {"packs": 1, "code": uuid4()})
     assert Pack.objects.filter(status="paid").count() == 1
     assert set(Transfer.objects.values_list("status", flat=True)) == {Status.PENDING}
     assert Subscription.of(personas.integration).payment_problem == ""
@@ -277,9 +281,15 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, 
     transfer = order_transfer(connected)
     with pytest.raises(stripe_sdk.StripeError):
         metering.reserve(transfer)
-    assert not Pack.objects.exists() and Usage.objects.get().bought == 0  # rolled back
+    pack = Pack.objects.get()
+    assert pack.status == "pending" and Usage.objects.get().bought == 0  # committed, unanswered
+    # Meanwhile other creates wait rather than pay again...
+    with pytest.raises(metering.PackInFlight):
+        metering.reserve(order_transfer(connected, 2))
+    # ...until the pending payment is stale: then it is asked again, with the same key and amount.
+    Pack.objects.update(attempted=timezone.now() - metering.STALE_PAYMENT)
     assert metering.reserve(transfer) == ""
-    assert keys == [f"iex-pack-{personas.integration.number}-{month_of(timezone.now()):%Y-%m}-1"] * 2
+    assert keys == [f"iex-pack-{pack.code}"] * 2
     assert Pack.objects.get().status == "paid" and Usage.objects.get().bought == 100
     customer = Subscription.of(personas.integration).stripe_customer
     intents = stripe.v1.payment_intents.list(params={"limit": 100}).data
@@ -297,7 +307,7 @@ def test_the_pipeline_retries_a_transfer_when_stripe_cannot_be_reached(personas,
     pipeline.process(transfer.pk)
     transfer.refresh_from_db()
     assert transfer.status == Status.RETRYING and "Stripe could not be reached" in transfer.reason
-    assert Usage.objects.get().reserved == 0 and not Pack.objects.exists()
+    assert Usage.objects.get().reserved == 0 and Pack.objects.get().status == "pending"  # asked again later
 
 
 def test_a_card_needing_authentication_holds_and_the_paid_webhook_releases(
@@ -492,7 +502,8 @@ def test_a_trial_without_a_card_ends_the_integration(personas, committed):
 def test_only_owners_change_the_subscription(personas, name):
     for user in (personas.admin, personas.viewer):
         assert (
-            personas.client(user).post(url(name, personas), {"plan": 1, "packs": 1, "seq": 1}).status_code == 403
+            personas.client(user).post(url(name, personas), {"plan": 1, "packs": 1, "code": uuid4()}).status_code
+            == 403
         )
 
 
@@ -557,3 +568,71 @@ def test_adding_and_removing_a_system_keeps_the_stripe_items_in_step(personas, s
         client.post(reverse("module_remove", args=[personas.integration.number, module.code]))
     sub.refresh_from_db()
     assert set(sub.stripe_items) == {"plan"}
+
+
+def test_held_transfers_of_an_inactive_integration_wait_for_its_activation(personas, connected, committed):
+    held = order_transfer(connected)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    personas.integration.set_active(False, personas.owner)
+    assert metering.release_held(personas.integration, "a paid order pack") == 0  # not released into a skip
+    assert Transfer.objects.get(pk=held.pk).status == Status.HELD
+    with committed():
+        personas.client(personas.admin).post(
+            reverse("set_active", args=[personas.integration.number]), {"active": "on"}
+        )
+    assert Transfer.objects.get(pk=held.pk).status == Status.PENDING
+
+
+def test_an_ended_subscription_is_not_activated_again_without_a_card(personas, stripe):
+    sub = Subscription.of(personas.integration)
+    subscriptions.end(sub, "the trial has ended and there is no card on file")
+    client = personas.client(personas.owner)
+    response = client.post(
+        reverse("set_active", args=[personas.integration.number]), {"active": "on"}, follow=True
+    )
+    personas.integration.refresh_from_db()
+    assert not personas.integration.active and "The subscription has ended" in response.content.decode()
+    # A card subscribes again: a new Stripe subscription, paid from today.
+    sub = card_on_file(personas)
+    assert sub.status == "active" and sub.stripe_subscription.startswith("sub_")
+    client.post(reverse("set_active", args=[personas.integration.number]), {"active": "on"})
+    personas.integration.refresh_from_db()
+    assert personas.integration.active
+
+
+def test_a_document_saved_before_a_failure_counts_once(personas, connected, monkeypatch):
+    """e-conomic saved the draft, then booking it failed for a while: that create counts, the retry updates."""
+    import dataclasses
+
+    from connections import flows, pipeline
+    from iex.lib import http
+
+    calls = []
+
+    def send(connection, data, mapping, record):
+        calls.append(mapping.target_ref)
+        if not mapping.target_ref:
+            mapping.target_ref = "31"
+            raise http.TransientError("e-conomic answered 503 while booking")
+        from connections.common import Outcome
+
+        return Outcome("updated", "", "updated", "31")
+
+    monkeypatch.setitem(flows.FLOWS, "orders", dataclasses.replace(flows.FLOWS["orders"], send=send))
+    transfer = pipeline.receive(connected, "7004", "#7004", timezone.now(), {"id": 7004})
+    pipeline.process(transfer.pk)
+    assert Transfer.objects.get(pk=transfer.pk).status == Status.RETRYING
+    Transfer.objects.filter(pk=transfer.pk).update(due_at=timezone.now())
+    pipeline.process(transfer.pk)
+    assert calls == ["", "31"]
+    usage = Usage.objects.get()
+    assert (usage.used, usage.reserved) == (1, 0)
+
+
+def test_the_subscription_period_and_the_invoices_subscription_in_both_api_shapes():
+    assert stripe_api.period_end({"current_period_end": 5}) == 5
+    assert stripe_api.period_end({"items": {"data": [{"current_period_end": 7}, {"current_period_end": 9}]}}) == 9
+    assert stripe_api.invoice_subscription({"subscription": "sub_1"}) == "sub_1"
+    parent = {"parent": {"subscription_details": {"subscription": "sub_2"}}}
+    assert stripe_api.invoice_subscription(parent) == "sub_2"
+    assert stripe_api.invoice_subscription({"parent": None}) == ""

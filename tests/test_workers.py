@@ -29,8 +29,7 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.skipif(not POSTGRES, reason="a worker process needs a database it can share: set DATABASE_URL"),
     pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server for a broker of its own"),
-    # serialized_rollback: the rows migrations seed (plans, prices) come back after the flush.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 

@@ -1,6 +1,5 @@
 """Playwright driving Debian's Chromium against pytest-django's live server."""
 
-import importlib
 import os
 from pathlib import Path
 
@@ -56,14 +55,6 @@ def context(browser):
     yield new
     for ctx in contexts:
         ctx.close()
-
-
-@pytest.fixture(autouse=True)
-def _seeded_rows(transactional_db):
-    """Live-server tests flush the database after each test: seed again what migrations seed (plans, prices)."""
-    from django.apps import apps
-
-    importlib.import_module("billing.migrations.0002_seed_plans").seed(apps, None)
 
 
 @pytest.fixture
