@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import metering, stripe_api, subscriptions
-from billing.models import Pack, Plan, StripeEvent, Subscription, Usage
+from billing.models import Pack, Plan, StripeEvent, Subscription, Usage, month_of
 from transferlog.models import Status, Transfer
 
 pytestmark = pytest.mark.django_db
@@ -636,3 +636,17 @@ def test_the_subscription_period_and_the_invoices_subscription_in_both_api_shape
     parent = {"parent": {"subscription_details": {"subscription": "sub_2"}}}
     assert stripe_api.invoice_subscription(parent) == "sub_2"
     assert stripe_api.invoice_subscription({"parent": None}) == ""
+
+
+def test_held_transfers_are_released_when_orders_are_available_again(personas, connected, committed):
+    """A new month (or a pack paid elsewhere): beat's release_held finds the allowance back and queues them."""
+    from billing.tasks import release_held
+
+    held = order_transfer(connected)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    use_up(personas.integration, used=1000)
+    assert release_held() == 0 and Transfer.objects.get(pk=held.pk).status == Status.HELD
+    next_month = month_of(timezone.now() + timedelta(days=32))
+    with time_machine.travel(datetime.combine(next_month, datetime.min.time(), UTC), tick=False), committed():
+        assert release_held() == 1
+    assert Transfer.objects.get(pk=held.pk).status == Status.PENDING
