@@ -12,12 +12,13 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.metering import release_held
+from billing.metering import release_held, usage_of
 from billing.models import Subscription
 from billing.views import banners
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
 from iex.celery import app as celery_app
 from iex.forms import ActiveForm, IntegrationForm, InviteForm, RoleForm
+from iex.home import context as home_context
 from iex.lib import emails
 from iex.models import ROLE_HELP, Integration, Invitation, Member, Role
 
@@ -66,6 +67,8 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
     integration = member.integration
     ctx = {
         **banners(integration),
+        **home_context(integration),
+        "usage": usage_of(integration),
         "member_count": integration.members.count(),
         "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),
     }

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from iex.models import Integration
@@ -27,6 +27,8 @@ class Status(models.TextChoices):
 
 
 OPEN = [Status.PENDING, Status.RETRYING]
+# The outcomes Home, the reports and /metrics count, one column each in DailyCount.
+COUNTED = [Status.CREATED, Status.UPDATED, Status.SKIPPED, Status.WARNING, Status.HELD, Status.FAILED]
 
 
 class Transfer(models.Model):
@@ -49,6 +51,10 @@ class Transfer(models.Model):
     # What the receiving system confirmed: "created" or "updated" (usage counts confirmed creates).
     action = models.CharField(max_length=10, blank=True)
     target_ref = models.CharField(max_length=100, blank=True)
+    # Where this transfer is counted in DailyCount (its outcome and the day it ended), so a retry that ends
+    # differently moves it rather than counting it twice.
+    counted_status = models.CharField(max_length=10, blank=True, editable=False)
+    counted_on = models.DateField(null=True, blank=True, editable=False)
     # The month of the allowance unit this transfer holds for the create it is making (billing.metering).
     reserved_month = models.DateField(null=True, blank=True, editable=False)
     attempts = models.PositiveIntegerField(default=0)
@@ -87,6 +93,13 @@ class Transfer(models.Model):
                 name="transfer_reference",
             ),
             models.Index(fields=["integration", "source_ref"], name="transfer_source_id"),
+            # Home's latest failures and the error digests: failures are few among millions of transfers.
+            models.Index(
+                fields=["integration", "-updated"],
+                condition=models.Q(status="failed"),
+                name="transfer_failed_latest",
+            ),
+            models.Index(fields=["updated"], condition=models.Q(status="failed"), name="transfer_failed_since"),
         ]
 
     def __str__(self) -> str:
@@ -167,8 +180,17 @@ class Transfer(models.Model):
         self.action = action or self.action
         self.target_ref = target_ref or self.target_ref
         self.updated = timezone.now()
+        counted = (status, self.updated.astimezone(UTC).date()) if status in COUNTED else ("", None)
+        if counted != (self.counted_status, self.counted_on):
+            if self.counted_status and self.counted_on:
+                DailyCount.add(self, self.counted_on, self.counted_status, -1)
+            if counted[1] is not None:
+                DailyCount.add(self, counted[1], counted[0], 1)
+            self.counted_status, self.counted_on = counted
         self.save_states()
-        self.save(update_fields=["status", "reason", "action", "target_ref", "updated"])
+        self.save(
+            update_fields=["status", "reason", "action", "target_ref", "updated", "counted_status", "counted_on"]
+        )
 
 
 def retention_days(integration: Integration | None = None) -> tuple[int, int]:
@@ -214,6 +236,57 @@ def purge(now: datetime, *, batch: int = 2000, pause: float = 0.1, dry_run: bool
                 deleted += Transfer.objects.filter(pk__in=ids).delete()[1].get("transferlog.Transfer", 0)
             time.sleep(pause)
     return deleted
+
+
+class DailyCount(models.Model):
+    """How many transfers ended each day (UTC), per connection and outcome.
+
+    Kept up to date when a transfer finishes (`Transfer.finish`), so Home, the status reports and /metrics cost
+    the same with ten transfers or ten million; they outlive retention, so "all time" stays all time.
+    """
+
+    integration = models.ForeignKey(Integration, models.CASCADE, related_name="daily_counts")
+    day = models.DateField()
+    connection_label = models.CharField(max_length=120)
+    entity = models.CharField(max_length=20)
+    created = models.IntegerField(default=0)
+    updated = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    warning = models.IntegerField(default=0)
+    held = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "day", "connection_label", "entity"], name="daily_count_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.integration_id} {self.day} {self.connection_label}"
+
+    @property
+    def total(self) -> int:
+        return sum(getattr(self, status) for status in COUNTED)
+
+    @classmethod
+    def add(cls, transfer: Transfer, day: date, status: str, delta: int) -> None:
+        """One statement, safe under concurrency: INSERT ... ON CONFLICT DO UPDATE adds to the day's row."""
+        assert status in COUNTED
+        table = connection.ops.quote_name(cls._meta.db_table)
+        columns = ", ".join(connection.ops.quote_name(c) for c in COUNTED)
+        column = connection.ops.quote_name(status)
+        values = [delta if c == status else 0 for c in COUNTED]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # Table and column names come from this model, values are parameters.
+                f"INSERT INTO {table} (integration_id, day, connection_label, entity, {columns}) "  # noqa: S608
+                f"VALUES (%s, %s, %s, %s{', %s' * len(COUNTED)}) "
+                f"ON CONFLICT (integration_id, day, connection_label, entity) "
+                f"DO UPDATE SET {column} = {table}.{column} + %s",
+                [transfer.integration_id, day, transfer.connection_label, transfer.entity, *values, delta],
+            )
 
 
 class TransferState(models.Model):

@@ -114,6 +114,8 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
         "connections": member.integration.connections.select_related("source", "target"),
         "entities": ["orders", "products", "stock"],
         "retention": retention_days(member.integration),
+        # A line to show folded out (Home's links to failures).
+        "open": request.GET.get("open", ""),
     }
     return render(request, "transferlog/log.html", ctx)
 

@@ -1,0 +1,109 @@
+"""Home: per-day counters kept when transfers finish, the 30-day chart with its table, the latest failures."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import responses
+import time_machine
+from django.db.models import Count
+from django.urls import reverse
+
+from connections import pipeline
+from tests.test_pipeline import ORDER, economic, receive
+from transferlog.models import COUNTED, DailyCount, Status, Transfer
+
+pytestmark = pytest.mark.django_db
+
+
+def counters_by_day_and_status():
+    found = {}
+    for row in DailyCount.objects.values():
+        for status in COUNTED:
+            if row[status]:
+                found[(row["day"], row["connection_label"], status)] = row[status]
+    return found
+
+
+def transfers_by_day_and_status():
+    rows = Transfer.objects.filter(status__in=COUNTED).values("counted_on", "connection_label", "status")
+    return {(r["counted_on"], r["connection_label"], r["status"]): r["n"] for r in rows.annotate(n=Count("id"))}
+
+
+@responses.activate
+def test_the_counters_agree_with_the_transfers_after_a_mixed_run(personas, connected):
+    with time_machine.travel(datetime(2026, 11, 24, 10, tzinfo=UTC)):
+        economic()
+        pipeline.process(receive(connected).pk)  # created
+        changed = {**ORDER, "updated_at": "2026-11-20T11:00:00+01:00"}
+        pipeline.process(receive(connected, changed).pk)  # updated
+        unpaid = {**ORDER, "id": 7, "name": "#7", "financial_status": "pending"}
+        pipeline.process(receive(connected, unpaid).pk)  # skipped
+        responses.reset()
+        economic(draft_status=422)
+        failing = {**ORDER, "id": 8, "name": "#8"}
+        failed = receive(connected, failing)
+        pipeline.process(failed.pk)  # failed
+    assert Transfer.objects.get(pk=failed.pk).status == Status.FAILED
+    with time_machine.travel(datetime(2026, 11, 25, 9, tzinfo=UTC)):
+        responses.reset()
+        economic()
+        assert Transfer.objects.get(pk=failed.pk).retry(by="test")
+        pipeline.process(failed.pk)  # retried: created the next day, no longer failed the day before
+
+    counted = counters_by_day_and_status()
+    assert counted == transfers_by_day_and_status()
+    label = connected.label
+    assert counted == {
+        (date(2026, 11, 24), label, "created"): 1,
+        (date(2026, 11, 24), label, "updated"): 1,
+        (date(2026, 11, 24), label, "skipped"): 1,
+        (date(2026, 11, 25), label, "created"): 1,
+    }
+
+
+def test_home_shows_counts_chart_and_failures_with_links_to_their_log_lines(personas, connected):
+    today = datetime.now(UTC).date()
+    label = connected.label
+    DailyCount.objects.create(
+        integration=personas.integration, day=today, connection_label=label, entity="orders", created=7, updated=3
+    )
+    DailyCount.objects.create(
+        integration=personas.integration,
+        day=today - timedelta(days=40),
+        connection_label=label,
+        entity="orders",
+        created=100,
+        failed=2,
+    )
+    failure = Transfer.objects.create(
+        integration=personas.integration,
+        connection=connected,
+        connection_label=label,
+        entity="orders",
+        source_ref="55",
+        reference="#1042",
+        status=Status.FAILED,
+        reason="e-conomic said: Validation failed",
+    )
+    body = (
+        personas.client(personas.viewer).get(reverse("home", args=[personas.integration.number])).content.decode()
+    )
+    assert "<svg" in body and 'aria-labelledby="chart-title"' in body
+    assert f"{today:%-d %b}: 7 created, 3 updated, 0 errors" in body  # each bar says what it shows
+    assert '<td class="num">7</td><td class="num">3</td><td class="num">0</td>' in body  # the table behind it
+    # Orders this month and all time.
+    assert '<p class="big">10</p>' in body and "112 all time" in body
+    link = f"/i/{personas.integration.number}/log/?q=%231042&amp;open={failure.code}#t-{failure.code}"
+    assert link in body and "Validation failed" in body
+    log = personas.client(personas.viewer).get(link.replace("&amp;", "&").split("#")[0]).content.decode()
+    assert f'id="t-{failure.code}" open' in log
+
+
+def test_home_costs_the_same_few_queries_however_many_transfers(
+    personas, connected, django_assert_max_num_queries
+):
+    url = reverse("home", args=[personas.integration.number])
+    client = personas.client(personas.owner)
+    client.get(url)
+    with django_assert_max_num_queries(20):
+        assert client.get(url).status_code == 200
