@@ -75,6 +75,8 @@ def environment() -> dict[str, str]:
         "REDIS_URL": "redis://127.0.0.1:6379/13",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/14",
         "CREDENTIALS_KEYS": Fernet.generate_key().decode(),
+        "STRIPE_SECRET_KEY": "sk_test_bench",
+        "STRIPE_WEBHOOK_SECRET": "whsec_bench",
         "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/iex_bench_hooks"),
         "LOG_LEVEL": "WARNING",
     }

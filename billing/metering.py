@@ -35,13 +35,15 @@ logger = logging.getLogger(__name__)
 def usage_of(integration: Integration, month: date | None = None, *, lock: bool = False) -> Usage:
     """The month's usage row (made on first use with the plan's orders); locked for update when asked."""
     month = month or month_of(timezone.now())
-    usage, _ = Usage.objects.get_or_create(
-        integration=integration,
-        month=month,
-        defaults={"included": Subscription.of(integration).plan.included_orders},
-    )
-    if lock:
-        usage = Usage.objects.select_for_update().get(pk=usage.pk)
+    rows = Usage.objects.filter(integration=integration, month=month)
+    usage = (rows.select_for_update() if lock else rows).first()
+    if usage is None:
+        Usage.objects.get_or_create(
+            integration=integration,
+            month=month,
+            defaults={"included": Subscription.of(integration).plan.included_orders},
+        )
+        usage = (rows.select_for_update() if lock else rows).get()
     usage.integration = integration
     return usage
 

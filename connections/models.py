@@ -38,6 +38,9 @@ class Module(models.Model):
     base_url = models.URLField(blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
     connected_at = models.DateTimeField(null=True, blank=True)
+    # The system refused our credentials (401/403): since when and what it said; cleared when they are saved again.
+    credentials_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    credentials_error = models.CharField(max_length=300, blank=True, editable=False)
     created = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -60,6 +63,15 @@ class Module(models.Model):
     def connected(self) -> bool:
         return bool(self.credentials)
 
+    def credentials_refused(self, message: str) -> None:
+        """Note that the system refused our credentials (the error digest tells the members, once)."""
+        if self.credentials_failed_at is None:
+            self.credentials_failed_at = timezone.now()
+        self.credentials_error = message[:300]
+        type(self).objects.filter(pk=self.pk).update(
+            credentials_failed_at=self.credentials_failed_at, credentials_error=self.credentials_error
+        )
+
     def get_credentials(self) -> dict[str, Any]:
         """Decrypted credentials. Raises DecryptionError rather than ever passing ciphertext on."""
         if not self.credentials:
@@ -69,6 +81,7 @@ class Module(models.Model):
     def set_credentials(self, values: dict[str, Any]) -> None:
         self.credentials = credentials_crypto.encrypt(json.dumps(values))
         self.connected_at = timezone.now()
+        self.credentials_failed_at, self.credentials_error = None, ""
 
     def disconnect(self) -> None:
         self.credentials = ""

@@ -23,6 +23,7 @@ from billing.stripe_api import StripeError
 from connections.common import Outcome
 from connections.models import Connection, Mapping
 from iex.lib import http
+from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
 from transferlog.models import Status, Transfer
 
@@ -94,9 +95,16 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 
 def process(transfer_id: int, task_id: str = "") -> None:
+    # Every line logged while it runs says which transfer, and (once claimed) which integration, it is about.
+    with log_context(transfer=transfer_id):
+        _process(transfer_id, task_id)
+
+
+def _process(transfer_id: int, task_id: str) -> None:
     transfer = Transfer.claim(transfer_id, task_id)
     if transfer is None:
         return  # already processed or being processed: safe to run twice
+    bind_log_context(integration=transfer.integration.number)  # claim loaded the integration: no query
     if transfer.run_attempts > MAX_ATTEMPTS:
         # Its worker died every time (redelivered with reject_on_worker_lost): stop the loop.
         _fail(transfer, f"Stopped after {MAX_ATTEMPTS} attempts that did not finish")
@@ -157,6 +165,8 @@ def process(transfer_id: int, task_id: str = "") -> None:
             else:
                 _retry(transfer, exc.message, backoff(transfer.run_attempts, exc.retry_after), created=created)
         elif isinstance(exc, http.PermanentError):
+            if exc.status in (401, 403):
+                connection.target.credentials_refused(exc.message)
             _fail(transfer, exc.message, exc.body, created)
         elif isinstance(exc, DecryptionError):
             _fail(

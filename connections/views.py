@@ -148,7 +148,9 @@ def module_connect(request: AuthedRequest, number: str, code: str) -> HttpRespon
     for name in _secret_fields(form):
         values[name] = values.get(name) or old.get(name, "")
     mod.set_credentials(values)
-    mod.save(update_fields=["credentials", "connected_at", "base_url"])
+    mod.save(
+        update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
+    )
     messages.info(request, f"Credentials for {mod.system.label} saved.")
     _test(request, mod)
     return redirect("module", number, mod.code)

@@ -8,6 +8,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 
+from iex.lib.logs import bind_log_context
 from iex.models import Integration, Member
 
 
@@ -26,8 +27,10 @@ def get_member(request: AuthedRequest, number: str) -> Member:
     )
     if member is None:
         raise Http404("No such integration")
+    bind_log_context(integration=number)  # the request's log lines say which integration (iex/lib/logs.py)
     request.member = member  # type: ignore[attr-defined]  # read by the tenant context processor
-    request.session["integration"] = number
+    if request.session.get("integration") != number:
+        request.session["integration"] = number  # written only when it changes: no session UPDATE per page view
     return member
 
 

@@ -1,6 +1,14 @@
 from django.contrib import admin
+from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
+from billing.models import Subscription, Usage, month_of
 from iex.models import Integration, Invitation, Member
+from transferlog.models import Status
 
 
 class ReadOnlyAdmin:
@@ -19,19 +27,88 @@ class ReadOnlyAdmin:
 class MemberInline(ReadOnlyAdmin, admin.TabularInline):
     model = Member
     extra = 0
-    fields = ["user", "role", "created"]
+    fields = readonly_fields = ("user", "role", "created")
 
 
 @admin.register(Integration)
 class IntegrationAdmin(admin.ModelAdmin):
-    list_display = ["number", "name", "active", "created"]
+    list_display = ["number", "name", "active", "plan", "orders_this_month", "modules", "created"]
     list_filter = ["active"]
     search_fields = ["number", "name"]
-    readonly_fields = ["number", "created", "active_changed_at", "active_changed_by"]
+    # A page of integrations costs three queries: the rows with their plan and this month's usage, the count,
+    # and their modules.
+    list_select_related = ["subscription__plan"]
+    readonly_fields = [
+        "number", "created", "active_changed_at", "active_changed_by", "plan", "orders_this_month", "modules",
+        "latest_failures",
+    ]  # fmt: skip
     inlines = [MemberInline]
 
     def has_add_permission(self, request) -> bool:
-        return False  # integrations are created by their owners, which draws the number and the owner member
+        return False  # owners create integrations (or `manage.py create_integration`): it draws the number
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
+        # Read, never made: metering.usage_of would create this month's row (and a trial for an integration
+        # without a subscription) on a page view. No row yet means nothing used of the plan's orders.
+        usage = Usage.objects.filter(integration=OuterRef("pk"), month=month_of(timezone.now()))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                orders_used=Subquery(usage.values("used")[:1]),
+                orders_allowance=Subquery(usage.annotate(n=F("included") + F("bought")).values("n")[:1]),
+            )
+            .prefetch_related("modules")
+        )
+
+    @admin.display(description="Plan")
+    def plan(self, obj: Integration) -> str:
+        sub = _subscription(obj)
+        return f"{sub.plan.name} ({sub.get_status_display().lower()})" if sub else "No subscription"
+
+    @admin.display(description="Orders this month")
+    def orders_this_month(self, obj: Integration) -> str:
+        sub = _subscription(obj)
+        allowance = obj.orders_allowance  # type: ignore[attr-defined]
+        if allowance is None:
+            allowance = sub.plan.included_orders if sub else 0
+        return f"{obj.orders_used or 0:,} of {allowance:,}"  # type: ignore[attr-defined]
+
+    @admin.display(description="Systems")
+    def modules(self, obj: Integration) -> str:
+        return ", ".join(f"{m.kind}{'' if m.active else ' (inactive)'}" for m in obj.modules.all()) or "None"
+
+    @admin.display(description="Latest failures")
+    def latest_failures(self, obj: Integration) -> str:
+        """The ten latest failed transfers, linked to the read-only Transfer admin (read off the partial index of
+        failed transfers, without their data)."""
+        failed = list(
+            obj.transfers.filter(status=Status.FAILED)
+            .order_by("-updated")
+            .only("pk", "connection_label", "reference", "source_ref", "reason", "updated")[:10]
+        )
+        if not failed:
+            return "None"
+        links = (
+            (
+                reverse("admin:transferlog_transfer_change", args=[t.pk]),
+                f"{t.updated:%Y-%m-%d %H:%M}",
+                t.connection_label,
+                t.reference or t.source_ref,
+                Truncator(t.reason).chars(120),
+            )
+            for t in failed
+        )
+        rows = format_html_join("", '<li><a href="{}">{} {} {}</a>: {}</li>', links)
+        every = reverse("admin:transferlog_transfer_changelist") + f"?q={obj.number}&status__exact=failed"
+        return format_html('<ul>{}</ul><a href="{}">Every failed transfer</a>', rows, every)
+
+
+def _subscription(integration: Integration) -> Subscription | None:
+    try:
+        return integration.subscription
+    except Subscription.DoesNotExist:
+        return None
 
 
 @admin.register(Member)

@@ -1,7 +1,7 @@
 from django import forms
 
 from billing.models import TRIAL_DAYS, Plan
-from iex.models import Role
+from iex.models import Member, Role
 
 
 class IntegrationForm(forms.Form):
@@ -46,6 +46,12 @@ class InviteForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class NotificationsForm(forms.ModelForm):
+    class Meta:
+        model = Member
+        fields = ["error_emails", "report_frequency"]
 
 
 class ActiveForm(forms.Form):

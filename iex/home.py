@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
 from iex.models import Integration
 from transferlog.models import COUNTED, DailyCount, Status, Transfer
@@ -44,6 +45,10 @@ class Day:
     def total(self) -> int:
         return self.created + self.updated + self.errors
 
+    @property
+    def label(self) -> str:
+        return f"{self.day:%a} {self.day.day} {self.day:%b}"
+
 
 def history(integration: Integration, today: date, days: int = CHART_DAYS) -> list[Day]:
     """The last `days` days, oldest first, every day present (a quiet day is a zero)."""
@@ -62,34 +67,46 @@ def history(integration: Integration, today: date, days: int = CHART_DAYS) -> li
     return result
 
 
-def chart(days: list[Day]) -> dict[str, Any]:
-    """Stacked bars (created, updated, errors) in SVG coordinates, with a rounded scale and its grid lines."""
+def chart(days: list[Day]) -> str:
+    """The days as stacked bars (created, updated, errors) in an SVG, with a rounded scale and its grid lines.
+    Built here rather than in a template loop: it is most of Home's markup, and this keeps Home fast."""
     top = max((d.total for d in days), default=0)
     scale = _nice(top)
-    plot_h = HEIGHT - BOTTOM - 8
+    base = HEIGHT - BOTTOM
+    plot_h = base - 8
     step = (WIDTH - LEFT) / len(days)
-    bars = []
+    parts = [
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title" preserveAspectRatio="none">'
+        '<title id="chart-title">Transfers per day for the last 30 days: created, updated and errors. '
+        "The table below has the numbers.</title>"
+    ]
+    for f in (0, 0.5, 1) if scale else ():
+        y = base - plot_h * f
+        parts.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{LEFT - 6}" y="{y:.1f}" text-anchor="end" dominant-baseline="middle">'
+            f"{round(scale * f)}</text>"
+        )
     for i, d in enumerate(days):
         x = LEFT + i * step + step * 0.15
-        y = float(HEIGHT - BOTTOM)
-        segments = []
+        label = f"{d.day.day} {d.day:%b}"
+        parts.append(f"<g><title>{label}: {d.created} created, {d.updated} updated, {d.errors} errors</title>")
+        y = float(base)
         for kind, value in (("created", d.created), ("updated", d.updated), ("errors", d.errors)):
-            h = plot_h * value / scale if scale else 0.0
             if value:
+                h = plot_h * value / scale
                 y -= h
-                segments.append({"kind": kind, "y": round(y, 1), "h": round(h, 1)})
-        bars.append(
-            {
-                "x": round(x, 1),
-                "w": round(step * 0.7, 1),
-                "segments": segments,
-                "day": d,
-                "label": i in (0, len(days) // 2, len(days) - 1),
-                "label_x": round(x + step * 0.35, 1),
-            }
-        )
-    grid = [{"value": round(scale * f), "y": round(HEIGHT - BOTTOM - plot_h * f, 1)} for f in (0, 0.5, 1) if scale]
-    return {"bars": bars, "grid": grid, "width": WIDTH, "height": HEIGHT, "left": LEFT, "base": HEIGHT - BOTTOM}
+                parts.append(
+                    f'<rect class="bar-{kind}" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}"/>'
+                )
+        if i in (0, len(days) // 2, len(days) - 1):
+            parts.append(
+                f'<text class="axis" x="{x + step * 0.35:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{label}</text>'
+            )
+        parts.append("</g>")
+    parts.append(f'<line class="base" x1="{LEFT}" x2="{WIDTH}" y1="{base}" y2="{base}"/></svg>')
+    # Only numbers and month names go in: nothing to escape.
+    return mark_safe("".join(parts))  # noqa: S308
 
 
 def _nice(top: int) -> int:

@@ -39,6 +39,9 @@ class Integration(models.Model):
         User, models.SET_NULL, null=True, blank=True, related_name="+", editable=False
     )
     created = models.DateTimeField(default=timezone.now, editable=False)
+    # Error digests: when the last one went out, and up to which failure time it told.
+    digest_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    digest_cursor = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name", "number"]
@@ -81,6 +84,13 @@ class Integration(models.Model):
         return self.invitations.filter(created__gte=timezone.now() - timedelta(hours=1)).count()
 
 
+class ReportFrequency(models.TextChoices):
+    DAILY = "daily", "Daily"
+    WEEKLY = "weekly", "Weekly (Mondays)"
+    MONTHLY = "monthly", "Monthly (on the 1st)"
+    OFF = "off", "Off"
+
+
 class Member(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     integration = models.ForeignKey(Integration, models.CASCADE, related_name="members")
@@ -88,6 +98,11 @@ class Member(models.Model):
     user = models.ForeignKey(User, models.PROTECT, related_name="memberships")
     role = models.CharField(max_length=10, choices=Role.choices)
     created = models.DateTimeField(default=timezone.now, editable=False)
+    error_emails = models.BooleanField("Error emails", default=True)
+    report_frequency = models.CharField(
+        "Status report", max_length=10, choices=ReportFrequency.choices, default=ReportFrequency.WEEKLY
+    )
+    report_sent_on = models.DateField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [

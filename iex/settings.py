@@ -6,6 +6,7 @@ Production sets DEBUG=0 and the values the README lists; a missing or malformed 
 ImproperlyConfigured naming the variable.
 """
 
+import ipaddress
 import operator
 import os
 from pathlib import Path
@@ -166,6 +167,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "iex.lib.logs.log_context_middleware",  # first: what a request binds for its log lines ends with it
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -336,6 +338,9 @@ CELERY_BEAT_SCHEDULE = {
     # Trials, downgrades and cancellations whose period has ended; held orders whose allowance is back.
     "roll-billing-periods": {"task": "billing.tasks.roll_periods", "schedule": 3600.0},
     "release-held-transfers": {"task": "billing.tasks.release_held", "schedule": 600.0},
+    # Error digests go out at most every 15 minutes per integration; reports once on the day they are due.
+    "send-error-digests": {"task": "iex.tasks.send_error_digests", "schedule": 60.0},
+    "send-status-reports": {"task": "iex.tasks.send_status_reports", "schedule": 3600.0},
 }
 
 # --- Security -----------------------------------------------------------------------------------------------
@@ -343,8 +348,8 @@ CELERY_BEAT_SCHEDULE = {
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
-# The load balancer probes /healthz over plain HTTP.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# The load balancer probes /healthz, and Prometheus scrapes /metrics from inside the network, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
@@ -369,10 +374,23 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# plain: the message alone, as Python prints it; json: one JSON object per line with time, level, logger, message,
+# exception, and the integration number and transfer id where known (iex/lib/logs.py), for a log collector.
+LOG_FORMAT = env("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json; got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"log_context": {"()": "iex.lib.logs.ContextFilter"}},
+    "formatters": {"json": {"()": "iex.lib.logs.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["log_context"],
+            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     # The SDK logs every request at INFO; our wrapper logs what goes wrong.
     "loggers": {"stripe": {"level": "WARNING"}},
@@ -383,3 +401,15 @@ LOGGING = {
 INVITATION_VALID_HOURS = 72
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 90)  # failed transfers are kept twice as long
 INVITATIONS_PER_HOUR = 20
+
+# Who may scrape /metrics without a staff login: the addresses REMOTE_ADDR may have (never X-Forwarded-For, which
+# anyone can send). Behind the load balancer REMOTE_ADDR is the balancer: leave its address out, or have it refuse
+# /metrics from outside. Everyone else gets 404.
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"METRICS_ALLOWED_NETWORKS must be comma-separated networks like 10.0.0.0/8; got {_network!r}"
+        ) from None

@@ -5,7 +5,7 @@ from billing import views as billing_views
 from billing import webhooks as billing_webhooks
 from connections import intake
 from connections import views as connections_views
-from iex import views
+from iex import metrics, views
 from scheduling import views as scheduling_views
 from transferlog import views as transferlog_views
 
@@ -28,8 +28,10 @@ tenant_urls = [
     path("", views.home, name="home"),
     path("settings/", views.settings_page, name="settings"),
     path("settings/active/", views.set_active, name="set_active"),
+    path("settings/notifications/", views.notifications, name="notifications"),
     path("members/<uuid:code>/role/", views.member_role, name="member_role"),
     path("members/<uuid:code>/remove/", views.member_remove, name="member_remove"),
+    path("members/<uuid:code>/error-emails/", views.member_error_emails, name="member_error_emails"),
     path("invitations/", views.invite, name="invite"),
     path("invitations/<uuid:code>/resend/", views.invitation_resend, name="invitation_resend"),
     path("invitations/<uuid:code>/revoke/", views.invitation_revoke, name="invitation_revoke"),
@@ -72,6 +74,7 @@ tenant_urls = [
 urlpatterns = [
     path("", views.index, name="index"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),  # Prometheus; staff and METRICS_ALLOWED_NETWORKS only
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
     # /integrations/

@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,7 +18,7 @@ from billing.models import Subscription
 from billing.views import banners
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
 from iex.celery import app as celery_app
-from iex.forms import ActiveForm, IntegrationForm, InviteForm, RoleForm
+from iex.forms import ActiveForm, IntegrationForm, InviteForm, NotificationsForm, RoleForm
 from iex.home import context as home_context
 from iex.lib import emails
 from iex.models import ROLE_HELP, Integration, Invitation, Member, Role
@@ -99,6 +100,7 @@ def _render_settings(
         "modules": integration.modules.all(),
         "invite_form": invite_form,
         "valid_hours": settings.INVITATION_VALID_HOURS,
+        "notifications_form": NotificationsForm(instance=member),
     }
     return render(request, "iex/settings.html", ctx, status=status)
 
@@ -122,6 +124,33 @@ def set_active(request: AuthedRequest, number: str) -> HttpResponse:
         release_held(member.integration, f"activation by {request.user.email}")
     # Deactivating needs no message: the inactive banner on every page says it.
     return redirect("settings", number)
+
+
+@login_required
+@require_POST
+def notifications(request: AuthedRequest, number: str) -> HttpResponse:
+    """A member's own notification settings: every member, viewers too, decides what they get."""
+    member = get_member(request, number)
+    form = NotificationsForm(request.POST, instance=member)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Your notification settings are saved.")
+    else:
+        messages.error(request, "Choose one of the report frequencies.")
+    return redirect(reverse("settings", args=[number]) + "#notifications")
+
+
+@login_required
+@require_POST
+def member_error_emails(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """Admins and owners choose which members get error emails."""
+    member = get_member_rw(request, number)
+    target = get_object_or_404(member.integration.members.select_related("user"), code=code)
+    target.error_emails = request.POST.get("error_emails") == "on"
+    target.save(update_fields=["error_emails"])
+    state = "get" if target.error_emails else "no longer get"
+    messages.success(request, f"{target.user.email} will {state} error emails.")
+    return redirect(reverse("settings", args=[number]) + "#members")
 
 
 @login_required

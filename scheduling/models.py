@@ -52,6 +52,8 @@ class Job(models.Model):
     last_started_at = models.DateTimeField(null=True, blank=True)
     last_finished_at = models.DateTimeField(null=True, blank=True)
     last_outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    # The members who get error emails were told it is late (cleared when a run finishes).
+    late_notified = models.BooleanField(default=False)
     last_message = models.TextField(blank=True)
     last_fetched = models.PositiveIntegerField(default=0)
     last_received = models.PositiveIntegerField(default=0)
@@ -78,8 +80,12 @@ class Job(models.Model):
 
     @classmethod
     def count_late(cls) -> int:
-        """Active jobs not completed within two periods: is_late() as one COUNT (intervals are a fixed list)."""
-        now = timezone.now()
+        return cls.late().count()
+
+    @classmethod
+    def late(cls, now: datetime | None = None) -> models.QuerySet[Job]:
+        """Active jobs not completed within two periods: is_late() as one query (intervals are a fixed list)."""
+        now = now or timezone.now()
         late = Q(
             connection__trigger=Trigger.WEBHOOK, last_seen__lt=now - 2 * timedelta(seconds=RECONCILE_INTERVAL)
         )
@@ -93,7 +99,6 @@ class Job(models.Model):
             cls.objects.filter(connection__active=True)
             .annotate(last_seen=Coalesce("last_finished_at", "created"))
             .filter(late)
-            .count()
         )
 
     @classmethod
@@ -158,12 +163,14 @@ class Job(models.Model):
         cursor: datetime | None = None,
     ) -> None:
         self.running_since = None
+        self.late_notified = False  # a run finished: lateness, if it comes back, is news again
         self.last_finished_at = timezone.now()
         self.last_outcome = outcome
         self.last_message = message
         self.last_fetched, self.last_received = fetched, received
         fields = [
             "running_since",
+            "late_notified",
             "last_finished_at",
             "last_outcome",
             "last_message",

@@ -33,6 +33,8 @@ def run(job_id: int) -> None:
     except (http.HTTPError, DecryptionError) as exc:
         # The cursor stays: the next run fetches the same window again.
         message = exc.message if isinstance(exc, http.HTTPError) else "Stored credentials cannot be decrypted"
+        if isinstance(exc, http.PermanentError) and exc.status in (401, 403):
+            connection.source.credentials_refused(message)
         job.finish_run(Outcome.FAILED, message)
         return
     except Exception:

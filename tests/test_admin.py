@@ -1,6 +1,11 @@
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from iex.models import Integration
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +51,111 @@ def test_a_user_who_is_a_member_cannot_be_deleted_out_from_under_the_integration
 
     with pytest.raises(ProtectedError):
         personas.owner.delete()
+
+
+# --- Integrations: plan, usage, systems, latest failures ---------------------------------------------------
+
+
+def failed_transfer(connection, ref="1001", reason="restapi.e-conomic.com answered 400: Validation failed"):
+    from django.utils import timezone
+
+    from transferlog.models import Status, Transfer
+
+    made = Transfer.receive(connection, ref, f"#{ref}", timezone.now(), {"id": ref, "name": f"#{ref}"})
+    Transfer.objects.filter(pk=made.pk).update(status=Status.FAILED, reason=reason)
+    return made
+
+
+def test_integrations_list_shows_plan_usage_and_systems_in_a_fixed_number_of_queries(
+    personas, connected, staff_client, django_assert_max_num_queries
+):
+    from billing import metering
+    from billing.models import Subscription
+
+    Subscription.of(personas.integration)
+    usage = metering.usage_of(personas.integration)
+    usage.used, usage.bought = 12, 100
+    usage.save()
+    with CaptureQueriesContext(connection) as few:
+        page = staff_client.get("/admin/iex/integration/").content.decode()
+    assert "Standard (trial)" in page and "12 of 1,100" in page
+    assert "shopify, economic" in page
+    assert "No subscription" in page and "0 of 0" in page  # Elsewhere has neither a plan nor usage yet
+    for n in range(5):
+        owner = make_user(f"more{n}@shop.example")
+        Subscription.of(Integration.create_for(owner, f"More {n}"))
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert staff_client.get("/admin/iex/integration/").status_code == 200
+
+
+def test_an_integrations_page_shows_its_latest_failures_linked_and_no_credentials(
+    personas, connected, staff_client
+):
+    from billing.models import Subscription
+
+    Subscription.of(personas.integration)
+    failed = failed_transfer(connected)
+    response = staff_client.get(f"/admin/iex/integration/{personas.integration.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"/admin/transferlog/transfer/{failed.pk}/change/" in page
+    assert "#1001" in page and "Validation failed" in page
+    assert f"?q={personas.integration.number}&amp;status__exact=failed" in page
+    assert "Standard (trial)" in page and "0 of 1,000" in page
+    for secret in ("shpat_secret", "app-secret", connected.source.credentials):
+        assert secret not in page
+
+
+def test_looking_at_an_integration_creates_nothing(personas, staff_client):
+    from billing.models import Subscription, Usage
+
+    assert staff_client.get(f"/admin/iex/integration/{personas.integration.pk}/change/").status_code == 200
+    assert not Subscription.objects.exists() and not Usage.objects.exists()
+
+
+# --- Transfers: read-only, bounded -------------------------------------------------------------------------
+
+
+def test_staff_list_transfers_filtered_and_searched_within_an_integration(personas, connected, staff_client):
+    failed = failed_transfer(connected, "1001")
+    failed_transfer(connected, "2002")
+    url = "/admin/transferlog/transfer/"
+    page = staff_client.get(url).content.decode()
+    assert "#1001" in page and "#2002" in page
+    page = staff_client.get(url, {"status__exact": "failed", "entity": "orders"}).content.decode()
+    assert "#1001" in page
+    assert "#1001" not in staff_client.get(url, {"entity": "stock"}).content.decode()
+    number = personas.integration.number
+    page = staff_client.get(url, {"q": f"{number} #10"}).content.decode()
+    assert "#1001" in page and "#2002" not in page
+    assert "#1001" not in staff_client.get(url, {"q": personas.other.number}).content.decode()
+    # An order number alone would read every row: the number comes first.
+    page = staff_client.get(url, {"q": "#1001"}, follow=True).content.decode()
+    assert "Start with an integration" in page and f"/{failed.pk}/change/" not in page
+
+
+def test_the_transfer_list_never_counts_the_whole_table(personas, connected, staff_client):
+    failed_transfer(connected)
+    with CaptureQueriesContext(connection) as queries:
+        assert staff_client.get("/admin/transferlog/transfer/", {"status__exact": "failed"}).status_code == 200
+    counts = [
+        q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"] and "transferlog_transfer" in q["sql"]
+    ]
+    assert counts and all("LIMIT 10000" in sql for sql in counts)
+
+
+def test_a_transfer_page_is_read_only_with_its_data_pretty(personas, connected, staff_client):
+    failed = failed_transfer(connected)
+    response = staff_client.get(f"/admin/transferlog/transfer/{failed.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    # Indented JSON, escaped.
+    assert "<pre>{\n  &quot;id&quot;: &quot;1001&quot;,\n  &quot;name&quot;: &quot;#1001&quot;\n}</pre>" in page
+    assert 'name="_save"' not in page
+    change = staff_client.post(f"/admin/transferlog/transfer/{failed.pk}/change/", {"status": "created"})
+    assert change.status_code == 403
+    assert staff_client.get("/admin/transferlog/transfer/add/").status_code == 403
+    delete = staff_client.post(f"/admin/transferlog/transfer/{failed.pk}/delete/", {"post": "yes"})
+    assert delete.status_code == 403
+    failed.refresh_from_db()
+    assert failed.status == "failed"

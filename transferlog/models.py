@@ -53,7 +53,7 @@ class Transfer(models.Model):
     target_ref = models.CharField(max_length=100, blank=True)
     # Where this transfer is counted in DailyCount (its outcome and the day it ended), so a retry that ends
     # differently moves it rather than counting it twice.
-    counted_status = models.CharField(max_length=10, blank=True, editable=False)
+    counted_status = models.CharField(max_length=10, blank=True, editable=False, db_default="")
     counted_on = models.DateField(null=True, blank=True, editable=False)
     # The month of the allowance unit this transfer holds for the create it is making (billing.metering).
     reserved_month = models.DateField(null=True, blank=True, editable=False)
@@ -100,6 +100,8 @@ class Transfer(models.Model):
                 name="transfer_failed_latest",
             ),
             models.Index(fields=["updated"], condition=models.Q(status="failed"), name="transfer_failed_since"),
+            # The held banner's count: held transfers are few, and counted on every Home and Subscription page.
+            models.Index(fields=["integration"], condition=models.Q(status="held"), name="transfer_held"),
         ]
 
     def __str__(self) -> str:

@@ -63,7 +63,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='transfer',
             name='counted_status',
-            field=models.CharField(blank=True, editable=False, max_length=10),
+            field=models.CharField(blank=True, db_default='', editable=False, max_length=10),
         ),
         migrations.AddIndex(
             model_name='transfer',
@@ -81,6 +81,10 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name='dailycount',
             constraint=models.UniqueConstraint(fields=('integration', 'day', 'connection_label', 'entity'), name='daily_count_once'),
+        ),
+        migrations.AddIndex(
+            model_name='transfer',
+            index=models.Index(condition=models.Q(('status', 'held')), fields=['integration'], name='transfer_held'),
         ),
         migrations.RunPython(count_existing, migrations.RunPython.noop),
 ]

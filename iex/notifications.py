@@ -1,0 +1,153 @@
+"""The emails that tell members what happened: error digests and status reports.
+
+Error digests: at most one per integration every 15 minutes, to the members who get error emails, listing what
+is new since the last one (failed transfers, late jobs, a system refusing our credentials); nothing when nothing
+is new. Status reports: per member, daily / weekly (Mondays) / monthly (the 1st), from the per-day counters.
+Beat runs both every few minutes; each is safe to run twice (the integration's row lock, the member's sent-on date).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max, Q, Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from iex.lib import emails
+from iex.models import Integration, Member, ReportFrequency
+
+logger = logging.getLogger(__name__)
+
+DIGEST_EVERY = timedelta(minutes=15)
+DIGEST_LISTS = 20  # failures listed by name; the rest are counted
+
+
+def send_error_digests(now: datetime | None = None) -> int:
+    """Send the digests that are due; returns how many went out."""
+    from connections.models import Module
+    from scheduling.models import Job
+    from transferlog.models import Status, Transfer
+
+    now = now or timezone.now()
+    since = now - timedelta(days=1)  # older news is not news: a digest tells what happened since yesterday
+    candidates = set(
+        Transfer.objects.filter(status=Status.FAILED, updated__gte=since)
+        .values_list("integration_id", flat=True)
+        .distinct()
+    )
+    candidates |= set(
+        Job.late(now).filter(late_notified=False).values_list("connection__integration_id", flat=True)
+    )
+    candidates |= set(
+        Module.objects.filter(credentials_failed_at__gte=since).values_list("integration_id", flat=True)
+    )
+    sent = 0
+    for integration_id in candidates:
+        with transaction.atomic():
+            integration = Integration.objects.select_for_update().get(pk=integration_id)
+            if integration.digest_sent_at and now - integration.digest_sent_at < DIGEST_EVERY:
+                continue
+            cursor = max(integration.digest_cursor or since, since)
+            failures = Transfer.objects.filter(integration=integration, status=Status.FAILED, updated__gt=cursor)
+            listed = list(failures.order_by("-updated")[:DIGEST_LISTS])
+            more = failures.count() - len(listed) if len(listed) == DIGEST_LISTS else 0
+            late = list(Job.late(now).filter(connection__integration=integration, late_notified=False))
+            refused = list(integration.modules.filter(credentials_failed_at__gt=cursor))
+            if not (listed or late or refused):
+                continue
+            recipients = list(
+                integration.members.filter(error_emails=True)
+                .select_related("user")
+                .values_list("user__email", flat=True)
+            )
+            integration.digest_sent_at = now
+            integration.digest_cursor = max(
+                [cursor, failures.aggregate(last=Max("updated"))["last"] or cursor]
+                + [m.credentials_failed_at for m in refused if m.credentials_failed_at]
+            )
+            integration.save(update_fields=["digest_sent_at", "digest_cursor"])
+            Job.objects.filter(pk__in=[j.pk for j in late]).update(late_notified=True)
+            if not recipients:
+                continue
+            context = {
+                "integration": integration,
+                "failures": listed,
+                "more": more,
+                "late": late,
+                "refused": refused,
+                "log_url": reverse("log", args=[integration.number]),
+                "settings_url": reverse("settings", args=[integration.number]) + "#notifications",
+            }
+            transaction.on_commit(partial(emails.send, "error_digest", recipients, context))
+            sent += 1
+    return sent
+
+
+def report_period(frequency: str, today: date) -> tuple[date, date] | None:
+    """The days (first, last) the report due today covers, or None when none is due today."""
+    if frequency == ReportFrequency.DAILY:
+        return today - timedelta(days=1), today - timedelta(days=1)
+    if frequency == ReportFrequency.WEEKLY and today.weekday() == 0:
+        return today - timedelta(days=7), today - timedelta(days=1)
+    if frequency == ReportFrequency.MONTHLY and today.day == 1:
+        last = today - timedelta(days=1)
+        return last.replace(day=1), last
+    return None
+
+
+def send_status_reports(now: datetime | None = None) -> int:
+    """Send each member the report due today, once; returns how many went out."""
+    today = (now or timezone.now()).date()
+    sent = 0
+    members = Member.objects.exclude(report_frequency=ReportFrequency.OFF).filter(
+        Q(report_sent_on__isnull=True) | Q(report_sent_on__lt=today)
+    )
+    for member in members.select_related("integration", "user"):
+        period = report_period(member.report_frequency, today)
+        if period is None:
+            continue
+        with transaction.atomic():
+            claimed = (
+                Member.objects.filter(pk=member.pk).exclude(report_sent_on=today).update(report_sent_on=today)
+            )
+            if not claimed:
+                continue  # another run sent it
+            context = report(member.integration, *period)
+            context["settings_url"] = reverse("settings", args=[member.integration.number]) + "#notifications"
+            context["frequency"] = member.get_report_frequency_display().split(" ")[0].lower()
+            transaction.on_commit(partial(emails.send, "status_report", [member.user.email], context))
+            sent += 1
+    return sent
+
+
+def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
+    """Created / updated / skipped / failed per connection over the days, and the allowance now."""
+    from billing.metering import usage_of
+    from transferlog.models import DailyCount
+
+    rows = (
+        DailyCount.objects.filter(integration=integration, day__gte=first, day__lte=last)
+        .values("connection_label")
+        .annotate(
+            created=Sum("created"),
+            updated=Sum("updated"),
+            skipped=Sum("skipped"),
+            failed=Sum("failed"),
+            warning=Sum("warning"),
+            held=Sum("held"),
+        )
+        .order_by("connection_label")
+    )
+    return {
+        "integration": integration,
+        "first": first,
+        "last": last,
+        "connections": list(rows),
+        "usage": usage_of(integration),
+        "home_url": reverse("home", args=[integration.number]),
+    }

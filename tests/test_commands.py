@@ -1,0 +1,222 @@
+"""Operator commands: create_integration, retry_transfers, run_due_jobs."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+
+import pytest
+from allauth.account.models import EmailAddress
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from iex.models import Integration, Role
+from scheduling.models import Job
+from tests.conftest import make_user
+from transferlog.models import Status, Transfer
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+# --- create_integration ------------------------------------------------------------------------------------
+
+
+def test_create_integration_for_an_existing_user_on_a_trial(db):
+    owner = make_user("founder@shop.example")
+    out = run("create_integration", "--name", "  Fjord   Coffee ", "--owner", "Founder@Shop.example")
+    integration = Integration.objects.get(name="Fjord Coffee")
+    assert out.startswith(f"create_integration: created {integration.number} (Fjord Coffee) owned by founder@")
+    assert integration.members.get().user == owner
+    assert integration.members.get().role == Role.OWNER
+    sub = integration.subscription
+    assert (sub.plan.code, sub.status) == ("standard", "trialing")
+    assert "Standard trial until" in out
+
+
+def test_create_integration_on_another_plan(db):
+    make_user("founder@shop.example")
+    run("create_integration", "--name", "Big Shop", "--owner", "founder@shop.example", "--plan", "premium")
+    assert Integration.objects.get(name="Big Shop").subscription.plan.code == "premium"
+
+
+def test_create_integration_refuses_an_unknown_owner_naming_the_email(db):
+    with pytest.raises(
+        CommandError, match=re.escape("No user has the email nobody@shop.example; pass --create-user")
+    ):
+        run("create_integration", "--name", "Shop", "--owner", "nobody@shop.example")
+    assert not Integration.objects.exists()
+
+
+def test_create_integration_can_create_the_owner_without_a_password(db):
+    out = run("create_integration", "--name", "Shop", "--owner", "New@Shop.example", "--create-user")
+    user = User.objects.get(email="new@shop.example")
+    assert not user.has_usable_password()
+    assert EmailAddress.objects.filter(user=user, email="new@shop.example", verified=True, primary=True).exists()
+    assert Integration.objects.get(name="Shop").members.get().user == user
+    assert "(new user, no password yet)" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "Shop", "--owner", "owner@shop.example", "--plan", "gold"], "No plan 'gold'; the plans are: "),
+        (["--name", "Shop", "--owner", "not-an-email"], "--owner must be an email address"),
+        (["--name", "   ", "--owner", "owner@shop.example"], "--name must be 1 to 100 characters"),
+        (["--owner", "owner@shop.example"], "the following arguments are required: --name"),
+    ],
+)
+def test_create_integration_refuses_bad_arguments(personas, args, message):
+    before = Integration.objects.count()
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run("create_integration", *args)
+    assert Integration.objects.count() == before
+
+
+# --- retry_transfers ---------------------------------------------------------------------------------------
+
+
+def transfer(connection, ref: str, status: str, updated: datetime | None = None) -> Transfer:
+    made = Transfer.receive(connection, ref, f"#{ref}", timezone.now(), {"id": ref})
+    assert made is not None
+    Transfer.objects.filter(pk=made.pk).update(status=status, updated=updated or timezone.now())
+    return made
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """What the retry enqueued (transferlog.tasks enqueues after commit; the test's transaction never commits)."""
+    ids: list[int] = []
+    monkeypatch.setattr("transferlog.tasks.enqueue", ids.append)
+    return ids
+
+
+def test_retry_transfers_queues_the_integrations_failed_transfers(connected, personas, enqueued):
+    failed = [transfer(connected, str(n), Status.FAILED) for n in range(3)]
+    held = transfer(connected, "9", Status.HELD)
+    out = run("retry_transfers", "--integration", personas.integration.number)
+    assert out == f"retry_transfers: queued 3 failed transfers of {personas.integration}\n"
+    assert sorted(enqueued) == sorted(t.pk for t in failed)
+    for t in failed:
+        t.refresh_from_db()
+        assert t.status == Status.PENDING
+        assert t.states.filter(kind="retry", note__contains="manage.py retry_transfers").exists()
+    held.refresh_from_db()
+    assert held.status == Status.HELD
+
+
+def test_retry_transfers_queues_held_ones_when_asked(connected, personas, enqueued):
+    transfer(connected, "1", Status.FAILED)
+    held = transfer(connected, "2", Status.HELD)
+    out = run("retry_transfers", "--integration", personas.integration.number, "--status", "held")
+    assert "queued 1 held transfers" in out
+    assert enqueued == [held.pk]
+
+
+def test_retry_transfers_since_a_day_or_a_moment(connected, personas, enqueued):
+    old = transfer(connected, "1", Status.FAILED, datetime(2026, 11, 19, 23, 0, tzinfo=UTC))
+    morning = transfer(connected, "2", Status.FAILED, datetime(2026, 11, 20, 9, 0, tzinfo=UTC))
+    noon = transfer(connected, "3", Status.FAILED, datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
+    number = personas.integration.number
+    assert "queued 1 failed" in run("retry_transfers", "--integration", number, "--since", "2026-11-20T10:00")
+    assert enqueued == [noon.pk]
+    assert "queued 1 failed" in run("retry_transfers", "--integration", number, "--since", "2026-11-20")
+    assert enqueued == [noon.pk, morning.pk]
+    old.refresh_from_db()
+    assert old.status == Status.FAILED
+
+
+def test_retry_transfers_dry_run_only_counts(connected, personas, enqueued):
+    failed = transfer(connected, "1", Status.FAILED)
+    out = run("retry_transfers", "--integration", personas.integration.number, "--dry-run")
+    assert out == f"retry_transfers: would queue 1 failed transfers of {personas.integration}\n"
+    assert enqueued == []
+    failed.refresh_from_db()
+    assert failed.status == Status.FAILED
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--integration", "999999"], "No integration '999999'"),
+        (["--integration", "{number}", "--since", "yesterday"], "--since must be YYYY-MM-DD or an ISO datetime"),
+        (["--integration", "{number}", "--since", "2026-13-01"], "--since must be YYYY-MM-DD or an ISO datetime"),
+        (["--integration", "{number}", "--status", "created"], "invalid choice: 'created'"),
+        ([], "the following arguments are required: --integration"),
+    ],
+)
+def test_retry_transfers_refuses_bad_arguments(connected, personas, enqueued, args, message):
+    failed = transfer(connected, "1", Status.FAILED)
+    args = [arg.format(number=personas.integration.number) for arg in args]
+    with pytest.raises(CommandError, match=re.escape(message)):
+        run("retry_transfers", *args)
+    failed.refresh_from_db()
+    assert failed.status == Status.FAILED and enqueued == []
+
+
+def test_retry_transfers_refuses_an_inactive_integration(connected, personas, enqueued):
+    transfer(connected, "1", Status.FAILED)
+    personas.integration.set_active(False, personas.owner)
+    with pytest.raises(CommandError, match="is inactive: its transfers would only be skipped"):
+        run("retry_transfers", "--integration", personas.integration.number)
+    assert enqueued == []
+
+
+# --- run_due_jobs ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dispatched(monkeypatch):
+    ids: list[int] = []
+    monkeypatch.setattr("scheduling.tasks.run_job.delay", ids.append)
+    return ids
+
+
+def test_run_due_jobs_once_dispatches_what_is_due(connected, dispatched):
+    job = Job.ensure_for(connected)
+    job.start_now()
+    assert run("run_due_jobs", "--once") == "run_due_jobs: dispatched 1 jobs\n"
+    assert dispatched == [job.pk]
+    assert run("run_due_jobs", "--once") == "run_due_jobs: dispatched 0 jobs\n"  # moved on a period
+    job.refresh_from_db()
+    assert job.next_run_at > timezone.now() + timedelta(minutes=4)
+
+
+# Committed for real: each round lets go of a connection the database closed meanwhile, which inside a test's
+# transaction would end it.
+@pytest.mark.django_db(transaction=True)
+def test_run_due_jobs_loops_until_interrupted_and_survives_a_failed_round(connected, dispatched, monkeypatch):
+    from scheduling import runner
+
+    Job.ensure_for(connected).start_now()
+    rounds = iter([None, RuntimeError("broker down"), None])
+    real_dispatch = runner.dispatch
+
+    def dispatch():
+        if isinstance(error := next(rounds), Exception):
+            raise error
+        return real_dispatch()
+
+    sleeps: list[float] = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "dispatch", dispatch)
+    monkeypatch.setattr("scheduling.management.commands.run_due_jobs.time.sleep", sleep)
+    out, err = StringIO(), StringIO()
+    call_command("run_due_jobs", stdout=out, stderr=err)
+    assert out.getvalue().splitlines() == [
+        "run_due_jobs: dispatched 1 jobs",
+        "run_due_jobs: dispatched 0 jobs",
+        "run_due_jobs: dispatched 1 jobs in 3 rounds",
+    ]
+    assert "run_due_jobs: dispatch failed: RuntimeError: broker down" in err.getvalue()
+    assert sleeps == [30.0, 30.0, 30.0]

@@ -1,0 +1,143 @@
+"""Error digests (one per burst, none when nothing is new), status reports at each frequency, and the settings."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+from django.core import mail
+from django.urls import reverse
+
+from iex import notifications
+from iex.models import Member, ReportFrequency
+from scheduling.models import Job
+from transferlog.models import DailyCount, Status, Transfer
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def fail(connection, n, at):
+    with time_machine.travel(at, tick=False):
+        transfer = Transfer.objects.create(
+            integration=connection.integration,
+            connection=connection,
+            connection_label=connection.label,
+            entity="orders",
+            source_ref=str(n),
+            reference=f"#{n}",
+            status=Status.RUNNING,
+        )
+        transfer.finish(Status.FAILED, f"e-conomic said no to #{n}")
+    return transfer
+
+
+def digest(at, committed):
+    with time_machine.travel(at, tick=False), committed():
+        return notifications.send_error_digests()
+
+
+def test_a_burst_of_failures_is_one_digest_and_nothing_new_is_no_email(personas, connected, committed):
+    viewer = personas.member(personas.viewer)
+    viewer.error_emails = False
+    viewer.save()
+    for n in range(3):
+        fail(connected, n, NOW - timedelta(minutes=5 - n))
+    assert digest(NOW, committed) == 1
+    (email,) = mail.outbox
+    assert sorted(email.to) == ["admin@shop.example", "owner@shop.example"]
+    assert email.subject == "Nordic Bikes: 3 failed transfers"
+    assert all(f"#{n}" in email.body for n in range(3)) and "e-conomic said no to #2" in email.body
+    assert f"/i/{personas.integration.number}/settings/#notifications" in email.body
+    # Nothing new: nothing, now or later.
+    assert digest(NOW + timedelta(minutes=1), committed) == 0
+    assert digest(NOW + timedelta(minutes=30), committed) == 0
+    # A new failure within 15 minutes of the last digest waits; after them it goes, alone.
+    fail(connected, 9, NOW + timedelta(minutes=31))
+    assert digest(NOW + timedelta(minutes=40), committed) == 1
+    assert len(mail.outbox) == 2 and "#9" in mail.outbox[1].body and "#2" not in mail.outbox[1].body
+    fail(connected, 10, NOW + timedelta(minutes=41))
+    assert digest(NOW + timedelta(minutes=50), committed) == 0  # 10 minutes after the last one
+    assert digest(NOW + timedelta(minutes=56), committed) == 1
+    assert len(mail.outbox) == 3
+
+
+def test_a_late_job_and_refused_credentials_are_told_once(personas, connected, committed):
+    connected.trigger = "schedule"
+    connected.save()
+    job = Job.ensure_for(connected)
+    Job.objects.filter(pk=job.pk).update(created=NOW - timedelta(hours=2), interval=300)
+    connected.target.credentials_refused("e-conomic answered 401: invalid agreement grant token")
+    assert digest(NOW, committed) == 1
+    body = mail.outbox[0].body
+    assert "e-conomic refused our credentials: e-conomic answered 401" in body
+    assert f'The job "{connected.label}" has not completed' in body
+    assert digest(NOW + timedelta(minutes=20), committed) == 0  # told already
+
+
+@pytest.mark.parametrize(
+    ("frequency", "sent_on"),
+    [
+        (ReportFrequency.DAILY, {date(2026, 11, 23), date(2026, 11, 24), date(2026, 12, 1)}),
+        (ReportFrequency.WEEKLY, {date(2026, 11, 23)}),  # a Monday
+        (ReportFrequency.MONTHLY, {date(2026, 12, 1)}),
+        (ReportFrequency.OFF, set()),
+    ],
+)
+def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected, committed, frequency, sent_on):
+    Member.objects.update(report_frequency=ReportFrequency.OFF)
+    owner = personas.member(personas.owner)
+    owner.report_frequency = frequency
+    owner.save()
+    DailyCount.objects.create(
+        integration=personas.integration,
+        day=date(2026, 11, 22),
+        connection_label=connected.label,
+        entity="orders",
+        created=12,
+        updated=4,
+        skipped=2,
+        failed=1,
+    )
+    sent = set()
+    for day in (date(2026, 11, 23), date(2026, 11, 24), date(2026, 12, 1)):
+        for hour in (0, 5):  # beat runs it every hour: the second run sends nothing
+            with (
+                time_machine.travel(datetime(day.year, day.month, day.day, hour, tzinfo=UTC), tick=False),
+                committed(),
+            ):
+                if notifications.send_status_reports():
+                    assert hour == 0
+                    sent.add(day)
+    assert sent == sent_on
+    assert len(mail.outbox) == len(sent_on)
+    if frequency == ReportFrequency.WEEKLY:
+        (email,) = mail.outbox
+        assert email.subject == "Nordic Bikes: your weekly report, 16 Nov to 22 Nov"
+        assert f"{connected.label}: 12 created, 4 updated, 2 skipped, 1 failed" in email.body
+        assert "#notifications" in email.body
+
+
+def test_each_member_sets_their_own_notifications(personas):
+    url = reverse("notifications", args=[personas.integration.number])
+    response = personas.client(personas.viewer).post(url, {"report_frequency": "daily"})
+    assert response.status_code == 302
+    viewer = personas.member(personas.viewer)
+    assert (viewer.error_emails, viewer.report_frequency) == (False, "daily")
+    assert personas.member(personas.owner).report_frequency == "weekly"  # nobody else's
+
+
+def test_admins_choose_who_gets_error_emails_and_viewers_cannot(personas):
+    owner = personas.member(personas.owner)
+    url = reverse("member_error_emails", args=[personas.integration.number, owner.code])
+    assert personas.client(personas.viewer).post(url, {}).status_code == 403
+    assert personas.client(personas.admin).post(url, {}).status_code == 302
+    owner.refresh_from_db()
+    assert not owner.error_emails
+    page = personas.client(personas.owner).get(reverse("settings", args=[personas.integration.number]))
+    assert 'id="notifications"' in page.content.decode()
