@@ -76,11 +76,12 @@ def chart(days: list[Day]) -> str:
     plot_h = base - 8
     step = (WIDTH - LEFT) / len(days)
     parts = [
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title" preserveAspectRatio="none">'
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-labelledby="chart-title">'
         '<title id="chart-title">Transfers per day for the last 30 days: created, updated and errors. '
         "The table below has the numbers.</title>"
     ]
-    for f in (0, 0.5, 1) if scale else ():
+    halves = (0, 0.5, 1) if scale % 2 == 0 else (0, 1)  # grid lines only where the value is whole
+    for f in halves if scale else ():
         y = base - plot_h * f
         parts.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH}" y1="{y:.1f}" y2="{y:.1f}"/>'
@@ -99,10 +100,10 @@ def chart(days: list[Day]) -> str:
                 parts.append(
                     f'<rect class="bar-{kind}" x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}"/>'
                 )
-        if i in (0, len(days) // 2, len(days) - 1):
-            parts.append(
-                f'<text class="axis" x="{x + step * 0.35:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{label}</text>'
-            )
+        anchor = {0: "start", len(days) // 2: "middle", len(days) - 1: "end"}.get(i)
+        if anchor:
+            tx = {"start": x, "middle": x + step * 0.35, "end": x + step * 0.7}[anchor]
+            parts.append(f'<text class="axis" x="{tx:.1f}" y="{HEIGHT - 6}" text-anchor="{anchor}">{label}</text>')
         parts.append("</g>")
     parts.append(f'<line class="base" x1="{LEFT}" x2="{WIDTH}" y1="{base}" y2="{base}"/></svg>')
     # Only numbers and month names go in: nothing to escape.
