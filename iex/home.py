@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from django.db.models import Sum
+from django.db import connection
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 
@@ -24,14 +24,16 @@ WIDTH, HEIGHT, LEFT, BOTTOM = 640, 180, 36, 22
 
 
 def totals(integration: Integration, today: date) -> list[dict[str, Any]]:
-    """Per entity: transfers handled (ended) this month and all time."""
-    handled = sum((Sum(status) for status in COUNTED[1:]), Sum(COUNTED[0]))
-    rows = DailyCount.objects.filter(integration=integration)
-    all_time = dict(rows.values("entity").annotate(n=handled).values_list("entity", "n"))
-    month = dict(
-        rows.filter(day__gte=today.replace(day=1)).values("entity").annotate(n=handled).values_list("entity", "n")
-    )
-    return [{"entity": e, "month": month.get(e) or 0, "all_time": all_time.get(e) or 0} for e in ENTITIES]
+    """Per entity: transfers handled (ended) this month and all time, in one small aggregate."""
+    handled = " + ".join(COUNTED)  # column names from our own list
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT entity, SUM({handled}), SUM(CASE WHEN day >= %s THEN {handled} ELSE 0 END) "  # noqa: S608
+            f"FROM {DailyCount._meta.db_table} WHERE integration_id = %s GROUP BY entity",
+            [today.replace(day=1), integration.pk],
+        )
+        found = {entity: (all_time, month) for entity, all_time, month in cursor.fetchall()}
+    return [{"entity": e, "month": found.get(e, (0, 0))[1], "all_time": found.get(e, (0, 0))[0]} for e in ENTITIES]
 
 
 @dataclass
@@ -53,17 +55,17 @@ class Day:
 def history(integration: Integration, today: date, days: int = CHART_DAYS) -> list[Day]:
     """The last `days` days, oldest first, every day present (a quiet day is a zero)."""
     first = today - timedelta(days=days - 1)
-    found = {
-        row["day"]: row
-        for row in DailyCount.objects.filter(integration=integration, day__gte=first, day__lte=today)
-        .values("day")
-        .annotate(c=Sum("created"), u=Sum("updated"), f=Sum("failed"), w=Sum("warning"))
-    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT day, SUM(created), SUM(updated), SUM(failed + warning) "  # noqa: S608 (our table name)
+            f"FROM {DailyCount._meta.db_table} WHERE integration_id = %s AND day BETWEEN %s AND %s GROUP BY day",
+            [integration.pk, first, today],
+        )
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
     result = []
     for n in range(days):
         day = first + timedelta(days=n)
-        row = found.get(day)
-        result.append(Day(day, row["c"], row["u"], row["f"] + row["w"]) if row else Day(day))
+        result.append(Day(day, *found.get(day, (0, 0, 0))))
     return result
 
 
