@@ -60,6 +60,13 @@ def parse_database_url(name: str, url: str) -> dict:
         return {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": BASE_DIR / path if not Path(path).is_absolute() else Path(path),
+            # Web, worker and beat write to the file at once: take the write lock when a transaction starts and
+            # wait for it (instead of failing "database is locked"), and let readers go on while one writes.
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
         }
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         if not parts.path.strip("/"):
