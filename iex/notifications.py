@@ -9,12 +9,11 @@ Beat runs both every few minutes; each is safe to run twice (the integration's r
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
-from functools import partial
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max, Q, Sum
+from django.db.models import Q, Sum
 from django.urls import reverse
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 DIGEST_EVERY = timedelta(minutes=15)
 DIGEST_LISTS = 20  # failures listed by name; the rest are counted
+SETTLE = timedelta(minutes=1)
 
 
 def send_error_digests(now: datetime | None = None) -> int:
@@ -48,44 +48,55 @@ def send_error_digests(now: datetime | None = None) -> int:
     )
     sent = 0
     for integration_id in candidates:
-        with transaction.atomic():
-            integration = Integration.objects.select_for_update().get(pk=integration_id)
-            if integration.digest_sent_at and now - integration.digest_sent_at < DIGEST_EVERY:
-                continue
-            cursor = max(integration.digest_cursor or since, since)
-            failures = Transfer.objects.filter(integration=integration, status=Status.FAILED, updated__gt=cursor)
-            listed = list(failures.order_by("-updated")[:DIGEST_LISTS])
-            more = failures.count() - len(listed) if len(listed) == DIGEST_LISTS else 0
-            late = list(Job.late(now).filter(connection__integration=integration, late_notified=False))
-            refused = list(integration.modules.filter(credentials_failed_at__gt=cursor))
-            if not (listed or late or refused):
-                continue
-            recipients = list(
-                integration.members.filter(error_emails=True)
-                .select_related("user")
-                .values_list("user__email", flat=True)
-            )
-            integration.digest_sent_at = now
-            integration.digest_cursor = max(
-                [cursor, failures.aggregate(last=Max("updated"))["last"] or cursor]
-                + [m.credentials_failed_at for m in refused if m.credentials_failed_at]
-            )
-            integration.save(update_fields=["digest_sent_at", "digest_cursor"])
-            Job.objects.filter(pk__in=[j.pk for j in late]).update(late_notified=True)
-            if not recipients:
-                continue
-            context = {
-                "integration": integration,
-                "failures": listed,
-                "more": more,
-                "late": late,
-                "refused": refused,
-                "log_url": reverse("log", args=[integration.number]),
-                "settings_url": reverse("settings", args=[integration.number]) + "#notifications",
-            }
-            transaction.on_commit(partial(emails.send, "error_digest", recipients, context))
-            sent += 1
+        try:
+            sent += _digest(integration_id, now, since)
+        except Exception:
+            # Nothing was marked as told (the transaction rolled back): the next run tries again.
+            logger.exception("error digest of integration %s failed", integration_id)
     return sent
+
+
+def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
+    from scheduling.models import Job
+    from transferlog.models import Status, Transfer
+
+    # A failure is stamped just before its transaction commits: leave the last minute to the next digest, so
+    # one committing late is not passed by the cursor.
+    until = now - SETTLE
+    with transaction.atomic():
+        integration = Integration.objects.select_for_update().get(pk=integration_id)
+        if integration.digest_sent_at and now - integration.digest_sent_at < DIGEST_EVERY:
+            return False
+        cursor = max(integration.digest_cursor or since, since)
+        failures = Transfer.objects.filter(
+            integration=integration, status=Status.FAILED, updated__gt=cursor, updated__lte=until
+        )
+        listed = list(failures.order_by("-updated")[:DIGEST_LISTS])
+        more = failures.count() - len(listed) if len(listed) == DIGEST_LISTS else 0
+        late = list(Job.late(now).filter(connection__integration=integration, late_notified=False))
+        refused = list(
+            integration.modules.filter(credentials_failed_at__gt=cursor, credentials_failed_at__lte=until)
+        )
+        if not (listed or late or refused):
+            return False
+        integration.digest_sent_at, integration.digest_cursor = now, until
+        integration.save(update_fields=["digest_sent_at", "digest_cursor"])
+        Job.objects.filter(pk__in=[j.pk for j in late]).update(late_notified=True)
+        recipients = list(integration.members.filter(error_emails=True).values_list("user__email", flat=True))
+        if not recipients:
+            return False
+        context = {
+            "integration": integration,
+            "failures": listed,
+            "more": more,
+            "late": late,
+            "refused": refused,
+            "log_url": reverse("log", args=[integration.number]),
+            "settings_url": reverse("settings", args=[integration.number]) + "#notifications",
+        }
+        # Sent inside the transaction: if the mail server refuses, nothing is marked as told.
+        emails.send("error_digest", recipients, context)
+    return True
 
 
 def report_period(frequency: str, today: date) -> tuple[date, date] | None:
@@ -111,23 +122,27 @@ def send_status_reports(now: datetime | None = None) -> int:
         period = report_period(member.report_frequency, today)
         if period is None:
             continue
-        with transaction.atomic():
-            claimed = (
-                Member.objects.filter(pk=member.pk).exclude(report_sent_on=today).update(report_sent_on=today)
-            )
-            if not claimed:
-                continue  # another run sent it
-            context = report(member.integration, *period)
-            context["settings_url"] = reverse("settings", args=[member.integration.number]) + "#notifications"
-            context["frequency"] = member.get_report_frequency_display().split(" ")[0].lower()
-            transaction.on_commit(partial(emails.send, "status_report", [member.user.email], context))
+        try:
+            with transaction.atomic():
+                claimed = (
+                    Member.objects.filter(pk=member.pk).exclude(report_sent_on=today).update(report_sent_on=today)
+                )
+                if not claimed:
+                    continue  # another run sent it
+                context = report(member.integration, *period)
+                context["settings_url"] = reverse("settings", args=[member.integration.number]) + "#notifications"
+                context["frequency"] = member.get_report_frequency_display().split(" ")[0].lower()
+                # Inside the transaction: if the mail server refuses, the report is not marked as sent.
+                emails.send("status_report", [member.user.email], context)
             sent += 1
+        except Exception:
+            logger.exception("status report for member %s failed", member.pk)
     return sent
 
 
 def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
     """Created / updated / skipped / failed per connection over the days, and the allowance now."""
-    from billing.metering import usage_of
+    from billing.models import Usage, month_of
     from transferlog.models import DailyCount
 
     rows = (
@@ -148,6 +163,9 @@ def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
         "first": first,
         "last": last,
         "connections": list(rows),
-        "usage": usage_of(integration),
+        # The allowance of the month the period ends in (read, not made: a report changes nothing).
+        "usage": Usage.objects.filter(
+            integration=integration, month=month_of(datetime.combine(last, time(), UTC))
+        ).first(),
         "home_url": reverse("home", args=[integration.number]),
     }

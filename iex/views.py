@@ -133,7 +133,8 @@ def notifications(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member(request, number)
     form = NotificationsForm(request.POST, instance=member)
     if form.is_valid():
-        form.save()
+        # Only these two fields: a full save could bring back a member removed (or a role changed) meanwhile.
+        form.save(commit=False).save(update_fields=["error_emails", "report_frequency"])
         messages.success(request, "Your notification settings are saved.")
     else:
         messages.error(request, "Choose one of the report frequencies.")

@@ -72,7 +72,8 @@ def test_a_late_job_and_refused_credentials_are_told_once(personas, connected, c
     connected.save()
     job = Job.ensure_for(connected)
     Job.objects.filter(pk=job.pk).update(created=NOW - timedelta(hours=2), interval=300)
-    connected.target.credentials_refused("e-conomic answered 401: invalid agreement grant token")
+    with time_machine.travel(NOW - timedelta(minutes=5), tick=False):
+        connected.target.credentials_refused("e-conomic answered 401: invalid agreement grant token")
     assert digest(NOW, committed) == 1
     body = mail.outbox[0].body
     assert "e-conomic refused our credentials: e-conomic answered 401" in body
@@ -104,6 +105,10 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
         skipped=2,
         failed=1,
     )
+    from billing import metering
+
+    with time_machine.travel(datetime(2026, 11, 22, tzinfo=UTC)):
+        metering.usage_of(personas.integration)
     sent = set()
     for day in (date(2026, 11, 23), date(2026, 11, 24), date(2026, 12, 1)):
         for hour in (0, 5):  # beat runs it every hour: the second run sends nothing
@@ -121,6 +126,7 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
         assert email.subject == "Nordic Bikes: your weekly report, 16 Nov to 22 Nov"
         assert f"{connected.label}: 12 created, 4 updated, 2 skipped, 1 failed" in email.body
         assert "#notifications" in email.body
+        assert "Orders in November: 0 of 1000 used." in email.body  # the month the period ended in
 
 
 def test_each_member_sets_their_own_notifications(personas):
@@ -141,3 +147,25 @@ def test_admins_choose_who_gets_error_emails_and_viewers_cannot(personas):
     assert not owner.error_emails
     page = personas.client(personas.owner).get(reverse("settings", args=[personas.integration.number]))
     assert 'id="notifications"' in page.content.decode()
+
+
+def test_a_failure_stamped_just_before_the_digest_waits_for_the_next_one(personas, connected, committed):
+    """A failure is stamped before its transaction commits: the last minute is left to the next digest."""
+    fail(connected, 1, NOW - timedelta(minutes=5))
+    fail(connected, 2, NOW - timedelta(seconds=20))
+    assert digest(NOW, committed) == 1
+    assert "#1" in mail.outbox[0].body and "#2" not in mail.outbox[0].body
+    assert digest(NOW + timedelta(minutes=16), committed) == 1
+    assert "#2" in mail.outbox[1].body and "#1" not in mail.outbox[1].body
+
+
+def test_a_mail_server_error_marks_nothing_as_told(personas, connected, committed, monkeypatch):
+    from iex.lib import emails
+
+    fail(connected, 1, NOW - timedelta(minutes=5))
+    real = emails.send
+    monkeypatch.setattr(emails, "send", lambda *a, **k: (_ for _ in ()).throw(OSError("SMTP refused")))
+    assert digest(NOW, committed) == 0
+    monkeypatch.setattr(emails, "send", real)
+    assert digest(NOW + timedelta(minutes=1), committed) == 1
+    assert "#1" in mail.outbox[0].body

@@ -183,16 +183,25 @@ class Transfer(models.Model):
         self.target_ref = target_ref or self.target_ref
         self.updated = timezone.now()
         counted = (status, self.updated.astimezone(UTC).date()) if status in COUNTED else ("", None)
-        if counted != (self.counted_status, self.counted_on):
-            if self.counted_status and self.counted_on:
-                DailyCount.add(self, self.counted_on, self.counted_status, -1)
-            if counted[1] is not None:
-                DailyCount.add(self, counted[1], counted[0], 1)
-            self.counted_status, self.counted_on = counted
-        self.save_states()
-        self.save(
-            update_fields=["status", "reason", "action", "target_ref", "updated", "counted_status", "counted_on"]
-        )
+        with transaction.atomic():  # the counters move with the transfer, or not at all
+            if counted != (self.counted_status, self.counted_on):
+                if self.counted_status and self.counted_on:
+                    DailyCount.add(self, self.counted_on, self.counted_status, -1)
+                if counted[1] is not None:
+                    DailyCount.add(self, counted[1], counted[0], 1)
+                self.counted_status, self.counted_on = counted
+            self.save_states()
+            self.save(
+                update_fields=[
+                    "status",
+                    "reason",
+                    "action",
+                    "target_ref",
+                    "updated",
+                    "counted_status",
+                    "counted_on",
+                ]
+            )
 
 
 def retention_days(integration: Integration | None = None) -> tuple[int, int]:
