@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from functools import lru_cache
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from connections.models import Delivery, Module
+from connections.systems import SYSTEMS
 from iex.lib import emails
+from iex.lib import secrets as credentials_crypto
 from iex.lib.secrets import DecryptionError
 
 logger = logging.getLogger(__name__)
@@ -28,53 +32,110 @@ MAX_BODY = 1024 * 1024
 @csrf_exempt
 @require_POST
 def hook(request: HttpRequest, token: str) -> HttpResponse:
-    module = Module.objects.select_related("integration").filter(webhook_token=token).first()
-    if module is None or module.system.webhooks is None:
+    receiver = _receiver(token)
+    if receiver is None:
         return HttpResponse("Unknown webhook address\n", status=404, content_type="text/plain")
+    module_id, integration_id, hooks, secret = receiver
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > MAX_BODY:
         return HttpResponse("Body over 1 MB\n", status=413, content_type="text/plain")
     body = request.body
     if len(body) > MAX_BODY:
         return HttpResponse("Body over 1 MB\n", status=413, content_type="text/plain")
-
-    hooks = module.system.webhooks
-    try:
-        secret = module.get_credentials().get("webhook_secret", "")
-    except DecryptionError:
-        logger.error("webhook secret of module %s cannot be decrypted", module.pk)
-        secret = ""
     if not hooks.verify(secret, body, request.headers):
         return HttpResponse("Invalid signature\n", status=401, content_type="text/plain")
 
     topic, event_id = hooks.describe(request.headers)
-    delivery = Delivery(
-        integration_id=module.integration_id,
-        module=module,
-        topic=topic[:100],
-        event_id=event_id[:100],
-        headers={name: request.headers[name] for name in hooks.KEPT_HEADERS if name in request.headers},
-        body=body,
-    )
+    status, note, processed_at = Delivery.Status.RECEIVED, "", None
     try:
         json.loads(body)
     except ValueError:
-        delivery.status, delivery.note = Delivery.Status.REJECTED, "The body is not valid JSON"
-        delivery.save()
+        status, note = Delivery.Status.REJECTED, "The body is not valid JSON"
+    else:
+        if topic not in hooks.TOPICS:
+            status, note = Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}"
+            processed_at = timezone.now()
+    headers = {name: request.headers[name] for name in hooks.KEPT_HEADERS if name in request.headers}
+    delivery_id = _store(
+        integration_id, module_id, topic[:100], event_id[:100], headers, body, status, note, processed_at
+    )
+    if status == Delivery.Status.REJECTED:
         return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
-    if topic not in hooks.TOPICS:
-        delivery.status, delivery.note = Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}"
-        delivery.processed_at = timezone.now()
-
-    try:
-        with transaction.atomic():
-            delivery.save()
-    except IntegrityError:
+    if delivery_id is None:
         # The unique (module, event id) index: a retried event is answered 200 and stored once.
         return HttpResponse("OK (duplicate)\n", content_type="text/plain")
-    if delivery.status == Delivery.Status.RECEIVED:
-        enqueue(delivery.pk)
+    if status == Delivery.Status.RECEIVED:
+        enqueue(delivery_id)
     return HttpResponse("OK\n", content_type="text/plain")
+
+
+# Intake is the hottest path IEX has (shops post at Black Friday rates): it reads its module and stores the delivery
+# with one statement each, written out, rather than through the ORM's query building.
+
+
+def _receiver(token: str) -> tuple[int, int, Any, str] | None:
+    """(module id, integration id, the system's webhook verification, the webhook secret) for a token."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, integration_id, kind, credentials FROM {Module._meta.db_table} "  # noqa: S608 (our table)
+            "WHERE webhook_token = %s",
+            [token],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    module_id, integration_id, kind, credentials = row
+    system = SYSTEMS.get(kind)
+    if system is None or system.webhooks is None:
+        return None
+    try:
+        secret = _webhook_secret(credentials)
+    except DecryptionError:
+        logger.error("webhook secret of module %s cannot be decrypted", module_id)
+        secret = ""
+    return module_id, integration_id, system.webhooks, secret
+
+
+@lru_cache(maxsize=4096)
+def _webhook_secret(credentials: str) -> str:
+    """Keyed by the ciphertext itself: new credentials are a new key, so nothing stale is ever used."""
+    if not credentials:
+        return ""
+    return json.loads(credentials_crypto.decrypt(credentials)).get("webhook_secret", "")
+
+
+def _store(
+    integration_id: int,
+    module_id: int,
+    topic: str,
+    event_id: str,
+    headers: dict[str, str],
+    body: bytes,
+    status: str,
+    note: str,
+    processed_at: Any,
+) -> int | None:
+    """Insert the delivery (committed on return); None when this module's event id was stored before."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Delivery._meta.db_table} (integration_id, module_id, topic, event_id, headers, body, "  # noqa: S608
+            "status, note, received_at, processed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (module_id, event_id) WHERE NOT (event_id = '') DO NOTHING RETURNING id",
+            [
+                integration_id,
+                module_id,
+                topic,
+                event_id,
+                json.dumps(headers),
+                body,
+                status,
+                note,
+                timezone.now(),
+                processed_at,
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def enqueue(delivery_id: int) -> None:
