@@ -11,7 +11,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
-        parser.add_argument("--batch", type=int, default=2000, help="rows deleted per transaction")
+        parser.add_argument("--batch", type=int, default=1000, help="rows deleted per transaction")
 
     def handle(self, *args, **options) -> None:
         count = purge(timezone.now(), batch=options["batch"], dry_run=options["dry_run"])
