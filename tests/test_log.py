@@ -265,3 +265,16 @@ def test_fold_out_for_each_status(personas, connected, status):
     )
     assert f"<strong>{status.capitalize()}</strong> because {status}" in fold
     assert ("Retry this transfer" in fold) == (status in ("failed", "held"))
+
+
+def test_a_log_page_costs_the_same_few_queries_however_many_lines(
+    personas, connected, django_assert_max_num_queries
+):
+    for n in range(30):
+        make(connected, n, source_data={"id": n})
+    client = personas.client(personas.viewer)
+    url = reverse("log", args=[personas.integration.number])
+    client.get(url)
+    with django_assert_max_num_queries(10):
+        body = client.get(url).content.decode()
+    assert body.count('class="log-row') == 30

@@ -82,7 +82,15 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member(request, number)
     # A line needs only these: the data of each state waits for its fold-out.
     rows = _filtered(member.integration, request.GET).only(
-        "code", "created", "connection_label", "reference", "source_ref", "status", "reason", "attempts"
+        "integration",
+        "code",
+        "created",
+        "connection_label",
+        "reference",
+        "source_ref",
+        "status",
+        "reason",
+        "attempts",
     )
     before = _cursor(request.GET.get("before", ""))
     after = _cursor(request.GET.get("after", ""))
