@@ -118,9 +118,13 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
     # Each line's fold-out address, made by substitution rather than a reverse() per line.
     detail = reverse("transfer_detail", args=[number, UUID(int=0)])
     opened = request.GET.get("open", "")
+    labels = dict(Status.choices)
     for t in page:
         code = str(t.code)
         t.detail_url, t.opened = detail.replace(str(UUID(int=0)), code), code == opened  # type: ignore[attr-defined]
+        # Formatted here: the template's date filter and choice display cost more than the rest of a line.
+        t.when = f"{t.created.day} {t.created:%b %Y, %H:%M:%S}"  # type: ignore[attr-defined]  # UTC, like the page
+        t.status_label = labels.get(t.status, t.status)  # type: ignore[attr-defined]
     ctx = {
         "transfers": page,
         "filters": {name: request.GET.get(name, "") for name in FILTERS},
