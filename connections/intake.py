@@ -2,6 +2,12 @@
 
 bad signature 401 (nothing stored) | body over 1 MB 413 | invalid JSON 400 (kept as rejected)
 unknown topic 200 (kept as ignored) | duplicate event 200 (stored once) | otherwise 200, processed on commit
+
+Processing is one *drain* per module: after commit, intake makes sure a drain of the module's inbox is queued (a
+QueuedDrain row says one already is), so a burst costs one short statement per delivery rather than one broker
+message, and the intake queue holds at most one drain per shop. A drain takes a batch, oldest first, and queues
+itself again behind the other shops' drains while more are waiting: one shop's Black Friday does not starve the
+rest.
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from connections.models import Delivery, Module
+from connections.models import Delivery, Module, QueuedDrain
 from connections.systems import SYSTEMS
 from iex.lib import emails
 from iex.lib import secrets as credentials_crypto
@@ -65,7 +72,7 @@ def hook(request: HttpRequest, token: str) -> HttpResponse:
         # The unique (module, event id) index: a retried event is answered 200 and stored once.
         return HttpResponse("OK (duplicate)\n", content_type="text/plain")
     if status == Delivery.Status.RECEIVED:
-        enqueue(delivery_id)
+        enqueue(module_id)
     return HttpResponse("OK\n", content_type="text/plain")
 
 
@@ -138,48 +145,88 @@ def _store(
     return row[0] if row else None
 
 
-def enqueue(delivery_id: int) -> None:
-    from connections.pipeline import publish
-    from connections.tasks import process_delivery
+DRAIN_BATCH = 100
 
+
+def enqueue(module_id: int) -> None:
+    transaction.on_commit(lambda: queue_drain(module_id))
+
+
+def queue_drain(module_id: int, *, force: bool = False) -> None:
+    """Queue a drain of the module's inbox unless one is queued and not yet started (`force`: regardless)."""
+    from connections.pipeline import publish
+    from connections.tasks import drain_inbox
+
+    with connection.cursor() as cursor:
+        # One statement that writes nothing (and waits for no one) when a drain is queued already.
+        cursor.execute(
+            f"INSERT INTO {QueuedDrain._meta.db_table} (module_id) VALUES (%s) "  # noqa: S608 (our table)
+            "ON CONFLICT (module_id) DO NOTHING RETURNING module_id",
+            [module_id],
+        )
+        fresh = cursor.fetchone() is not None
     # The shop gets its 200 whether or not the broker is up: the delivery is stored, the sweeper has it.
-    transaction.on_commit(lambda: publish(process_delivery, delivery_id))
+    if (fresh or force) and not publish(drain_inbox, module_id):
+        QueuedDrain.objects.filter(module_id=module_id).delete()
+
+
+def drain(module_id: int) -> int:
+    """Process the module's waiting deliveries, oldest first, a batch at a time. Safe to run twice at once (each
+    delivery is claimed). Returns how many were waiting in this batch."""
+    # Take the flag down before reading: a delivery committed from here on queues a drain of its own, and one
+    # committed before is in the batch below.
+    QueuedDrain.objects.filter(module_id=module_id).delete()
+    waiting = list(
+        Delivery.objects.filter(module_id=module_id, status=Delivery.Status.RECEIVED)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:DRAIN_BATCH]
+    )
+    for delivery_id in waiting:
+        process(delivery_id)
+    if len(waiting) == DRAIN_BATCH:
+        queue_drain(module_id)
+    return len(waiting)
 
 
 def process(delivery_id: int) -> None:
-    """Turn a stored delivery into a transfer on the connection it feeds. Safe to run twice."""
+    """Turn a stored delivery into a transfer on the connection it feeds. Safe to run twice, and at once: the claim
+    and the work are one transaction, so a crash halfway leaves the delivery waiting for the next drain."""
+    with transaction.atomic():
+        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
+            status=Delivery.Status.PROCESSED, processed_at=timezone.now()
+        )
+        if claimed:
+            delivery = Delivery.objects.select_related("module__integration").get(pk=delivery_id)
+            delivery.done(*_handle(delivery))
+
+
+def _handle(delivery: Delivery) -> tuple[str, str]:
+    """What becomes of a delivery: (its status, a note saying why)."""
     from connections import pipeline
 
-    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
-        status=Delivery.Status.PROCESSED, processed_at=timezone.now()
-    )
-    if not claimed:
-        return
-    delivery = Delivery.objects.select_related("module__integration").get(pk=delivery_id)
     module = delivery.module
     hooks = module.system.webhooks
     assert hooks is not None
     entity = hooks.TOPICS.get(delivery.topic, "")
     if delivery.topic == "app/uninstalled":
         uninstalled(module)
-        delivery.done(Delivery.Status.PROCESSED, f"{module.system.label} was deactivated and the owners told")
-        return
+        return Delivery.Status.PROCESSED, f"{module.system.label} was deactivated and the owners told"
     connection = module.outgoing.filter(flow=entity).select_related("integration", "source", "target").first()
     if connection is None:
-        delivery.done(Delivery.Status.IGNORED, f"No {entity} connection from {module.system.label}")
-        return
+        return Delivery.Status.IGNORED, f"No {entity} connection from {module.system.label}"
     if connection.trigger != "webhook":
-        delivery.done(Delivery.Status.IGNORED, f"{connection.label} is schedule-driven: its job fetches changes")
-        return
+        return Delivery.Status.IGNORED, f"{connection.label} is schedule-driven: its job fetches changes"
     data = json.loads(bytes(delivery.body))
     ref_of = module.system.transforms.order_ref if entity == "orders" else module.system.transforms.product_ref
-    with transaction.atomic():
+    try:
         source_ref, reference, updated_at = ref_of(data)
-        transfer = pipeline.receive(connection, source_ref, reference, updated_at, data)
-        delivery.done(
-            Delivery.Status.PROCESSED,
-            "Transfer received" if transfer else "This version of the record was received before",
-        )
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # Valid JSON, but not the record the topic promised: keep it for troubleshooting, say what is missing.
+        return Delivery.Status.REJECTED, f"Not a {module.system.label} {entity} record IEX can read ({exc!r})"
+    transfer = pipeline.receive(connection, source_ref, reference, updated_at, data)
+    if transfer is None:
+        return Delivery.Status.PROCESSED, "This version of the record was received before"
+    return Delivery.Status.PROCESSED, "Transfer received"
 
 
 def uninstalled(module: Module) -> None:
@@ -195,18 +242,16 @@ def uninstalled(module: Module) -> None:
 
 
 def sweep(older_than_seconds: int = 120, dry_run: bool = False) -> int:
-    """Re-enqueue deliveries still waiting after a while: a crash between commit and publish, or a broker outage,
-    only delays them. Returns how many."""
-    from connections.pipeline import publish
-    from connections.tasks import process_delivery
-
+    """Queue a drain for every module with deliveries still waiting after a while: a crash between commit and
+    publish, or a broker outage, only delays them. Returns how many deliveries were waiting."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
-    ids = list(
+    waiting = dict(
         Delivery.objects.filter(status=Delivery.Status.RECEIVED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:10_000]
+        .values_list("module_id")
+        .annotate(count=Count("pk"))
+        .order_by()
     )
     if not dry_run:
-        for delivery_id in ids:
-            publish(process_delivery, delivery_id)
-    return len(ids)
+        for module_id in waiting:
+            queue_drain(module_id, force=True)
+    return sum(waiting.values())

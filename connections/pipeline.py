@@ -52,13 +52,15 @@ def enqueue(transfer_id: int, countdown: float = 0) -> None:
     transaction.on_commit(lambda: publish(process_transfer, transfer_id, countdown))
 
 
-def publish(task: Any, object_id: int, countdown: float = 0) -> None:
+def publish(task: Any, object_id: int, countdown: float = 0) -> bool:
     """Enqueue after commit. If the broker is down the row is safe in the database: log, and let the sweeper
-    enqueue it later, rather than fail the request or job that stored it."""
+    enqueue it later, rather than fail the request or job that stored it. False when it could not."""
     try:
         task.apply_async((object_id,), countdown=countdown or None, retry=False)
     except Exception as exc:
         logger.warning("broker unavailable (%s); %s(%s) is left to the sweeper", exc, task.name, object_id)
+        return False
+    return True
 
 
 def sweep(overdue_seconds: int = 120, dry_run: bool = False) -> int:

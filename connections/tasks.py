@@ -11,8 +11,8 @@ def process_transfer(self, transfer_id: int) -> None:
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
-def process_delivery(delivery_id: int) -> None:
-    intake.process(delivery_id)
+def drain_inbox(module_id: int) -> int:
+    return intake.drain(module_id)
 
 
 @shared_task

@@ -333,7 +333,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Workers consume all three (`celery -A iex worker -Q intake,transfers,jobs`) or are split per queue.
 CELERY_TASK_DEFAULT_QUEUE = "jobs"
 CELERY_TASK_ROUTES = {
-    "connections.tasks.process_delivery": {"queue": "intake"},
+    "connections.tasks.drain_inbox": {"queue": "intake"},
     "connections.tasks.process_transfer": {"queue": "transfers"},
     "connections.tasks.sweep_inbox": {"queue": "jobs"},
     "scheduling.tasks.*": {"queue": "jobs"},

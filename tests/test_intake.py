@@ -164,7 +164,7 @@ def test_the_sweeper_re_enqueues_deliveries_left_behind(webhook, monkeypatch):
     call_command("sweep_inbox", "--dry-run")
     assert sent == []
     assert intake.sweep() == 1
-    assert sent == [delivery.pk]
+    assert sent == [webhook.source.pk]  # a drain of the module's inbox
     intake.process(delivery.pk)
     intake.process(delivery.pk)  # twice is once
     assert Transfer.objects.count() == 1
@@ -176,3 +176,108 @@ def test_sweep_inbox_command_says_what_it_did(webhook, capsys):
     Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=5))
     call_command("sweep_inbox", "--dry-run")
     assert "would re-enqueue 1 deliveries and 0 transfers" in capsys.readouterr().out
+
+
+@pytest.fixture
+def drains(monkeypatch):
+    """The drains intake queues (module ids), instead of publishing them."""
+    sent: list[int] = []
+
+    def publish(task, module_id, countdown=0):
+        assert task.name == "connections.tasks.drain_inbox"
+        sent.append(module_id)
+        return True
+
+    monkeypatch.setattr("connections.pipeline.publish", publish)
+    return sent
+
+
+def order(n):
+    return {**ORDER, "id": 800 + n, "name": f"#{800 + n}"}
+
+
+def test_a_burst_queues_one_drain_which_takes_every_delivery(webhook, drains, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):
+            assert post(webhook.source, order(n), event=f"evt-{n}").status_code == 200
+    assert drains == [webhook.source.pk]  # one drain queued for the five, not five messages
+    assert intake.drain(webhook.source.pk) == 5
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"processed"}
+    assert sorted(Transfer.objects.values_list("reference", flat=True)) == [f"#{800 + n}" for n in range(5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        post(webhook.source, order(5), event="evt-5")
+    assert drains == [webhook.source.pk] * 2  # the drain has started: the next delivery queues a new one
+
+
+def test_a_drain_takes_a_batch_and_queues_itself_behind_the_others(
+    webhook, drains, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(intake, "DRAIN_BATCH", 2)
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            post(webhook.source, order(n), event=f"evt-{n}")
+    assert intake.drain(webhook.source.pk) == 2
+    assert drains == [webhook.source.pk] * 2  # more were waiting: queued again, at the back of the queue
+    assert Delivery.objects.filter(status="received").count() == 1
+    assert intake.drain(webhook.source.pk) == 1
+    assert intake.drain(webhook.source.pk) == 0
+    assert drains == [webhook.source.pk] * 2
+    assert Transfer.objects.count() == 3
+
+
+def test_a_delivery_arriving_while_a_drain_runs_gets_a_drain_of_its_own(
+    webhook, drains, monkeypatch, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        post(webhook.source, order(1), event="evt-1")
+    process = intake.process
+
+    def process_while_another_arrives(delivery_id):
+        process(delivery_id)
+        with django_capture_on_commit_callbacks(execute=True):
+            post(webhook.source, order(2), event="evt-2")  # committed after the drain read its batch
+
+    monkeypatch.setattr(intake, "process", process_while_another_arrives)
+    assert intake.drain(webhook.source.pk) == 1
+    assert drains == [webhook.source.pk] * 2
+    monkeypatch.setattr(intake, "process", process)
+    assert intake.drain(webhook.source.pk) == 1
+    assert not Delivery.objects.filter(status="received").exists()
+
+
+def test_deliveries_held_back_by_a_lost_drain_are_swept(webhook, drains, django_capture_on_commit_callbacks):
+    from connections.models import QueuedDrain
+
+    QueuedDrain.objects.create(module=webhook.source)  # a drain was queued, then lost with the broker
+    with django_capture_on_commit_callbacks(execute=True):
+        post(webhook.source, ORDER)
+    assert drains == []
+    Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=3))
+    assert intake.sweep() == 1
+    assert drains == [webhook.source.pk]
+    assert intake.drain(webhook.source.pk) == 1
+    assert not QueuedDrain.objects.exists()  # the sweeper's drain took the lost one's flag down
+    with django_capture_on_commit_callbacks(execute=True):
+        post(webhook.source, order(1), event="evt-2")
+    assert drains == [webhook.source.pk] * 2
+
+
+def test_a_drain_the_broker_refused_holds_nothing_back(webhook, monkeypatch, django_capture_on_commit_callbacks):
+    tries = []
+    monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0: tries.append(pk) and False)
+    with django_capture_on_commit_callbacks(execute=True):
+        post(webhook.source, order(1), event="evt-1")
+        post(webhook.source, order(2), event="evt-2")
+    assert len(tries) == 2  # the first failed, so the second tried again
+
+
+def test_valid_json_that_is_not_an_order_is_rejected_with_a_note(
+    webhook, processed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post(webhook.source, {"hello": "world"}).status_code == 200
+        assert post(webhook.source, [1, 2], event="evt-2").status_code == 200
+    notes = list(Delivery.objects.order_by("pk").values_list("status", "note"))
+    assert [status for status, _ in notes] == ["rejected", "rejected"]
+    assert "Not a Shopify orders record IEX can read (KeyError('id'))" in notes[0][1]
+    assert Transfer.objects.count() == 0

@@ -61,6 +61,25 @@ def test_values_are_bound_for_a_block_and_gone_after_it(lines):
         logs.bind_log_context(order="#1042")
 
 
+def test_a_request_leaves_nothing_bound_and_what_django_keeps_in_context_lives_on():
+    from contextvars import ContextVar
+
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    kept: ContextVar[str] = ContextVar("kept")  # as Django keeps its cache connections (asgiref Local)
+
+    def view(request):
+        logs.bind_log_context(integration="123456")
+        kept.set("the cache's connection pool")
+        assert logs.current() == {"integration": "123456"}
+        return HttpResponse()
+
+    logs.log_context_middleware(view)(RequestFactory().get("/"))
+    assert logs.current() == {}
+    assert kept.get(None) == "the cache's connection pool"  # not made afresh for the next request
+
+
 @pytest.mark.django_db
 def test_a_transfers_log_lines_carry_its_integration_and_id(connected, personas, lines, monkeypatch):
     def boom(*args):

@@ -100,7 +100,7 @@ def test_ten_parallel_posts_of_one_event_store_one_delivery_and_one_transfer(con
 
     connected.trigger = "webhook"
     connected.save()
-    monkeypatch.setattr("connections.intake.enqueue", lambda pk: None)
+    monkeypatch.setattr("connections.intake.enqueue", lambda module_id: None)
     raw = (Path(__file__).parent / "payloads" / "shopify_order.json").read_bytes()
     headers = {
         "HTTP_X_SHOPIFY_TOPIC": "orders/create",
@@ -121,6 +121,67 @@ def test_ten_parallel_posts_of_one_event_store_one_delivery_and_one_transfer(con
     run_together(*[lambda: intake.process(delivery.pk) for _ in range(4)])
     assert Transfer.objects.count() == 1
     assert json.loads(bytes(Delivery.objects.get().body))["id"] == 5500000000001042
+
+
+def test_deliveries_posted_while_drains_run_are_each_processed_once_and_none_left_waiting(connected, monkeypatch):
+    """Four shops' threads post 40 orders each while the drains they queue run on a pool of their own: whatever
+    the interleaving of flag, commit and drain, every delivery is processed once and none is left behind."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from django.test import Client
+
+    from connections import intake
+    from connections.models import Delivery, QueuedDrain
+    from connections.systems.shopify.webhooks import signature
+    from transferlog.models import Transfer
+
+    connected.trigger = "webhook"
+    connected.save()
+    monkeypatch.setattr("connections.pipeline.enqueue", lambda *a, **k: None)  # transfers received, not sent
+    monkeypatch.setattr(intake, "DRAIN_BATCH", 7)
+    pool = ThreadPoolExecutor(3)
+    queued = []
+
+    def drain(module_id):
+        try:
+            intake.drain(module_id)
+        finally:
+            connections.close_all()
+
+    def publish(task, module_id, countdown=0):
+        queued.append(pool.submit(drain, module_id))
+        return True
+
+    monkeypatch.setattr("connections.pipeline.publish", publish)
+    order = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
+    url = f"/hooks/{connected.source.webhook_token}/"
+
+    def shop(k):
+        def post_all():
+            for n in range(40):
+                raw = json.dumps({**order, "id": 7000 + 100 * k + n, "name": f"#{k}-{n}"}).encode()
+                Client().post(
+                    url,
+                    raw,
+                    content_type="application/json",
+                    HTTP_X_SHOPIFY_TOPIC="orders/create",
+                    HTTP_X_SHOPIFY_EVENT_ID=f"evt-{k}-{n}",
+                    HTTP_X_SHOPIFY_HMAC_SHA256=signature("whsec", raw),
+                )
+
+        return post_all
+
+    run_together(*[shop(k) for k in range(4)])
+    while not all(future.done() for future in queued):
+        [future.result() for future in list(queued)]
+    pool.shutdown()
+    assert Delivery.objects.filter(status="processed").count() == 160
+    assert not Delivery.objects.exclude(status="processed").exists()
+    assert Transfer.objects.count() == 160
+    assert not QueuedDrain.objects.exists()
+    assert len(queued) < 160  # bursts shared their drains
 
 
 def test_concurrent_invites_cannot_pass_the_plans_member_limit(personas):

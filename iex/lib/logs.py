@@ -3,8 +3,8 @@
 Code that knows its integration or transfer binds it once (`log_context(...)` around a unit of work, or
 `bind_log_context(...)` inside a request), and every line logged meanwhile carries it: `ContextFilter` copies the
 values onto each record and `JsonFormatter` writes them as fields. The values live in a context variable, so two
-threads never see each other's, and `log_context_middleware` runs each request in a context of its own, so nothing
-a request bound is left over for the next request its thread serves.
+threads never see each other's, and `log_context_middleware` puts back what was bound before each request, so
+nothing a request bound is left over for the next request its thread serves.
 
 settings.LOGGING uses the formatter when LOG_FORMAT=json; plain text (the default) is unchanged.
 """
@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from contextvars import ContextVar, copy_context
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
@@ -87,10 +87,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def log_context_middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable:
-    """Runs each request in a copy of the context: what its view binds (get_member binds the integration) is gone
-    when it returns, though gunicorn serves the next request on the same thread."""
+    """What a request's view binds (get_member binds the integration) is gone when it returns, though gunicorn
+    serves the next request on the same thread. (Not by running the request in a copy of the context: what Django
+    keeps in context variables, such as its cache connections, would then be made afresh for every request.)"""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        return copy_context().run(get_response, request)
+        with log_context():
+            return get_response(request)
 
     return middleware
