@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
@@ -152,21 +152,29 @@ def enqueue(module_id: int) -> None:
     transaction.on_commit(lambda: queue_drain(module_id))
 
 
-def queue_drain(module_id: int, *, force: bool = False) -> None:
-    """Queue a drain of the module's inbox unless one is queued and not yet started (`force`: regardless)."""
+def queue_drain(module_id: int, *, unless_queued_since: datetime | None = None) -> None:
+    """Queue a drain of the module's inbox unless one is queued and not yet started, or (for the sweeper) unless
+    one was queued after `unless_queued_since`. Runs in autocommit, after the delivery's commit."""
     from connections.pipeline import publish
     from connections.tasks import drain_inbox
 
+    table = QueuedDrain._meta.db_table
+    params: list[Any] = [module_id, timezone.now()]
+    if unless_queued_since is None:
+        # Intake's case: one statement that writes nothing (and waits for no one) when a drain is queued already.
+        on_conflict = "DO NOTHING"
+    else:
+        on_conflict = f"DO UPDATE SET queued_at = excluded.queued_at WHERE {table}.queued_at < %s"
+        params.append(unless_queued_since)
     with connection.cursor() as cursor:
-        # One statement that writes nothing (and waits for no one) when a drain is queued already.
         cursor.execute(
-            f"INSERT INTO {QueuedDrain._meta.db_table} (module_id) VALUES (%s) "  # noqa: S608 (our table)
-            "ON CONFLICT (module_id) DO NOTHING RETURNING module_id",
-            [module_id],
+            f"INSERT INTO {table} (module_id, queued_at) VALUES (%s, %s) "  # noqa: S608 (our table)
+            f"ON CONFLICT (module_id) {on_conflict} RETURNING module_id",
+            params,
         )
         fresh = cursor.fetchone() is not None
     # The shop gets its 200 whether or not the broker is up: the delivery is stored, the sweeper has it.
-    if (fresh or force) and not publish(drain_inbox, module_id):
+    if fresh and not publish(drain_inbox, module_id):
         QueuedDrain.objects.filter(module_id=module_id).delete()
 
 
@@ -182,7 +190,18 @@ def drain(module_id: int) -> int:
         .values_list("pk", flat=True)[:DRAIN_BATCH]
     )
     for delivery_id in waiting:
-        process(delivery_id)
+        try:
+            process(delivery_id)
+        except (InterfaceError, OperationalError):
+            raise  # the database is away: the delivery waits, the sweeper queues its drain again
+        except Exception as exc:
+            # One delivery IEX cannot handle must not hold up the shop's others: keep it, say why, go on.
+            logger.exception("delivery %s could not be processed", delivery_id)
+            Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
+                status=Delivery.Status.REJECTED,
+                note=f"IEX could not process this delivery ({exc!r})"[:1000],
+                processed_at=timezone.now(),
+            )
     if len(waiting) == DRAIN_BATCH:
         queue_drain(module_id)
     return len(waiting)
@@ -234,16 +253,18 @@ def uninstalled(module: Module) -> None:
     module.active = False
     module.save(update_fields=["active"])
     integration = module.integration
-    emails.send(
-        "module_uninstalled",
-        integration.owner_emails(),
-        {"integration": integration, "module": module, "label": module.system.label},
+    transaction.on_commit(
+        lambda: emails.send(
+            "module_uninstalled",
+            integration.owner_emails(),
+            {"integration": integration, "module": module, "label": module.system.label},
+        )
     )
 
 
 def sweep(older_than_seconds: int = 120, dry_run: bool = False) -> int:
-    """Queue a drain for every module with deliveries still waiting after a while: a crash between commit and
-    publish, or a broker outage, only delays them. Returns how many deliveries were waiting."""
+    """Queue a drain for every module with deliveries still waiting after a while, unless one was queued since: a
+    crash between commit and publish, or a broker outage, only delays them. Returns how many deliveries wait."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     waiting = dict(
         Delivery.objects.filter(status=Delivery.Status.RECEIVED, received_at__lt=cutoff)
@@ -253,5 +274,5 @@ def sweep(older_than_seconds: int = 120, dry_run: bool = False) -> int:
     )
     if not dry_run:
         for module_id in waiting:
-            queue_drain(module_id, force=True)
+            queue_drain(module_id, unless_queued_since=cutoff)
     return sum(waiting.values())

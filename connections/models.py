@@ -284,11 +284,12 @@ class Delivery(models.Model):
 class QueuedDrain(models.Model):
     """A drain of this module's inbox is queued and has not started, so intake need not queue another (intake.py).
 
-    Written and removed with one statement each, outside any other transaction. A drain lost with the broker leaves
-    its row behind until the sweeper's drain of the module takes it down.
+    Written and removed with one statement each, in autocommit. A drain lost with the broker leaves its row behind:
+    the sweeper takes a row older than its cutoff for lost and queues the drain again.
     """
 
     module = models.OneToOneField(Module, models.CASCADE, primary_key=True, related_name="+")
+    queued_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"drain of module {self.module_id} queued"
+        return f"drain of module {self.module_id} queued at {self.queued_at}"

@@ -232,6 +232,20 @@ def test_purge_deletes_past_retention_in_batches_keeping_failed_twice_as_long(pe
     assert not Transfer.objects.filter(pk=ancient_failed.pk).exists()
 
 
+def test_purge_keeps_unfinished_transfers_and_misses_none_created_at_the_same_moment(personas, connected):
+    """Held transfers are never dropped (they wait for a pack); batches that end inside a run of equal times go on."""
+    from transferlog.models import purge
+
+    same_moment = timezone.now() - timedelta(days=100)
+    done = [make(connected, n, minutes_ago=0) for n in range(5)]
+    unfinished = [
+        make(connected, 10 + n, status=s) for n, s in enumerate(["held", "pending", "retrying", "running"])
+    ]
+    Transfer.objects.filter(pk__in=[t.pk for t in done + unfinished]).update(created=same_moment)
+    assert purge(timezone.now(), batch=2, pause=0) == 5
+    assert set(Transfer.objects.values_list("pk", flat=True)) == {t.pk for t in unfinished}
+
+
 def test_retention_follows_each_integrations_plan(personas, connected):
     """Basic keeps 30 days, Standard 90: the same 31-day-old transfer goes in one integration, stays in the other."""
     from billing.models import Plan, Subscription

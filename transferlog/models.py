@@ -27,6 +27,7 @@ class Status(models.TextChoices):
 
 
 OPEN = [Status.PENDING, Status.RETRYING]
+UNFINISHED = [*OPEN, Status.RUNNING, Status.HELD]
 # The outcomes Home, the reports and /metrics count, one column each in DailyCount.
 COUNTED = [Status.CREATED, Status.UPDATED, Status.SKIPPED, Status.WARNING, Status.HELD, Status.FAILED]
 
@@ -243,7 +244,11 @@ def purge(
         expired = (models.Q(created__lt=now - timedelta(days=days)) & ~models.Q(status=Status.FAILED)) | models.Q(
             created__lt=now - timedelta(days=2 * days), status=Status.FAILED
         )
-        candidates = Transfer.objects.filter(integrations, created__lt=now - timedelta(days=days)).filter(expired)
+        candidates = (
+            Transfer.objects.filter(integrations, created__lt=now - timedelta(days=days))
+            .filter(expired)
+            .exclude(status__in=UNFINISHED)  # held, never dropped; what is still running finishes first
+        )
         if dry_run:
             deleted += candidates.count()
             continue

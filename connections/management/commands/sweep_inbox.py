@@ -5,7 +5,8 @@ from connections import intake, pipeline
 
 class Command(BaseCommand):
     help = (
-        "Re-enqueue webhook deliveries still unprocessed after --older-than seconds (beat runs this every minute)."
+        "Queue drains for webhook deliveries, and re-enqueue transfers, still waiting after --older-than seconds "
+        "(beat runs this every minute)."
     )
 
     def add_arguments(self, parser) -> None:
@@ -17,7 +18,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         deliveries = intake.sweep(options["older_than"], dry_run=options["dry_run"])
         transfers = pipeline.sweep(options["older_than"], dry_run=options["dry_run"])
-        verb = "would re-enqueue" if options["dry_run"] else "re-enqueued"
+        verb = "would queue again" if options["dry_run"] else "queued again"
         self.stdout.write(
             f"sweep_inbox: {verb} {deliveries} deliveries and {transfers} transfers waiting over "
             f"{options['older_than']} s"
