@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import http.client
+import itertools
 import json
 import os
 import re
@@ -198,6 +199,9 @@ def wrk(url: str, body: bytes, seconds: int, connections: int) -> dict[str, floa
     }
 
 
+PACED_RUNS = itertools.count()
+
+
 def paced(port: int, path: str, rate: float, seconds: int) -> list[float]:
     """POST at a constant rate (new event ids, keep-alive connections); the latency of each request, in ms."""
     body = order(0)
@@ -209,6 +213,7 @@ def paced(port: int, path: str, rate: float, seconds: int) -> list[float]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     lock = threading.Lock()
+    call = next(PACED_RUNS)  # every call posts new events: a repeated one would be answered as a duplicate
     threads = 8
     per_thread = rate / threads
     stop_at = time.monotonic() + seconds
@@ -222,7 +227,7 @@ def paced(port: int, path: str, rate: float, seconds: int) -> list[float]:
                 break
             time.sleep(max(0.0, due - time.monotonic()))
             t = time.perf_counter()
-            conn.request("POST", path, body, {**headers, "X-Shopify-Event-Id": f"paced-{k}-{n}"})
+            conn.request("POST", path, body, {**headers, "X-Shopify-Event-Id": f"paced-{call}-{k}-{n}"})
             response = conn.getresponse()
             response.read()
             with lock:

@@ -216,14 +216,15 @@ def retention_days(integration: Integration) -> tuple[int, int]:
 
 
 def retention_groups() -> list[tuple[int, models.Q]]:
-    """(days, the integrations kept that long): one group per plan's retention, and the default."""
+    """(days, the integrations kept that long, as a filter on Integration): one group per plan's retention, and the
+    default."""
     from billing.models import Plan
 
     groups = [
-        (days, models.Q(integration__subscription__plan__retention_days=days))
+        (days, models.Q(subscription__plan__retention_days=days))
         for days in sorted(set(Plan.objects.values_list("retention_days", flat=True)))
     ]
-    groups.append((settings.LOG_RETENTION_DAYS, models.Q(integration__subscription__isnull=True)))
+    groups.append((settings.LOG_RETENTION_DAYS, models.Q(subscription__isnull=True)))
     return groups
 
 
@@ -240,43 +241,51 @@ def purge(
     locks), resting between batches so webhook intake and the pipeline keep the database's attention: a daily purge
     may take minutes, an intake request may not. Returns how many were (or, with dry_run, would be) deleted."""
     deleted = 0
-    for days, integrations in retention_groups():
+    for days, group in retention_groups():
         expired = (models.Q(created__lt=now - timedelta(days=days)) & ~models.Q(status=Status.FAILED)) | models.Q(
             created__lt=now - timedelta(days=2 * days), status=Status.FAILED
         )
-        candidates = (
-            Transfer.objects.filter(integrations, created__lt=now - timedelta(days=days))
-            .filter(expired)
-            .exclude(status__in=UNFINISHED)  # held, never dropped; what is still running finishes first
-        )
-        if dry_run:
-            deleted += candidates.count()
-            continue
-        remaining = candidates
-        while True:
-            started = time.perf_counter()
-            rows = list(remaining.order_by("created").values_list("pk", "created")[:batch])
-            if not rows:
-                break
-            ids = [pk for pk, _ in rows]
-            # The next batch starts where this one ended, not at the index entries of the rows deleted so far.
-            remaining = candidates.filter(created__gte=rows[-1][1])
-            with transaction.atomic(), connection.cursor() as cursor:
-                if connection.vendor == "postgresql":
-                    # A batch lost in a crash is deleted the next day: its commit need not wait for the disk, and
-                    # intake's commits, which must, do not queue behind it.
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                # Two plain statements: the ORM's delete would load every row (and its data) to cascade.
-                for table, column in (
-                    (TransferState._meta.db_table, "transfer_id"),
-                    (Transfer._meta.db_table, "id"),
-                ):
-                    placeholders = ", ".join(["%s"] * len(ids))
-                    cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({placeholders})", ids)  # noqa: S608
-                deleted += cursor.rowcount
-            # The rest counts the batch's whole cost, finding its rows included.
-            time.sleep(max(pause, (time.perf_counter() - started) * (1 - share) / share))
+        for integration_id in Integration.objects.filter(group).order_by("pk").values_list("pk", flat=True):
+            # One integration at a time: its batches walk the Log's index (integration, created) from the oldest
+            # and stop at `batch` rows, whatever the number of expired ones.
+            candidates = (
+                Transfer.objects.filter(integration_id=integration_id, created__lt=now - timedelta(days=days))
+                .filter(expired)
+                .exclude(status__in=UNFINISHED)  # held, never dropped; what is still running finishes first
+            )
+            if dry_run:
+                deleted += candidates.count()
+                continue
+            deleted += _delete_in_batches(candidates, batch, pause, share)
     return deleted
+
+
+def _delete_in_batches(candidates: models.QuerySet[Transfer], batch: int, pause: float, share: float) -> int:
+    deleted = 0
+    remaining = candidates
+    while True:
+        started = time.perf_counter()
+        rows = list(remaining.order_by("created", "pk").values_list("pk", "created")[:batch])
+        if not rows:
+            return deleted
+        ids = [pk for pk, _ in rows]
+        # The next batch starts where this one ended, not at the index entries of the rows deleted so far.
+        remaining = candidates.filter(created__gte=rows[-1][1])
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # A batch lost in a crash is deleted the next day: its commit need not wait for the disk, and
+                # intake's commits, which must, do not queue behind it.
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            # Two plain statements: the ORM's delete would load every row (and its data) to cascade.
+            for table, column in (
+                (TransferState._meta.db_table, "transfer_id"),
+                (Transfer._meta.db_table, "id"),
+            ):
+                placeholders = ", ".join(["%s"] * len(ids))
+                cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({placeholders})", ids)  # noqa: S608
+            deleted += cursor.rowcount
+        # The rest counts the batch's whole cost, finding its rows included.
+        time.sleep(max(pause, (time.perf_counter() - started) * (1 - share) / share))
 
 
 class DailyCount(models.Model):
