@@ -276,3 +276,20 @@ def sweep(older_than_seconds: int = 120, dry_run: bool = False) -> int:
         for module_id in waiting:
             queue_drain(module_id, unless_queued_since=cutoff)
     return sum(waiting.values())
+
+
+DELIVERY_RETENTION_DAYS = 30  # well past the shops' redeliveries (Shopify's last try comes within 4 hours)
+
+
+def purge_deliveries(now: datetime, *, dry_run: bool = False) -> int:
+    """Delete handled deliveries older than DELIVERY_RETENTION_DAYS, one module at a time, in the retention purge's
+    paced batches; what still waits is kept. Returns how many were (or would be) deleted."""
+    from transferlog.models import delete_in_batches
+
+    deleted = 0
+    for module_id in Module.objects.order_by("pk").values_list("pk", flat=True):
+        old = Delivery.objects.filter(
+            module_id=module_id, received_at__lt=now - timedelta(days=DELIVERY_RETENTION_DAYS)
+        ).exclude(status=Delivery.Status.RECEIVED)
+        deleted += old.count() if dry_run else delete_in_batches(old, by="received_at")
+    return deleted

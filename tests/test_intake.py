@@ -321,3 +321,18 @@ def test_a_delivery_that_cannot_be_processed_is_rejected_and_does_not_hold_up_th
     assert first.status == "rejected" and "value too long" in first.note
     assert second.status == "processed"
     assert list(Transfer.objects.values_list("reference", flat=True)) == ["#802"]
+
+
+def test_handled_deliveries_go_after_30_days_and_waiting_ones_stay(webhook, capsys):
+    for n in range(4):
+        post(webhook.source, order(n), event=f"evt-{n}")
+    old_handled, old_rejected, old_waiting, recent = Delivery.objects.order_by("pk")
+    Delivery.objects.filter(pk=old_handled.pk).update(status="processed")
+    Delivery.objects.filter(pk=old_rejected.pk).update(status="rejected")
+    Delivery.objects.filter(pk=recent.pk).update(status="processed")
+    Delivery.objects.exclude(pk=recent.pk).update(received_at=timezone.now() - timedelta(days=31))
+    call_command("purge_transfers", "--dry-run")
+    assert "and 2 webhook deliveries (kept 30 days)" in capsys.readouterr().out
+    assert Delivery.objects.count() == 4
+    assert intake.purge_deliveries(timezone.now()) == 2
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {old_waiting.pk, recent.pk}

@@ -256,32 +256,47 @@ def purge(
             if dry_run:
                 deleted += candidates.count()
                 continue
-            deleted += _delete_in_batches(candidates, batch, pause, share)
+            deleted += delete_in_batches(
+                candidates,
+                by="created",
+                cascade=((TransferState._meta.db_table, "transfer_id"),),
+                batch=batch,
+                pause=pause,
+                share=share,
+            )
     return deleted
 
 
-def _delete_in_batches(candidates: models.QuerySet[Transfer], batch: int, pause: float, share: float) -> int:
+def delete_in_batches(
+    candidates: models.QuerySet[Any],
+    *,
+    by: str,
+    cascade: tuple[tuple[str, str], ...] = (),
+    batch: int = 1000,
+    pause: float = 0.05,
+    share: float = PURGE_SHARE,
+) -> int:
+    """Delete the candidates oldest `by` first, `batch` rows a transaction, resting after each batch so that it takes
+    `share` of the time. `cascade`: (table, column) of the rows referring to them, deleted first. Returns how many."""
+    model = candidates.model
     deleted = 0
     remaining = candidates
     while True:
         started = time.perf_counter()
-        rows = list(remaining.order_by("created", "pk").values_list("pk", "created")[:batch])
+        rows = list(remaining.order_by(by, "pk").values_list("pk", by)[:batch])
         if not rows:
             return deleted
         ids = [pk for pk, _ in rows]
         # The next batch starts where this one ended, not at the index entries of the rows deleted so far.
-        remaining = candidates.filter(created__gte=rows[-1][1])
+        remaining = candidates.filter(**{f"{by}__gte": rows[-1][1]})
         with transaction.atomic(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 # A batch lost in a crash is deleted the next day: its commit need not wait for the disk, and
                 # intake's commits, which must, do not queue behind it.
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            # Two plain statements: the ORM's delete would load every row (and its data) to cascade.
-            for table, column in (
-                (TransferState._meta.db_table, "transfer_id"),
-                (Transfer._meta.db_table, "id"),
-            ):
-                placeholders = ", ".join(["%s"] * len(ids))
+            # Plain statements: the ORM's delete would load every row (and its data) to cascade.
+            placeholders = ", ".join(["%s"] * len(ids))
+            for table, column in (*cascade, (model._meta.db_table, "id")):
                 cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({placeholders})", ids)  # noqa: S608
             deleted += cursor.rowcount
         # The rest counts the batch's whole cost, finding its rows included.

@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from connections.intake import purge_deliveries
 from connections.pipeline import enqueue
 from transferlog.models import Transfer, purge
 
@@ -18,4 +19,5 @@ def retry_transfers(transfer_ids: list[int], by: str) -> int:
 
 @shared_task
 def purge_transfers() -> int:
-    return purge(timezone.now())
+    now = timezone.now()
+    return purge(now) + purge_deliveries(now)
