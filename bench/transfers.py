@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -55,6 +56,8 @@ def setup_django() -> None:
         REDIS_URL="redis://127.0.0.1:6379/15",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
         CREDENTIALS_KEYS=Fernet.generate_key().decode(),
+        STRIPE_SECRET_KEY="sk_test_bench",  # noqa: S106 - a throwaway bench database
+        STRIPE_WEBHOOK_SECRET="whsec_bench",  # noqa: S106
     )
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/iex_bench")
     from bench.common import fresh_database
@@ -202,10 +205,15 @@ def main() -> None:
         control(base, "reset")
         make_orders(base, args.orders)
         with connection.cursor() as cursor:
-            # RESTART IDENTITY: the replayed inserts get the ids the replayed updates and references expect.
-            cursor.execute(
-                "TRUNCATE transferlog_transferstate, transferlog_transfer, connections_mapping RESTART IDENTITY"
-            )
+            # Empty every table ours inserted into (transfers, states, mappings, the month's usage, its trial
+            # subscription, the day's counts); RESTART IDENTITY: the replayed inserts get the ids the replayed
+            # updates and references expect.
+            inserted = {
+                match.group(1)
+                for kind, item in [*recorder.sync, *(step for steps in recorder.transfers for step in steps)]
+                if kind == "sql" and (match := re.match(r'\s*INSERT INTO "?(\w+)"?', item[0], re.IGNORECASE))
+            }
+            cursor.execute(f"TRUNCATE {', '.join(sorted(inserted))} RESTART IDENTITY")
         import requests
 
         sessions = threading.local()

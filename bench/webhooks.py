@@ -303,6 +303,7 @@ def main() -> None:
             ],
             cwd=ROOT,
             env={**env, "DJANGO_SETTINGS_MODULE": "iex.settings"},
+            stdout=subprocess.DEVNULL,  # its banner; errors still go to stderr
             start_new_session=True,
         )
 
