@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -262,9 +263,11 @@ def uninstalled(module: Module) -> None:
     )
 
 
-def sweep(older_than_seconds: int = 120, dry_run: bool = False) -> int:
-    """Queue a drain for every module with deliveries still waiting after a while, unless one was queued since: a
-    crash between commit and publish, or a broker outage, only delays them. Returns how many deliveries wait."""
+def sweep(older_than_seconds: int | None = None, dry_run: bool = False) -> int:
+    """Queue a drain for every module with deliveries still waiting after SWEEP_AFTER_SECONDS, unless one was queued
+    since: a crash between commit and publish, or a broker outage, only delays them. Returns how many wait."""
+    if older_than_seconds is None:
+        older_than_seconds = settings.SWEEP_AFTER_SECONDS
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     waiting = dict(
         Delivery.objects.filter(status=Delivery.Status.RECEIVED, received_at__lt=cutoff)

@@ -15,6 +15,7 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,7 +31,6 @@ from transferlog.models import Status, Transfer
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 6
-BACKOFF_BASE = 30.0  # seconds: 30, 60, 120, 240, 480 ... with jitter
 BACKOFF_CAP = 3600.0
 LEASE_BUSY_DELAY = 15.0
 PACK_WAIT_DELAY = 5.0  # another transfer of the integration is paying for an order pack
@@ -63,17 +63,25 @@ def publish(task: Any, object_id: int, countdown: float = 0) -> bool:
     return True
 
 
-def sweep(overdue_seconds: int = 120, dry_run: bool = False) -> int:
-    """Re-enqueue pending and retrying transfers long past due. Returns how many."""
+def sweep(overdue_seconds: int | None = None, dry_run: bool = False) -> int:
+    """Re-enqueue pending and retrying transfers long past due (SWEEP_AFTER_SECONDS), and run again those still
+    running after TRANSFER_LEASE_SECONDS: their worker's host died, and Redis would only redeliver the task after
+    its visibility timeout. Returns how many."""
     from connections.tasks import process_transfer
 
-    cutoff = timezone.now() - timedelta(seconds=overdue_seconds)
-    ids = list(
-        Transfer.objects.filter(status__in=[Status.PENDING, Status.RETRYING], due_at__lt=cutoff)
-        .order_by("due_at")
-        .values_list("pk", flat=True)[:10_000]
+    now = timezone.now()
+    overdue = settings.SWEEP_AFTER_SECONDS if overdue_seconds is None else overdue_seconds
+    lost = Transfer.objects.filter(
+        status=Status.RUNNING, updated__lt=now - timedelta(seconds=settings.TRANSFER_LEASE_SECONDS)
     )
+    waiting = Transfer.objects.filter(
+        status__in=[Status.PENDING, Status.RETRYING], due_at__lt=now - timedelta(seconds=overdue)
+    )
+    ids = list(lost.values_list("pk", flat=True)[:10_000])
+    ids += waiting.order_by("due_at").values_list("pk", flat=True)[:10_000]
     if not dry_run:
+        # Pending again, so a new task can claim it (the lost task's id no longer takes its claim over).
+        lost.filter(pk__in=ids).update(status=Status.PENDING, task_id="", due_at=now, updated=now)
         for transfer_id in ids:
             publish(process_transfer, transfer_id)
     return len(ids)
@@ -93,7 +101,7 @@ def sync(connection: Connection, since: datetime) -> dict[str, int]:
 def backoff(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
         return retry_after
-    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+    return min(BACKOFF_CAP, settings.RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
 def process(transfer_id: int, task_id: str = "") -> None:

@@ -1,16 +1,27 @@
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from connections import intake, pipeline
 
+# Acknowledged after they ran, and put back if their worker process dies. When the database goes away (a restart,
+# a failover) they run again shortly under the same task id, which takes its own claim over, rather than leave a
+# transfer running until the sweeper's lease runs out.
+RELIABLE = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (InterfaceError, OperationalError),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "max_retries": 20,
+}
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, bind=True)
+
+@shared_task(bind=True, **RELIABLE)
 def process_transfer(self, transfer_id: int) -> None:
-    # Acknowledged after it ran, and put back if its worker process dies: a killed worker's transfer runs again
-    # (the same task id may take over its own claim; see Transfer.claim).
     pipeline.process(transfer_id, task_id=self.request.id)
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True)
+@shared_task(**RELIABLE)
 def drain_inbox(module_id: int) -> int:
     return intake.drain(module_id)
 

@@ -338,9 +338,14 @@ CELERY_TASK_ROUTES = {
     "connections.tasks.sweep_inbox": {"queue": "jobs"},
     "scheduling.tasks.*": {"queue": "jobs"},
 }
+# Recovery: the sweeper queues again what a broker outage, a lost message or a dead worker left behind.
+SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
+SWEEP_AFTER_SECONDS = env_int("SWEEP_AFTER_SECONDS", 120)  # a delivery or a due transfer left waiting this long
+TRANSFER_LEASE_SECONDS = env_int("TRANSFER_LEASE_SECONDS", 900)  # running this long: its worker is gone
+RETRY_BACKOFF_SECONDS = env_int("RETRY_BACKOFF_SECONDS", 30)  # a transient failure's first wait; doubles each time
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
-    "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": 60.0},
+    "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": float(SWEEP_INTERVAL_SECONDS)},
     "purge-transfers": {"task": "transferlog.tasks.purge_transfers", "schedule": 24 * 3600.0},
     # Trials, downgrades and cancellations whose period has ended; held orders whose allowance is back.
     "roll-billing-periods": {"task": "billing.tasks.roll_periods", "schedule": 3600.0},

@@ -149,11 +149,11 @@ def test_transient_failures_retry_with_backoff_then_fail(
     assert list(transfer.states.values_list("kind", flat=True)).count("retrying") == 5
 
 
-def test_backoff_grows_exponentially_with_jitter_and_respects_retry_after():
+def test_backoff_grows_exponentially_with_jitter_and_respects_retry_after(settings):
     assert pipeline.backoff(3, retry_after=7.0) == 7.0
     for attempt in range(1, 10):
         delay = pipeline.backoff(attempt)
-        expected = min(pipeline.BACKOFF_CAP, pipeline.BACKOFF_BASE * 2 ** (attempt - 1))
+        expected = min(pipeline.BACKOFF_CAP, settings.RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
         assert 0.5 * expected <= delay <= 1.5 * expected
 
 
@@ -202,6 +202,38 @@ def test_overdue_transfers_are_swept_back_into_the_queue(connected, monkeypatch)
     Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
     assert pipeline.sweep(dry_run=True) == 1 and sent == []
     assert pipeline.sweep() == 1 and sent == [transfer.pk]
+
+
+def test_a_transfer_whose_worker_died_runs_again_after_the_lease(connected, monkeypatch, settings):
+    """A host that died mid-transfer leaves it running, and Redis redelivers only after its visibility timeout:
+    the sweeper takes it back after TRANSFER_LEASE_SECONDS, and a new task claims it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0: sent.append(pk))
+    transfer = receive(connected)
+    assert Transfer.claim(transfer.pk, task_id="lost-task")
+    assert pipeline.sweep() == 0  # running, and within its lease
+    Transfer.objects.update(updated=timezone.now() - timedelta(seconds=settings.TRANSFER_LEASE_SECONDS + 1))
+    assert pipeline.sweep(dry_run=True) == 1 and sent == []
+    assert Transfer.objects.get().status == "running"
+    assert pipeline.sweep() == 1 and sent == [transfer.pk]
+    assert Transfer.objects.get().status == "pending"
+    # The new task claims it; the lost one, redelivered by Redis hours later, finds it taken.
+    assert Transfer.claim(transfer.pk, task_id="new-task").attempts == 2
+    assert Transfer.claim(transfer.pk, task_id="lost-task") is None
+
+
+def test_transfer_tasks_run_again_when_the_database_goes_away():
+    from django.db import InterfaceError, OperationalError
+
+    from connections import tasks
+
+    for task in (tasks.process_transfer, tasks.drain_inbox):
+        assert task.acks_late and task.reject_on_worker_lost
+        assert set(task.autoretry_for) == {InterfaceError, OperationalError}
 
 
 def test_a_broker_outage_at_enqueue_time_loses_nothing(connected, caplog):

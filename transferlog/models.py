@@ -103,6 +103,8 @@ class Transfer(models.Model):
             models.Index(fields=["updated"], condition=models.Q(status="failed"), name="transfer_failed_since"),
             # The held banner's count: held transfers are few, and counted on every Home and Subscription page.
             models.Index(fields=["integration"], condition=models.Q(status="held"), name="transfer_held"),
+            # The sweeper's transfers whose worker died: running is a handful at any time.
+            models.Index(fields=["updated"], condition=models.Q(status="running"), name="transfer_running"),
         ]
 
     def __str__(self) -> str:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from connections import intake, pipeline
@@ -5,13 +6,16 @@ from connections import intake, pipeline
 
 class Command(BaseCommand):
     help = (
-        "Queue drains for webhook deliveries, and re-enqueue transfers, still waiting after --older-than seconds "
-        "(beat runs this every minute)."
+        "Queue drains for webhook deliveries, and re-enqueue transfers, still waiting after --older-than seconds, "
+        "and run again transfers whose worker died (beat runs this every SWEEP_INTERVAL_SECONDS)."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--older-than", type=int, default=120, help="seconds a delivery may wait (default 120)"
+            "--older-than",
+            type=int,
+            default=None,
+            help="seconds a delivery may wait (default: SWEEP_AFTER_SECONDS)",
         )
         parser.add_argument("--dry-run", action="store_true", help="only count them")
 
@@ -19,7 +23,7 @@ class Command(BaseCommand):
         deliveries = intake.sweep(options["older_than"], dry_run=options["dry_run"])
         transfers = pipeline.sweep(options["older_than"], dry_run=options["dry_run"])
         verb = "would queue again" if options["dry_run"] else "queued again"
+        older_than = settings.SWEEP_AFTER_SECONDS if options["older_than"] is None else options["older_than"]
         self.stdout.write(
-            f"sweep_inbox: {verb} {deliveries} deliveries and {transfers} transfers waiting over "
-            f"{options['older_than']} s"
+            f"sweep_inbox: {verb} {deliveries} deliveries and {transfers} transfers waiting over {older_than} s"
         )
