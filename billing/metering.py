@@ -319,9 +319,9 @@ def release_held(integration: Integration, because: str) -> int:
         return 0  # an inactive integration would only skip them; activating it releases them
     released = 0
     held = Transfer.objects.filter(integration=integration, status=Status.HELD).order_by("created", "id")
-    for transfer in held.only("pk")[:10_000]:
+    for transfer in held.only("pk", "integration_id")[:10_000]:
         if transfer.retry(because):
-            pipeline.enqueue(transfer.pk)
+            pipeline.enqueue(transfer)
             released += 1
     return released
 

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,21 +43,42 @@ def receive(
     """Store a record as a pending transfer and enqueue it once the row is committed; None for a duplicate."""
     transfer = Transfer.receive(connection, source_ref, reference, updated_at, data)
     if transfer is not None:
-        enqueue(transfer.pk)
+        enqueue(transfer)
     return transfer
 
 
-def enqueue(transfer_id: int, countdown: float = 0) -> None:
+# Fair shares of the workers: the more transfers an integration queued this minute, the lower the lane its next
+# ones wait in, and workers take the highest lane first (Redis priorities: 0 first). So one merchant's Black Friday
+# waits behind everyone else's ordinary orders instead of in front of them, and still has every worker nobody
+# else needs. (transfers this minute, up to, -> lane); above the last: LOWEST_LANE.
+LANES = ((20, 0), (200, 3), (2000, 6))
+LOWEST_LANE = 9
+
+
+def lane(integration_id: int) -> int:
+    """Count one more transfer queued by the integration this minute, and say which lane it goes in."""
+    key = f"transfers-queued:{integration_id}:{int(timezone.now().timestamp() // 60)}"
+    try:
+        cache.add(key, 0, timeout=120)
+        count = cache.incr(key)
+    except Exception as exc:  # the cache is Redis: when it is down, so is the broker, and the sweeper takes over
+        logger.warning("cannot count queued transfers (%s)", exc)
+        return 0
+    return next((priority for most, priority in LANES if count <= most), LOWEST_LANE)
+
+
+def enqueue(transfer: Transfer, countdown: float = 0) -> None:
     from connections.tasks import process_transfer
 
-    transaction.on_commit(lambda: publish(process_transfer, transfer_id, countdown))
+    priority = lane(transfer.integration_id)
+    transaction.on_commit(lambda: publish(process_transfer, transfer.pk, countdown, priority))
 
 
-def publish(task: Any, object_id: int, countdown: float = 0) -> bool:
+def publish(task: Any, object_id: int, countdown: float = 0, priority: int = 0) -> bool:
     """Enqueue after commit. If the broker is down the row is safe in the database: log, and let the sweeper
     enqueue it later, rather than fail the request or job that stored it. False when it could not."""
     try:
-        task.apply_async((object_id,), countdown=countdown or None, retry=False)
+        task.apply_async((object_id,), countdown=countdown or None, priority=priority, retry=False)
     except Exception as exc:
         logger.warning("broker unavailable (%s); %s(%s) is left to the sweeper", exc, task.name, object_id)
         return False
@@ -66,7 +88,10 @@ def publish(task: Any, object_id: int, countdown: float = 0) -> bool:
 def sweep(overdue_seconds: int | None = None, dry_run: bool = False) -> int:
     """Re-enqueue pending and retrying transfers long past due (SWEEP_AFTER_SECONDS), and run again those still
     running after TRANSFER_LEASE_SECONDS: their worker's host died, and Redis would only redeliver the task after
-    its visibility timeout. Returns how many."""
+    its visibility timeout. Returns how many.
+
+    Most of them may only be waiting their turn in a backlog: they go in the lowest lane, behind everything queued,
+    and are due again from now, so a long backlog is not queued once more at every sweep."""
     from connections.tasks import process_transfer
 
     now = timezone.now()
@@ -81,9 +106,10 @@ def sweep(overdue_seconds: int | None = None, dry_run: bool = False) -> int:
     ids += waiting.order_by("due_at").values_list("pk", flat=True)[:10_000]
     if not dry_run:
         # Pending again, so a new task can claim it (the lost task's id no longer takes its claim over).
-        lost.filter(pk__in=ids).update(status=Status.PENDING, task_id="", due_at=now, updated=now)
+        lost.filter(pk__in=ids).update(status=Status.PENDING, task_id="", updated=now)
+        Transfer.objects.filter(pk__in=ids).update(due_at=now)
         for transfer_id in ids:
-            publish(process_transfer, transfer_id)
+            publish(process_transfer, transfer_id, priority=LOWEST_LANE)
     return len(ids)
 
 
@@ -217,4 +243,4 @@ def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True, cr
     if not count:
         transfer.attempts -= 1
         transfer.save(update_fields=["attempts"])
-    enqueue(transfer.pk, countdown=delay)
+    enqueue(transfer, countdown=delay)

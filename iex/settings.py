@@ -323,7 +323,12 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "interval_start": 0,
         "interval_step": 0.2,
         "interval_max": 0.2,
+        # Lanes of a queue (the pipeline's fair shares): messages of priority 0 are taken before 3, 6 and 9.
+        "priority_steps": [0, 3, 6, 9],
     }
+    # A worker takes a message only when one of its processes is free, so the lane it takes from is decided
+    # at that moment, not when a busy merchant's messages were prefetched. (Countdowns are not held against it.)
+    CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True

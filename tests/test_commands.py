@@ -92,7 +92,7 @@ def transfer(connection, ref: str, status: str, updated: datetime | None = None)
 def enqueued(monkeypatch):
     """What the retry enqueued (transferlog.tasks enqueues after commit; the test's transaction never commits)."""
     ids: list[int] = []
-    monkeypatch.setattr("transferlog.tasks.enqueue", ids.append)
+    monkeypatch.setattr("transferlog.tasks.enqueue", lambda transfer: ids.append(transfer.pk))
     return ids
 
 

@@ -156,7 +156,7 @@ def test_unknown_token_is_404_and_get_is_405(webhook):
 
 def test_the_sweeper_re_enqueues_deliveries_left_behind(webhook, monkeypatch):
     sent = []
-    monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0: sent.append(pk))
+    monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
     post(webhook.source, ORDER)  # stored; its on-commit enqueue never ran (as if the broker was down)
     delivery = Delivery.objects.get()
     assert intake.sweep() == 0  # not waiting long enough yet
@@ -265,7 +265,9 @@ def test_deliveries_held_back_by_a_lost_drain_are_swept(webhook, drains, django_
 
 def test_a_drain_the_broker_refused_holds_nothing_back(webhook, monkeypatch, django_capture_on_commit_callbacks):
     tries = []
-    monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0: tries.append(pk) and False)
+    monkeypatch.setattr(
+        "connections.pipeline.publish", lambda task, pk, countdown=0, priority=0: tries.append(pk) and False
+    )
     with django_capture_on_commit_callbacks(execute=True):
         post(webhook.source, order(1), event="evt-1")
         post(webhook.source, order(2), event="evt-2")

@@ -111,7 +111,7 @@ def test_fold_out_shows_both_formats_and_every_state(personas, connected):
 
 def test_viewer_retries_a_failed_transfer_as_a_new_attempt(personas, connected, monkeypatch):
     queued = []
-    monkeypatch.setattr("transferlog.views.enqueue", queued.append)
+    monkeypatch.setattr("transferlog.views.enqueue", lambda transfer: queued.append(transfer.pk))
     transfer = make(connected, 9, status="failed", attempts=6, reason="e-conomic answered 503")
     response = personas.client(personas.viewer).post(
         reverse("transfer_retry", args=[personas.integration.number, transfer.code])
@@ -124,7 +124,7 @@ def test_viewer_retries_a_failed_transfer_as_a_new_attempt(personas, connected, 
 
 
 def test_only_failed_or_held_transfers_are_retried(personas, connected, monkeypatch):
-    monkeypatch.setattr("transferlog.views.enqueue", lambda pk: None)
+    monkeypatch.setattr("transferlog.views.enqueue", lambda transfer: None)
     transfer = make(connected, 9, status="created")
     response = personas.client(personas.owner).post(
         reverse("transfer_retry", args=[personas.integration.number, transfer.code]), follow=True
@@ -140,7 +140,7 @@ def test_retry_all_failed_in_the_filter_runs_in_the_background(
     from iex.celery import app
 
     queued = []
-    monkeypatch.setattr("transferlog.tasks.enqueue", queued.append)
+    monkeypatch.setattr("transferlog.tasks.enqueue", lambda transfer: queued.append(transfer.pk))
     a = make(connected, 1, status="failed")
     make(connected, 2, status="failed")
     make(connected, 3, status="created")

@@ -181,7 +181,7 @@ def test_undecryptable_credentials_fail_clearly(connected, settings):
 def test_a_record_being_sent_by_another_transfer_waits(connected, monkeypatch):
     transfer = receive(connected)
     enqueued = []
-    monkeypatch.setattr(pipeline, "enqueue", lambda pk, countdown=0: enqueued.append(countdown))
+    monkeypatch.setattr(pipeline, "enqueue", lambda transfer, countdown=0: enqueued.append(countdown))
     assert Mapping.lease(connected, transfer.source_ref, holder=0) is not None  # someone else holds it
     pipeline.process(transfer.pk)
     transfer.refresh_from_db()
@@ -196,12 +196,46 @@ def test_overdue_transfers_are_swept_back_into_the_queue(connected, monkeypatch)
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0: sent.append(pk))
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
     transfer = receive(connected)
     assert pipeline.sweep() == 0
     Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
     assert pipeline.sweep(dry_run=True) == 1 and sent == []
     assert pipeline.sweep() == 1 and sent == [transfer.pk]
+
+
+def test_a_flood_from_one_integration_goes_into_lower_lanes_and_leaves_the_others_first(connected, personas):
+    """Workers take lane 0 first: the 21st transfer an integration queues in a minute waits behind everyone's
+    first 20, the 201st behind those, and so on. Another integration's first transfer is still in lane 0."""
+    lanes = [pipeline.lane(connected.integration_id) for _ in range(2001)]
+    assert lanes[:20] == [0] * 20
+    assert set(lanes[20:200]) == {3} and set(lanes[200:2000]) == {6} and lanes[2000] == pipeline.LOWEST_LANE
+    assert pipeline.lane(personas.other.pk) == 0
+
+
+def test_transfers_are_published_in_their_integrations_lane(
+    connected, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(priority))
+    for _ in range(20):
+        pipeline.lane(connected.integration_id)
+    with django_capture_on_commit_callbacks(execute=True):
+        receive(connected)
+    assert sent == [3]
+
+
+def test_the_sweeper_queues_a_backlog_once_and_behind_everything(connected, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append((pk, priority)))
+    transfer = receive(connected)
+    Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
+    assert pipeline.sweep() == 1 and sent == [(transfer.pk, pipeline.LOWEST_LANE)]
+    assert pipeline.sweep() == 0  # due again from the sweep on: not queued at every sweep
 
 
 def test_a_transfer_whose_worker_died_runs_again_after_the_lease(connected, monkeypatch, settings):
@@ -212,7 +246,7 @@ def test_a_transfer_whose_worker_died_runs_again_after_the_lease(connected, monk
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0: sent.append(pk))
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
     transfer = receive(connected)
     assert Transfer.claim(transfer.pk, task_id="lost-task")
     assert pipeline.sweep() == 0  # running, and within its lease

@@ -12,7 +12,7 @@ def retry_transfers(transfer_ids: list[int], by: str) -> int:
     queued = 0
     for transfer in Transfer.objects.filter(pk__in=transfer_ids):
         if transfer.retry(by=by):
-            enqueue(transfer.pk)
+            enqueue(transfer)
             queued += 1
     return queued
 

@@ -207,7 +207,7 @@ def transfer_retry(request: AuthedRequest, number: str, code: str) -> HttpRespon
     member = get_member(request, number)
     transfer = _transfer(member, code)
     if transfer.retry(by=request.user.email):
-        enqueue(transfer.pk)
+        enqueue(transfer)
         messages.success(request, f"{transfer.reference or transfer.source_ref} is queued again.")
     else:
         messages.error(request, "Only failed or held transfers can be retried.")
