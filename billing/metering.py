@@ -76,7 +76,15 @@ def reserve(transfer: Transfer) -> str:
             if isinstance(pack, str):
                 return pack
         # The pending pack is committed and the lock let go: Stripe is asked outside it.
-        pay(pack)
+        try:
+            pay(pack)
+        except stripe_api.StripeError:
+            # This call is over: the next attempt, of any create, asks again at once with the same key (Stripe
+            # answers a repeated key with its first answer) instead of waiting for the payment to go stale.
+            Pack.objects.filter(pk=pack.pk, status=Pack.Status.PENDING).update(
+                attempted=timezone.now() - STALE_PAYMENT
+            )
+            raise
         if pack.status != Pack.Status.PAID:
             return f"No orders left this month; paying for an order pack failed: {pack.failure}"
     raise PackInFlight  # the packs paid were used up by other creates meanwhile: take a turn again shortly

@@ -283,11 +283,14 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, 
         metering.reserve(transfer)
     pack = Pack.objects.get()
     assert pack.status == "pending" and Usage.objects.get().bought == 0  # committed, unanswered
-    # Meanwhile other creates wait rather than pay again...
+    # While a create is asking Stripe, the others wait rather than pay again...
+    asked = Pack.objects.get().attempted
+    Pack.objects.update(attempted=timezone.now())
     with pytest.raises(metering.PackInFlight):
         metering.reserve(order_transfer(connected, 2))
-    # ...until the pending payment is stale: then it is asked again, with the same key and amount.
-    Pack.objects.update(attempted=timezone.now() - metering.STALE_PAYMENT)
+    # ...but the call that lost its answer is over: the next attempt asks again at once, same key and amount.
+    Pack.objects.update(attempted=asked)
+    assert asked <= timezone.now() - metering.STALE_PAYMENT
     assert metering.reserve(transfer) == ""
     assert keys == [f"iex-pack-{pack.code}"] * 2
     assert Pack.objects.get().status == "paid" and Usage.objects.get().bought == 100
