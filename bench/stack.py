@@ -23,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -264,7 +265,8 @@ class Stack:
 
     def _define(self, workers: int, concurrency: int, web_workers: int, latency_ms: int) -> None:
         py, logs, env = sys.executable, self.dir / "logs", self.env
-        pg_data = self.dir / "postgres"
+        # Outside `directory`, which may sit in a folder only root can enter (pytest's tmp_path).
+        self.pg_data = pg_data = Path(tempfile.mkdtemp(prefix="iex-stack-postgres-"))
         root = os.geteuid() == 0
         self.pg_user = "postgres" if root else None  # PostgreSQL refuses to run as root
 
@@ -378,8 +380,7 @@ class Stack:
         return [each for name, each in self.services.items() if name.startswith("worker-")]
 
     def start(self) -> Stack:
-        pg_data = self.dir / "postgres"
-        pg_data.mkdir()
+        pg_data = self.pg_data
         if self.pg_user:
             shutil.chown(pg_data, self.pg_user)
         subprocess.run(  # noqa: S603
@@ -410,6 +411,7 @@ class Stack:
             cable.unplug()
         for service in reversed(list(self.services.values())):
             service.stop()
+        shutil.rmtree(self.pg_data, ignore_errors=True)
 
     def __enter__(self) -> Stack:
         try:
