@@ -54,6 +54,7 @@ class PackInFlight(Exception):
 
 # A pending pack not asked about for this long lost its answer (or its worker): it is asked again, same key.
 STALE_PAYMENT = timedelta(minutes=2)
+ASK_AGAIN_AFTER = timedelta(seconds=5)  # after a payment call that failed
 
 
 def reserve(transfer: Transfer) -> str:
@@ -79,10 +80,10 @@ def reserve(transfer: Transfer) -> str:
         try:
             pay(pack)
         except stripe_api.StripeError:
-            # This call is over: the next attempt, of any create, asks again at once with the same key (Stripe
-            # answers a repeated key with its first answer) instead of waiting for the payment to go stale.
+            # This call is over: a create asks again soon, with the same key (Stripe answers a repeated key with its
+            # first answer), rather than after STALE_PAYMENT; meanwhile the others wait (PackInFlight).
             Pack.objects.filter(pk=pack.pk, status=Pack.Status.PENDING).update(
-                attempted=timezone.now() - STALE_PAYMENT
+                attempted=timezone.now() - STALE_PAYMENT + ASK_AGAIN_AFTER
             )
             raise
         if pack.status != Pack.Status.PAID:

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import random
+import time
+from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from billing import metering
@@ -27,7 +30,7 @@ from connections.models import Connection, Mapping
 from iex.lib import http
 from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
-from transferlog.models import Status, Transfer
+from transferlog.models import Status, Transfer, TransferState
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +56,19 @@ def receive(
 # else needs. (transfers this minute, up to, -> lane); above the last: LOWEST_LANE.
 LANES = ((20, 0), (200, 3), (2000, 6))
 LOWEST_LANE = 9
+RESWEEP_AFTER = 10  # times SWEEP_AFTER_SECONDS: a transfer still waiting its turn is queued again this rarely
+
+
+def lane_of(count: int) -> int:
+    """The lane of an integration's count-th transfer in a minute."""
+    return next((priority for most, priority in LANES if count <= most), LOWEST_LANE)
 
 
 def lane(integration_id: int) -> int:
-    """Count one more transfer queued by the integration this minute, and say which lane it goes in."""
+    """Count one more transfer queued by the integration this minute, and say which lane it goes in. Only Redis
+    has lanes (the filesystem broker of the embedded defaults takes messages in order)."""
+    if not settings.CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+        return 0
     key = f"transfers-queued:{integration_id}:{int(timezone.now().timestamp() // 60)}"
     try:
         cache.add(key, 0, timeout=120)
@@ -64,14 +76,15 @@ def lane(integration_id: int) -> int:
     except Exception as exc:  # the cache is Redis: when it is down, so is the broker, and the sweeper takes over
         logger.warning("cannot count queued transfers (%s)", exc)
         return 0
-    return next((priority for most, priority in LANES if count <= most), LOWEST_LANE)
+    return lane_of(count)
 
 
 def enqueue(transfer: Transfer, countdown: float = 0) -> None:
+    """Publish after commit, in the integration's lane (counted then: no cache round trip holds a row lock)."""
     from connections.tasks import process_transfer
 
-    priority = lane(transfer.integration_id)
-    transaction.on_commit(lambda: publish(process_transfer, transfer.pk, countdown, priority))
+    transfer_id, integration_id = transfer.pk, transfer.integration_id
+    transaction.on_commit(lambda: publish(process_transfer, transfer_id, countdown, lane(integration_id)))
 
 
 def publish(task: Any, object_id: int, countdown: float = 0, priority: int = 0) -> bool:
@@ -90,27 +103,37 @@ def sweep(overdue_seconds: int | None = None, dry_run: bool = False) -> int:
     running after TRANSFER_LEASE_SECONDS: their worker's host died, and Redis would only redeliver the task after
     its visibility timeout. Returns how many.
 
-    Most of them may only be waiting their turn in a backlog: they go in the lowest lane, behind everything queued,
-    and are due again from now, so a long backlog is not queued once more at every sweep."""
+    Most of them may only be waiting their turn in a backlog: each is queued again only every RESWEEP_AFTER sweeps'
+    worth of time, and each integration's go into lanes by their number, as if queued this minute, so a sweep
+    after a lost Redis keeps the shares fair."""
     from connections.tasks import process_transfer
 
     now = timezone.now()
-    overdue = settings.SWEEP_AFTER_SECONDS if overdue_seconds is None else overdue_seconds
+    overdue = timedelta(seconds=settings.SWEEP_AFTER_SECONDS if overdue_seconds is None else overdue_seconds)
     lost = Transfer.objects.filter(
         status=Status.RUNNING, updated__lt=now - timedelta(seconds=settings.TRANSFER_LEASE_SECONDS)
     )
     waiting = Transfer.objects.filter(
-        status__in=[Status.PENDING, Status.RETRYING], due_at__lt=now - timedelta(seconds=overdue)
-    )
-    ids = list(lost.values_list("pk", flat=True)[:10_000])
-    ids += waiting.order_by("due_at").values_list("pk", flat=True)[:10_000]
-    if not dry_run:
+        status__in=[Status.PENDING, Status.RETRYING], due_at__lt=now - overdue
+    ).filter(Q(swept_at=None) | Q(swept_at__lt=now - RESWEEP_AFTER * overdue))
+    found = list(lost.values_list("pk", "integration_id")[:10_000])
+    lost_ids = [pk for pk, _ in found]
+    found += waiting.order_by("due_at").values_list("pk", "integration_id")[:10_000]
+    if dry_run:
+        return len(found)
+    if lost_ids:
         # Pending again, so a new task can claim it (the lost task's id no longer takes its claim over).
-        lost.filter(pk__in=ids).update(status=Status.PENDING, task_id="", updated=now)
-        Transfer.objects.filter(pk__in=ids).update(due_at=now)
-        for transfer_id in ids:
-            publish(process_transfer, transfer_id, priority=LOWEST_LANE)
-    return len(ids)
+        lost.filter(pk__in=lost_ids).update(status=Status.PENDING, task_id="", updated=now)
+        TransferState.objects.bulk_create(
+            TransferState(transfer_id=pk, kind="retrying", at=now, note="Its worker stopped answering; run again")
+            for pk in lost_ids
+        )
+    Transfer.objects.filter(pk__in=[pk for pk, _ in found]).update(swept_at=now)
+    counts: dict[int, int] = defaultdict(int)
+    for transfer_id, integration_id in found:
+        counts[integration_id] += 1
+        publish(process_transfer, transfer_id, priority=lane_of(counts[integration_id]))
+    return len(found)
 
 
 def sync(connection: Connection, since: datetime) -> dict[str, int]:
@@ -126,7 +149,7 @@ def sync(connection: Connection, since: datetime) -> dict[str, int]:
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:
     if retry_after is not None:
-        return retry_after
+        return min(retry_after, BACKOFF_CAP)  # a countdown must stay well inside Redis' visibility timeout
     return min(BACKOFF_CAP, settings.RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
@@ -174,8 +197,16 @@ def _process(transfer_id: int, task_id: str) -> None:
         except StripeError as exc:
             mapping.release()
             logger.warning("Stripe unavailable while buying an order pack for transfer %s: %s", transfer.pk, exc)
-            _retry(transfer, "Stripe could not be reached to buy an order pack", backoff(transfer.run_attempts))
+            # Not counted: while Stripe is away the order waits, however long that is, and says why.
+            _retry(
+                transfer,
+                "Stripe could not be reached to buy an order pack",
+                backoff(transfer.run_attempts),
+                count=False,
+            )
             return
+        except (InterfaceError, OperationalError):
+            raise  # the database is away: the task runs again (tasks.RELIABLE)
         except Exception:
             mapping.release()
             logger.exception("reserving allowance for transfer %s failed", transfer.pk)
@@ -187,7 +218,9 @@ def _process(transfer_id: int, task_id: str) -> None:
             transfer.finish(Status.HELD, held)
             return
     try:
-        outcome = connection.flow_def.send(connection, data, mapping, transfer.record)
+        outcome = connection.flow_def.send(connection, data, mapping, _within_lease(transfer))
+    except (InterfaceError, OperationalError):
+        raise  # the database is away: the task runs again (tasks.RELIABLE)
     except Exception as exc:
         # The receiving system may have saved the document before the failure (booking it failed, say): that
         # create counts now, and the next attempt updates it.
@@ -220,6 +253,21 @@ def _process(transfer_id: int, task_id: str) -> None:
     with transaction.atomic():
         mapping.release()
         _finish(transfer, outcome)
+
+
+def _within_lease(transfer: Transfer) -> Any:
+    """`transfer.record` for the connector, which stops the transfer before a request once it has run half its
+    lease: the sweeper takes a transfer running longer for lost, and must not run it while it still runs."""
+    deadline = time.monotonic() + settings.TRANSFER_LEASE_SECONDS / 2
+
+    def record(kind: str, data: Any = None, note: str = "") -> None:
+        if kind == "sent" and time.monotonic() > deadline:
+            raise http.TransientError(
+                "The receiving system answered too slowly; the transfer stopped to run again"
+            )
+        transfer.record(kind, data, note)
+
+    return record
 
 
 def _finish(transfer: Transfer, outcome: Outcome) -> None:

@@ -4,8 +4,8 @@ from django.db import InterfaceError, OperationalError
 from connections import intake, pipeline
 
 # Acknowledged after they ran, and put back if their worker process dies. When the database goes away (a restart,
-# a failover) they run again shortly under the same task id, which takes its own claim over, rather than leave a
-# transfer running until the sweeper's lease runs out.
+# a failover) they run again shortly under the same task id (a transfer's claim lets its own task id back in),
+# rather than leave a transfer running until the sweeper's lease runs out, or deliveries waiting for a sweep.
 RELIABLE = {
     "acks_late": True,
     "reject_on_worker_lost": True,

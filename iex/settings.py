@@ -323,12 +323,15 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "interval_start": 0,
         "interval_step": 0.2,
         "interval_max": 0.2,
-        # Lanes of a queue (the pipeline's fair shares): messages of priority 0 are taken before 3, 6 and 9.
+        # Lanes of a queue (the pipeline's fair shares; kombu's default, written out): priority 0 is taken first.
         "priority_steps": [0, 3, 6, 9],
     }
-    # A worker takes a message only when one of its processes is free, so the lane it takes from is decided
-    # at that moment, not when a busy merchant's messages were prefetched. (Countdowns are not held against it.)
+    # A worker takes a message only when one of its processes is free, so the lane it takes from is decided at that
+    # moment; without it, early-acknowledged tasks (jobs) are prefetched ahead. (Countdowns do not count.)
     CELERY_WORKER_DISABLE_PREFETCH = True
+    # Lost the broker connection: stop the acks_late tasks running (they run again from the start, claiming their
+    # rows), because Redis puts their messages back for another worker, which must not run them at the same time.
+    CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -346,7 +349,8 @@ CELERY_TASK_ROUTES = {
 # Recovery: the sweeper queues again what a broker outage, a lost message or a dead worker left behind.
 SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 60)
 SWEEP_AFTER_SECONDS = env_int("SWEEP_AFTER_SECONDS", 120)  # a delivery or a due transfer left waiting this long
-TRANSFER_LEASE_SECONDS = env_int("TRANSFER_LEASE_SECONDS", 900)  # running this long: its worker is gone
+# Running this long: its worker is gone. A transfer stops itself before a request after half of it.
+TRANSFER_LEASE_SECONDS = env_int("TRANSFER_LEASE_SECONDS", 900)
 RETRY_BACKOFF_SECONDS = env_int("RETRY_BACKOFF_SECONDS", 30)  # a transient failure's first wait; doubles each time
 CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},

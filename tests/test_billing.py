@@ -288,10 +288,13 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, 
     Pack.objects.update(attempted=timezone.now())
     with pytest.raises(metering.PackInFlight):
         metering.reserve(order_transfer(connected, 2))
-    # ...but the call that lost its answer is over: the next attempt asks again at once, same key and amount.
+    # ...but the call that lost its answer is over: a few seconds on, it is asked again, same key and amount.
     Pack.objects.update(attempted=asked)
-    assert asked <= timezone.now() - metering.STALE_PAYMENT
-    assert metering.reserve(transfer) == ""
+    assert asked <= timezone.now() - metering.STALE_PAYMENT + metering.ASK_AGAIN_AFTER
+    with pytest.raises(metering.PackInFlight):
+        metering.reserve(transfer)
+    with time_machine.travel(timezone.now() + metering.ASK_AGAIN_AFTER):
+        assert metering.reserve(transfer) == ""
     assert keys == [f"iex-pack-{pack.code}"] * 2
     assert Pack.objects.get().status == "paid" and Usage.objects.get().bought == 100
     customer = Subscription.of(personas.integration).stripe_customer
@@ -307,9 +310,13 @@ def test_the_pipeline_retries_a_transfer_when_stripe_cannot_be_reached(personas,
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"
     stripe_api.client.cache_clear()
     transfer = pipeline.receive(connected, "7003", "#7003", timezone.now(), {"id": 7003})
-    pipeline.process(transfer.pk)
-    transfer.refresh_from_db()
-    assert transfer.status == Status.RETRYING and "Stripe could not be reached" in transfer.reason
+    for _ in range(pipeline.MAX_ATTEMPTS + 1):
+        Pack.objects.update(attempted=timezone.now() - metering.STALE_PAYMENT)  # Stripe asked again each time
+        pipeline.process(transfer.pk)
+        transfer.refresh_from_db()
+        assert transfer.status == Status.RETRYING and "Stripe could not be reached" in transfer.reason
+    # However long Stripe is away, the order waits (its attempts do not run out) and is never created twice.
+    assert transfer.run_attempts == 0
     assert Usage.objects.get().reserved == 0 and Pack.objects.get().status == "pending"  # asked again later
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import responses
+import time_machine
 from cryptography.fernet import Fernet
 
 from connections import pipeline
@@ -204,38 +205,57 @@ def test_overdue_transfers_are_swept_back_into_the_queue(connected, monkeypatch)
     assert pipeline.sweep() == 1 and sent == [transfer.pk]
 
 
-def test_a_flood_from_one_integration_goes_into_lower_lanes_and_leaves_the_others_first(connected, personas):
+def test_a_flood_from_one_integration_goes_into_lower_lanes_and_leaves_the_others_first(
+    connected, personas, settings
+):
     """Workers take lane 0 first: the 21st transfer an integration queues in a minute waits behind everyone's
     first 20, the 201st behind those, and so on. Another integration's first transfer is still in lane 0."""
-    lanes = [pipeline.lane(connected.integration_id) for _ in range(2001)]
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
+    with time_machine.travel("2026-11-27 10:00:00+00:00", tick=False):
+        lanes = [pipeline.lane(connected.integration_id) for _ in range(2001)]
+        assert pipeline.lane(personas.other.pk) == 0
     assert lanes[:20] == [0] * 20
     assert set(lanes[20:200]) == {3} and set(lanes[200:2000]) == {6} and lanes[2000] == pipeline.LOWEST_LANE
-    assert pipeline.lane(personas.other.pk) == 0
+    with time_machine.travel("2026-11-27 10:01:00+00:00", tick=False):
+        assert pipeline.lane(connected.integration_id) == 0  # a new minute
+
+
+def test_without_redis_there_are_no_lanes(connected, settings):
+    settings.CELERY_BROKER_URL = "filesystem://"
+    assert {pipeline.lane(connected.integration_id) for _ in range(30)} == {0}
 
 
 def test_transfers_are_published_in_their_integrations_lane(
-    connected, monkeypatch, django_capture_on_commit_callbacks
+    connected, monkeypatch, django_capture_on_commit_callbacks, settings
 ):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     sent = []
     monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(priority))
-    for _ in range(20):
-        pipeline.lane(connected.integration_id)
-    with django_capture_on_commit_callbacks(execute=True):
-        receive(connected)
+    with time_machine.travel("2026-11-27 10:00:00+00:00", tick=False):
+        for _ in range(20):
+            pipeline.lane(connected.integration_id)
+        with django_capture_on_commit_callbacks(execute=True):
+            receive(connected)
     assert sent == [3]
 
 
-def test_the_sweeper_queues_a_backlog_once_and_behind_everything(connected, monkeypatch):
+def test_the_sweeper_queues_a_backlog_rarely_and_in_fair_lanes(connected, monkeypatch, settings):
     from datetime import timedelta
 
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append((pk, priority)))
-    transfer = receive(connected)
+    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(priority))
+    for n in range(25):
+        receive(connected, {**ORDER, "id": 5000 + n})
     Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
-    assert pipeline.sweep() == 1 and sent == [(transfer.pk, pipeline.LOWEST_LANE)]
-    assert pipeline.sweep() == 0  # due again from the sweep on: not queued at every sweep
+    # In lanes by their number in the integration, as if queued this minute: its first 20 in lane 0.
+    assert pipeline.sweep() == 25 and sent == [0] * 20 + [3] * 5
+    assert pipeline.sweep() == 0  # swept: not queued again at every sweep...
+    later = timezone.now() + pipeline.RESWEEP_AFTER * timedelta(seconds=settings.SWEEP_AFTER_SECONDS)
+    with time_machine.travel(later):
+        assert pipeline.sweep() == 25  # ...but now and then, in case Redis lost them
+    assert not Transfer.objects.filter(due_at__gt=timezone.now() - timedelta(minutes=3)).exists()  # due_at kept
 
 
 def test_a_transfer_whose_worker_died_runs_again_after_the_lease(connected, monkeypatch, settings):
@@ -281,3 +301,33 @@ def test_a_broker_outage_at_enqueue_time_loses_nothing(connected, caplog):
 
     pipeline.publish(DownBroker(), 42)
     assert "left to the sweeper" in caplog.text
+
+
+@responses.activate
+def test_a_transfer_stops_before_a_request_once_it_ran_half_its_lease(connected, settings):
+    """The sweeper takes a transfer running past its lease for lost: it must not still be sending by then."""
+    settings.TRANSFER_LEASE_SECONDS = 0  # every request comes too late
+    economic()
+    transfer = receive(connected)
+    pipeline.process(transfer.pk)
+    transfer.refresh_from_db()
+    assert transfer.status == "retrying"
+    assert transfer.reason == "The receiving system answered too slowly; the transfer stopped to run again"
+    assert [call.request.method for call in responses.calls if call.request.method != "GET"] == []
+
+
+def test_a_database_error_mid_transfer_is_left_for_the_task_to_run_again(connected, monkeypatch):
+    from django.db import OperationalError
+
+    from connections.systems.economic.client import EconomicClient
+
+    def lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(EconomicClient, "send_order", lost)
+    transfer = receive(connected)
+    with pytest.raises(OperationalError):
+        pipeline.process(transfer.pk, task_id="task-1")
+    # Not failed as an internal error: still running, and its task (retried under the same id) takes it over.
+    assert Transfer.objects.get().status == "running"
+    assert Transfer.claim(transfer.pk, task_id="task-1") is not None

@@ -68,6 +68,8 @@ class Transfer(models.Model):
     # When a pending or retrying transfer should run: the sweeper re-enqueues those long overdue, so a lost
     # message (broker down at enqueue time, an ETA lost with a broker) only delays a transfer.
     due_at = models.DateTimeField(default=timezone.now)
+    # When the sweeper last queued it again: a transfer waiting its turn in a backlog is not queued at every sweep.
+    swept_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         constraints = [
