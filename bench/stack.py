@@ -104,10 +104,17 @@ class Service:
                 start_new_session=True,
                 user=self.user,
             )
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if not self.running or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} did not start:\n{self.output()[-3000:]}")
+            time.sleep(0.2)
+
+    def _ready(self) -> bool:
         try:
-            wait_for(lambda: self.running and self.ready(self), timeout, f"{self.name} to start")
-        except TimeoutError:
-            raise TimeoutError(f"{self.name} did not start:\n{self.output()[-3000:]}") from None
+            return self.ready(self)
+        except Exception:
+            return False
 
     def output(self) -> str:
         """What it wrote since it was last started."""
@@ -125,16 +132,13 @@ class Service:
                 os.killpg(self.process.pid, signum)
 
     def stop(self, timeout: float = 30) -> None:
-        if not self.running:
+        if self.process is None:
             return
-        assert self.process is not None
-        os.kill(self.process.pid, self.stop_signal)  # the main process: it stops its children its own way
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait()
-        self.signal(signal.SIGKILL)  # anything it left behind
+        if self.running:
+            os.kill(self.process.pid, self.stop_signal)  # the main process: it stops its children its own way
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout)
+        self.kill()  # anything it left behind
 
     def kill(self) -> None:
         """SIGKILL to the whole group: a host or container dying, with no chance to clean up."""
@@ -168,6 +172,8 @@ class Cable:
     def unplug(self) -> None:
         with self.lock:
             if self.listener is not None:
+                with contextlib.suppress(OSError):
+                    self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() below; close() alone would not
                 self.listener.close()
                 self.listener = None
             for each in self.open:
@@ -187,6 +193,7 @@ class Cable:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)
             with self.lock:
                 if self.listener is not listener:
                     client.close()
@@ -208,6 +215,7 @@ class Cable:
                     self.open.discard(each)
                 with contextlib.suppress(OSError):
                     each.shutdown(socket.SHUT_RDWR)
+                each.close()
 
 
 class Stack:
@@ -440,6 +448,7 @@ class Stack:
             env=self.env,
             capture_output=True,
             text=True,
+            timeout=300,
         )
         if done.returncode:
             raise RuntimeError(f"{target} failed:\n{done.stderr[-3000:]}")

@@ -32,7 +32,7 @@ def told(merchant, books: Books, shop: dict, accepted: list[str]) -> None:
     """Home counts today's documents, the Log lists the latest order."""
     created = books.query(
         "SELECT count(*) FROM transferlog_transfer WHERE integration_id = %s AND status = 'created' "
-        "AND updated::date = now()::date",
+        "AND (updated AT TIME ZONE 'UTC')::date = (now() AT TIME ZONE 'UTC')::date",
         shop["id"],
     )[0][0]
     owner = merchant(shop)
@@ -55,8 +55,16 @@ def test_a_worker_killed_mid_transfer(stack, shops, books, merchant):
             output = worker.output()
             return [ref for ref, task in running if task and task in output]
 
-        killed.extend(wait_for(in_flight_here, 30, "a transfer in flight on worker 1"))
+        in_flight = wait_for(in_flight_here, 30, "a transfer in flight on worker 1")
         worker.kill()  # the whole host: pool and main process, no time to clean up
+        # Those still running now were cut off mid-transfer (one may have finished just before the kill).
+        killed.extend(
+            ref
+            for (ref,) in books.query(
+                "SELECT source_ref FROM transferlog_transfer WHERE status = 'running' AND source_ref = ANY(%s)",
+                in_flight,
+            )
+        )
         time.sleep(2)
         worker.start()  # as its supervisor would
 
@@ -68,7 +76,13 @@ def test_a_worker_killed_mid_transfer(stack, shops, books, merchant):
     attempts = dict(
         books.query("SELECT source_ref, attempts FROM transferlog_transfer WHERE source_ref = ANY(%s)", killed)
     )
-    assert set(attempts.values()) == {2}, attempts  # run again after its lease, and created once
+    assert killed and set(attempts.values()) == {2}, attempts  # run again after its lease, and created once
+    notes = books.query(
+        "SELECT note FROM transferlog_transferstate s JOIN transferlog_transfer t ON t.id = s.transfer_id "
+        "WHERE t.source_ref = %s AND s.kind = 'retrying'",
+        killed[0],
+    )
+    assert notes == [("Its worker stopped answering; run again",)]
     assert healthy(stack)
     for shop in shops[:3]:
         told(merchant, books, shop, load.accepted)
