@@ -142,7 +142,7 @@ def replaced(results: str, new: list[str], when: str) -> list[str]:
     by_script = {section.split("\n", 1)[0]: "## " + section for section in old}
     for section in new:
         script = section.split("\n", 1)[0].removeprefix("## ")
-        by_script[script] = section.replace("\n\n", f"\n\nRun again on its own, {when}: ", 1)
+        by_script[script] = section.replace("\n\n", f"\n\nRun on its own, {when}: ", 1)
     return [header.rstrip() + "\n", *by_script.values()]
 
 
