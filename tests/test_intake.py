@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from connections import intake
-from connections.models import Delivery
+from connections.models import Delivery, QueuedDrain
 from connections.systems.shopify.webhooks import signature
 from iex.celery import app as celery_app
 from transferlog.models import Transfer
@@ -157,10 +157,11 @@ def test_unknown_token_is_404_and_get_is_405(webhook):
 def test_the_sweeper_re_enqueues_deliveries_left_behind(webhook, monkeypatch):
     sent = []
     monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
-    post(webhook.source, ORDER)  # stored; its on-commit enqueue never ran (as if the broker was down)
+    post(webhook.source, ORDER)  # stored, its drain flagged; its on-commit publish never ran (as if it crashed)
     delivery = Delivery.objects.get()
     assert intake.sweep() == 0  # not waiting long enough yet
     Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=5))
+    QueuedDrain.objects.update(queued_at=timezone.now() - timedelta(minutes=5))
     call_command("sweep_inbox", "--dry-run")
     assert sent == []
     assert intake.sweep() == 1
@@ -246,8 +247,6 @@ def test_a_delivery_arriving_while_a_drain_runs_gets_a_drain_of_its_own(
 
 
 def test_deliveries_held_back_by_a_lost_drain_are_swept(webhook, drains, django_capture_on_commit_callbacks):
-    from connections.models import QueuedDrain
-
     # A drain was queued five minutes ago, then lost with the broker.
     QueuedDrain.objects.create(module=webhook.source, queued_at=timezone.now() - timedelta(minutes=5))
     with django_capture_on_commit_callbacks(execute=True):
@@ -268,10 +267,11 @@ def test_a_drain_the_broker_refused_holds_nothing_back(webhook, monkeypatch, dja
     monkeypatch.setattr(
         "connections.pipeline.publish", lambda task, pk, countdown=0, priority=0: tries.append(pk) and False
     )
-    with django_capture_on_commit_callbacks(execute=True):
-        post(webhook.source, order(1), event="evt-1")
-        post(webhook.source, order(2), event="evt-2")
+    for n in (1, 2):
+        with django_capture_on_commit_callbacks(execute=True):  # each request commits on its own
+            post(webhook.source, order(n), event=f"evt-{n}")
     assert len(tries) == 2  # the first failed, so the second tried again
+    assert not QueuedDrain.objects.exists()  # and the sweeper will queue one
 
 
 def test_valid_json_that_is_not_an_order_is_rejected_with_a_note(
@@ -288,11 +288,9 @@ def test_valid_json_that_is_not_an_order_is_rejected_with_a_note(
 
 def test_the_sweeper_leaves_a_recently_queued_drain_alone(webhook, drains):
     """Under a backlog the intake queue may be minutes behind: a drain queued since the cutoff is still coming."""
-    from connections.models import QueuedDrain
-
-    post(webhook.source, ORDER)  # stored; its on-commit enqueue never ran
+    post(webhook.source, ORDER)  # stored and its drain flagged as queued; its on-commit publish never ran
     Delivery.objects.update(received_at=timezone.now() - timedelta(minutes=5))
-    QueuedDrain.objects.create(module=webhook.source, queued_at=timezone.now() - timedelta(seconds=30))
+    QueuedDrain.objects.update(queued_at=timezone.now() - timedelta(seconds=30))
     assert intake.sweep() == 1
     assert drains == []
     QueuedDrain.objects.update(queued_at=timezone.now() - timedelta(minutes=3))
@@ -338,3 +336,16 @@ def test_handled_deliveries_go_after_30_days_and_waiting_ones_stay(webhook, caps
     assert Delivery.objects.count() == 4
     assert intake.purge_deliveries(timezone.now()) == 2
     assert set(Delivery.objects.values_list("pk", flat=True)) == {old_waiting.pk, recent.pk}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_database_dropped_is_replaced_at_the_first_query(webhook):
+    """Intake skips Django's per-request health check (a round trip): its lookup finds a dead connection itself."""
+    from django.db import connection
+
+    token = webhook.source.webhook_token
+    connection.ensure_connection()
+    connection.connection.close()  # as a database restart leaves it: Django does not know yet
+    connection.health_check_done = False  # a new request
+    assert intake._receiver(token)[0] == webhook.source.pk
+    assert connection.is_usable()
