@@ -108,3 +108,16 @@ def test_email_url_parsing():
         "secret",
     )
     assert parse_email_url("EMAIL_URL", "smtps://smtp.example")["EMAIL_USE_SSL"] is True
+
+
+def test_production_workers_keep_work_and_share_it_fairly(tmp_path):
+    """On Redis: transfers' lanes, a worker fetching only when a process is free, and acks_late tasks stopped when
+    the broker connection drops (Redis gives their messages to another worker, which must not run them alongside)."""
+    code = (
+        "from iex.celery import app; c = app.conf; "
+        "print(c.worker_disable_prefetch, c.worker_cancel_long_running_tasks_on_connection_loss, "
+        "c.broker_transport_options['priority_steps'], c.broker_transport_options['visibility_timeout'])"
+    )
+    result = manage(tmp_path, PRODUCTION, "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "True True [0, 3, 6, 9] 14400"
