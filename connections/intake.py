@@ -135,37 +135,48 @@ def _store(
     note: str,
     processed_at: Any,
 ) -> tuple[int | None, bool]:
-    """Insert the delivery and, if it waits to be processed, flag its module's drain as queued, in one statement
-    (committed on return). Returns the delivery's id (None when this module's event id was stored before) and
-    whether the flag is new: then a drain is to be published; else one is queued already and will read this one."""
+    """Insert the delivery and, if it waits to be processed, flag its module's drain as queued (committed on
+    return). Returns the delivery's id (None when this module's event id was stored before) and whether the flag is
+    new: then a drain is to be published; else one is queued already and will read this delivery."""
     now = timezone.now()
+    insert = (
+        f"INSERT INTO {Delivery._meta.db_table} (integration_id, module_id, topic, event_id, headers, body, "  # noqa: S608
+        "status, note, received_at, processed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (module_id, event_id) WHERE NOT (event_id = '') DO NOTHING RETURNING id"
+    )
+    params = [
+        integration_id,
+        module_id,
+        topic,
+        event_id,
+        json.dumps(headers),
+        body,
+        status,
+        note,
+        now,
+        processed_at,
+    ]
+    waits = status == Delivery.Status.RECEIVED
+    flag = f"INSERT INTO {QueuedDrain._meta.db_table} (module_id, queued_at)"
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH stored AS (INSERT INTO {Delivery._meta.db_table} (integration_id, module_id, topic, event_id, "  # noqa: S608
-            "headers, body, status, note, received_at, processed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (module_id, event_id) WHERE NOT (event_id = '') DO NOTHING RETURNING id), "
-            f"flagged AS (INSERT INTO {QueuedDrain._meta.db_table} (module_id, queued_at) "
-            "SELECT %s, %s WHERE %s AND EXISTS (SELECT 1 FROM stored) "
-            "ON CONFLICT (module_id) DO NOTHING RETURNING module_id) "
-            "SELECT (SELECT id FROM stored), EXISTS (SELECT 1 FROM flagged)",
-            [
-                integration_id,
-                module_id,
-                topic,
-                event_id,
-                json.dumps(headers),
-                body,
-                status,
-                note,
-                now,
-                processed_at,
-                module_id,
-                now,
-                status == Delivery.Status.RECEIVED,
-            ],
-        )
+        if connection.vendor == "postgresql":  # one statement, one round trip
+            cursor.execute(
+                f"WITH stored AS ({insert}), flagged AS ({flag} SELECT %s, %s WHERE %s AND EXISTS "  # noqa: S608
+                "(SELECT 1 FROM stored) ON CONFLICT (module_id) DO NOTHING RETURNING module_id) "
+                "SELECT (SELECT id FROM stored), EXISTS (SELECT 1 FROM flagged)",
+                [*params, module_id, now, waits],
+            )
+            delivery_id, flagged = cursor.fetchone() or (None, False)
+            return delivery_id, flagged
+        # SQLite (the embedded defaults) has no INSERT inside WITH: two statements.
+        cursor.execute(insert, params)
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else (None, False)
+        if row is None or not waits:
+            return (row[0] if row else None), False
+        cursor.execute(
+            f"{flag} VALUES (%s, %s) ON CONFLICT (module_id) DO NOTHING RETURNING module_id", [module_id, now]
+        )
+        return row[0], cursor.fetchone() is not None
 
 
 DRAIN_BATCH = 100

@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.core.management import call_command
 from django.test import Client
@@ -338,6 +339,11 @@ def test_handled_deliveries_go_after_30_days_and_waiting_ones_stay(webhook, caps
     assert set(Delivery.objects.values_list("pk", flat=True)) == {old_waiting.pk, recent.pk}
 
 
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+    reason="a server that restarts and drops its connections: PostgreSQL",
+)
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_the_database_dropped_is_replaced_at_the_first_query(webhook):
     """Intake skips Django's per-request health check (a round trip): its lookup finds a dead connection itself."""
