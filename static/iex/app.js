@@ -6,7 +6,7 @@ document.addEventListener("submit", (event) => {
   }
 });
 document.addEventListener("change", (event) => {
-  if (event.target.matches("select[data-autosubmit]")) {
+  if (event.target.matches("select[data-autosubmit], input[data-autosubmit]")) {
     event.target.form.requestSubmit();
   }
 });

@@ -59,6 +59,13 @@ def test_sign_up_invite_accept_and_deactivate(context, site, screenshot, transac
 
     owner.reload()
     expect(owner.locator("#members")).to_contain_text("bookkeeper@bikes.example")
+    # Switching a member's error emails saves at once (no button when JavaScript runs).
+    owner.get_by_label("Error emails for bookkeeper@bikes.example").uncheck()
+    expect(owner.get_by_text("bookkeeper@bikes.example will no longer get error emails.")).to_be_visible()
+    assert not integration.members.get(user__email="bookkeeper@bikes.example").error_emails
+    owner.get_by_label("Error emails for bookkeeper@bikes.example").check()
+    expect(owner.get_by_text("bookkeeper@bikes.example will get error emails.")).to_be_visible()
+    assert integration.members.get(user__email="bookkeeper@bikes.example").error_emails
     owner.once("dialog", lambda dialog: dialog.accept())
     owner.get_by_role("button", name="Deactivate integration").click()
     expect(owner.get_by_role("alert").filter(has_text="This integration is inactive")).to_be_visible()
