@@ -77,15 +77,7 @@ def reserve(transfer: Transfer) -> str:
             if isinstance(pack, str):
                 return pack
         # The pending pack is committed and the lock let go: Stripe is asked outside it.
-        try:
-            pay(pack)
-        except stripe_api.StripeError:
-            # This call is over: a create asks again soon, with the same key (Stripe answers a repeated key with its
-            # first answer), rather than after STALE_PAYMENT; meanwhile the others wait (PackInFlight).
-            Pack.objects.filter(pk=pack.pk, status=Pack.Status.PENDING).update(
-                attempted=timezone.now() - STALE_PAYMENT + ASK_AGAIN_AFTER
-            )
-            raise
+        pay_or_ask_again_soon(pack)
         if pack.status != Pack.Status.PAID:
             return f"No orders left this month; paying for an order pack failed: {pack.failure}"
     raise PackInFlight  # the packs paid were used up by other creates meanwhile: take a turn again shortly
@@ -249,6 +241,40 @@ def pay(pack: Pack) -> Pack:
     return pack
 
 
+def pay_or_ask_again_soon(pack: Pack) -> Pack:
+    """`pay`, and when Stripe's answer is lost, have the pack asked again soon rather than after STALE_PAYMENT (by
+    the next create, or by `ask_again_about_lost_payments`), with the same key: Stripe answers a repeated key with
+    its first answer. Meanwhile other creates wait (PackInFlight). Re-raises the StripeError."""
+    try:
+        return pay(pack)
+    except stripe_api.StripeError:
+        Pack.objects.filter(pk=pack.pk, status=Pack.Status.PENDING).update(
+            attempted=timezone.now() - STALE_PAYMENT + ASK_AGAIN_AFTER
+        )
+        raise
+
+
+def ask_again_about_lost_payments() -> int:
+    """Ask Stripe again, with the same key, about every pack whose payment's answer was lost and that no create has
+    asked about since (a pack bought by hand, or top-up with no orders coming). Returns how many got an answer."""
+    answered = 0
+    now = timezone.now()
+    lost = Pack.objects.filter(status=Pack.Status.PENDING, attempted__lte=now - STALE_PAYMENT)
+    for pack in lost.select_related("integration"):
+        # Claimed by moving `attempted`: a create or another sweep asking at the same time leaves it alone.
+        if not Pack.objects.filter(pk=pack.pk, status=Pack.Status.PENDING, attempted=pack.attempted).update(
+            attempted=now
+        ):
+            continue
+        try:
+            pay_or_ask_again_soon(pack)
+        except stripe_api.StripeError as exc:
+            logger.warning("Stripe still gives no answer about pack %s: %s", pack.code, exc)
+            continue
+        answered += 1
+    return answered
+
+
 def apply_payment(pack: Pack, status: str, failure: str = "", payment_intent: str = "") -> bool:
     """Move a pack to what Stripe says about its payment, never backwards (a paid pack stays paid).
     Returns True when it became paid now."""
@@ -314,7 +340,7 @@ def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID) -> Pack |
         if Pack.objects.filter(integration=integration, status=Pack.Status.PENDING).exists():
             raise PackInFlight
         pack = _new_pack(usage, sub, packs, Pack.Source.MANUAL, code)
-    return pay(pack)
+    return pay_or_ask_again_soon(pack)
 
 
 # --- releasing held transfers ------------------------------------------------------------------------------

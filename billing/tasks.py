@@ -20,3 +20,8 @@ def roll_periods() -> int:
 @shared_task
 def release_held() -> int:
     return metering.release_where_possible()
+
+
+@shared_task
+def ask_again_about_packs() -> int:
+    return metering.ask_again_about_lost_payments()

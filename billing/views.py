@@ -168,6 +168,15 @@ def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> Http
     except metering.PackInFlight:
         messages.info(request, "An order pack is being paid for right now. Look again in a moment.")
         return redirect("subscription", member.integration.number)
+    except stripe_api.StripeError as exc:
+        # The payment may have gone through: not "nothing was changed". The pack is asked about again, same key.
+        logger.warning("Stripe's answer to a pack bought by hand was lost: %s", exc)
+        messages.info(
+            request,
+            "Stripe did not confirm the payment yet. IEX asks Stripe again within a few minutes, in a way that never "
+            "charges twice; until then the pack is listed below as pending.",
+        )
+        return redirect("subscription", member.integration.number)
     if pack is None:
         messages.info(request, "That purchase was already made; nothing more was charged.")
     elif pack.status == Pack.Status.PAID:

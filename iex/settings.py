@@ -356,9 +356,11 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
     "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": float(SWEEP_INTERVAL_SECONDS)},
     "purge-transfers": {"task": "transferlog.tasks.purge_transfers", "schedule": 24 * 3600.0},
-    # Trials, downgrades and cancellations whose period has ended; held orders whose allowance is back.
+    # Trials, downgrades and cancellations whose period has ended; held orders whose allowance is back; order packs
+    # whose payment's answer was lost.
     "roll-billing-periods": {"task": "billing.tasks.roll_periods", "schedule": 3600.0},
     "release-held-transfers": {"task": "billing.tasks.release_held", "schedule": 600.0},
+    "ask-again-about-packs": {"task": "billing.tasks.ask_again_about_packs", "schedule": 60.0},
     # Error digests go out at most every 15 minutes per integration; reports once on the day they are due.
     "send-error-digests": {"task": "iex.tasks.send_error_digests", "schedule": 60.0},
     "send-status-reports": {"task": "iex.tasks.send_status_reports", "schedule": 3600.0},

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import metering, stripe_api, subscriptions
+from billing import metering, stripe_api, subscriptions, tasks
 from billing.models import Pack, Plan, StripeEvent, Subscription, Usage, month_of
 from transferlog.models import Status, Transfer
 
@@ -300,6 +300,45 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, 
     customer = Subscription.of(personas.integration).stripe_customer
     intents = stripe.v1.payment_intents.list(params={"limit": 100}).data
     assert len([i for i in intents if i.customer == customer]) == 1
+
+
+def test_a_pack_bought_by_hand_whose_answer_was_lost_is_asked_about_again(
+    personas, stripe, monkeypatch, committed
+):
+    """The owner is not told "nothing was changed" (Stripe may have charged), and the beat asks again, same key."""
+    card_on_file(personas)
+    create = stripe.v1.payment_intents.create
+    answers, keys = {}, []
+
+    def flaky_create(params, options):
+        key = options["idempotency_key"]
+        keys.append(key)
+        if key not in answers:
+            answers[key] = create(params=params, options=options)
+            raise stripe_sdk.APIConnectionError("connection reset after the charge")
+        return answers[key]
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "create", flaky_create)
+    client = personas.client(personas.owner)
+    response = client.post(url("subscription_packs", personas), {"packs": 1, "code": uuid4()}, follow=True)
+    page = response.content.decode()
+    assert "Stripe did not confirm the payment yet" in page and "Nothing was changed" not in page
+    pack = Pack.objects.get()
+    assert pack.status == "pending" and metering.usage_of(personas.integration).bought == 0
+    again = client.post(url("subscription_packs", personas), {"packs": 1, "code": uuid4()}, follow=True)
+    assert "being paid for right now" in again.content.decode() and Pack.objects.count() == 1
+    assert metering.ask_again_about_lost_payments() == 0  # asked a moment ago
+    with time_machine.travel(timezone.now() + metering.ASK_AGAIN_AFTER), committed():
+        assert tasks.ask_again_about_packs() == 1
+    pack.refresh_from_db()
+    assert pack.status == "paid" and metering.usage_of(personas.integration).bought == 100
+    assert keys == [pack.idempotency_key] * 2
+    customer = Subscription.of(personas.integration).stripe_customer
+    assert (
+        len([i for i in stripe.v1.payment_intents.list(params={"limit": 100}).data if i.customer == customer]) == 1
+    )
+    assert len([m for m in mail.outbox if m.subject.startswith("Receipt")]) == 1
+    assert metering.ask_again_about_lost_payments() == 0  # nothing pending is left
 
 
 def test_the_pipeline_retries_a_transfer_when_stripe_cannot_be_reached(personas, connected, stripe, settings):
