@@ -96,6 +96,8 @@ class Subscription(models.Model):
     stripe_subscription = models.CharField(max_length=255, blank=True)
     # Subscription item ids in Stripe: {"plan": "si_…", "<module code>": "si_…"}.
     stripe_items = models.JSONField(default=dict, blank=True)
+    # Plan changes sent to Stripe so far: part of each change's idempotency key.
+    plan_changes = models.PositiveIntegerField(default=0, editable=False)
 
     payment_method = models.CharField(max_length=255, blank=True)
     card_brand = models.CharField(max_length=20, blank=True)

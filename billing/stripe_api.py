@@ -135,7 +135,9 @@ def setup_session_card(session_id: str, customer_id: str) -> str:
     return pm if isinstance(pm, str) else field(pm, "id") or ""
 
 
-def create_subscription(customer_id: str, plan_id: str, trial_end: int | None, integration_number: str) -> tuple:
+def create_subscription(
+    customer_id: str, plan_id: str, trial_end: int | None, integration_number: str, key: str
+) -> tuple:
     """A subscription with the plan as its first item; returns (subscription id, plan item id, period end)."""
     params: dict[str, Any] = {
         "customer": customer_id,
@@ -146,7 +148,7 @@ def create_subscription(customer_id: str, plan_id: str, trial_end: int | None, i
         params["trial_end"] = trial_end
     sub = client().v1.subscriptions.create(
         params=params,
-        options={"idempotency_key": f"iex-subscription-{integration_number}-{customer_id}"},
+        options={"idempotency_key": key},
     )
     return sub.id, sub["items"].data[0].id, period_end(sub)
 
@@ -168,9 +170,14 @@ def remove_item(item_id: str) -> None:
             raise
 
 
-def change_plan(subscription_id: str, item_id: str, plan_id: str) -> str:
-    """Replace the plan item: Stripe prorates the change by default. Returns the new plan item's id."""
-    sub = client().v1.subscriptions.update(subscription_id, params={"items": [{"id": item_id, "plan": plan_id}]})
+def change_plan(subscription_id: str, item_id: str, plan_id: str, *, prorate: bool, key: str) -> str:
+    """Replace the plan item. Prorated: the difference for the rest of the period is charged at once (Stripe's
+    default). Not prorated: nothing now, the next period is billed at the new plan's price. Returns the plan item's
+    id (a new one where the API replaces the item)."""
+    params: dict[str, Any] = {"items": [{"id": item_id, "plan": plan_id}]}
+    if not prorate:
+        params["proration_behavior"] = "none"
+    sub = client().v1.subscriptions.update(subscription_id, params=params, options={"idempotency_key": key})
     for item in sub["items"].data:
         if item.plan and item.plan.id == plan_id:
             return item.id

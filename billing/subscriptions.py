@@ -56,7 +56,11 @@ def set_card(sub: Subscription, payment_method: str) -> None:
             {},
         )
     sub.save()
-    ensure_stripe_subscription(sub)
+    try:
+        ensure_stripe_subscription(sub)
+    except stripe_api.StripeError as exc:
+        # The card is on file (Stripe holds it too); the hourly roll starts the subscription when Stripe answers.
+        logger.warning("the subscription of integration %s waits to start: %s", sub.integration.number, exc)
     transaction.on_commit(lambda: release_held(sub.integration, "a new card on file"))
 
 
@@ -71,8 +75,11 @@ def ensure_stripe_subscription(sub: Subscription) -> None:
     if not sub.stripe_subscription:
         plan_id = stripe_api.ensure_plan(sub.plan.stripe_plan_id, f"IEX {sub.plan.name}", sub.plan.monthly_price)
         trial_end = int(sub.trial_ends.timestamp()) if sub.in_trial and sub.trial_ends > timezone.now() else None
+        # One subscription per card saved: asked again (the answer lost), the same key; subscribing again after a
+        # cancellation comes with a new card on file, so a new key.
+        key = f"iex-subscription-{sub.integration.number}-{sub.stripe_customer}-{sub.card_updated:%Y%m%d%H%M%S%f}"
         sub.stripe_subscription, plan_item, period_end = stripe_api.create_subscription(
-            sub.stripe_customer, plan_id, trial_end, sub.integration.number
+            sub.stripe_customer, plan_id, trial_end, sub.integration.number, key
         )
         sub.stripe_items = {"plan": plan_item}
         sub.current_period_end = sub.trial_ends if trial_end else _at(period_end)
@@ -120,30 +127,47 @@ def monthly_total(sub: Subscription) -> tuple[list[dict[str, Any]], int]:
 
 def change_plan(sub: Subscription, plan: Plan) -> str:
     """An upgrade applies at once (Stripe prorates it) and releases held orders; a downgrade waits for the end
-    of the paid period. During the trial both apply at once. Returns what happened, for the owner."""
+    of the paid period (Stripe is told now, to bill the next period at the new price and credit nothing). During
+    the trial both apply at once. Returns what happened, for the owner."""
+    downgrade_waiting = sub.next_plan is not None and bool(sub.stripe_subscription)
     if plan == sub.plan:
+        if downgrade_waiting:
+            _stripe_plan(sub, plan, prorate=False)  # the next period is billed at this plan again
         sub.next_plan = None
         sub.save(update_fields=["next_plan"])
         return f"You stay on {plan.name}."
     upgrade = plan.included_orders > sub.plan.included_orders
     if not upgrade and sub.stripe_subscription and not sub.in_trial:
+        _stripe_plan(sub, plan, prorate=False)
         sub.next_plan = plan
         sub.save(update_fields=["next_plan"])
         when = f" on {sub.current_period_end:%d %B %Y}" if sub.current_period_end else " at the end of the period"
         return f"Your plan changes to {plan.name}{when}."
+    if downgrade_waiting:
+        # Back to the plan this period was paid for first, so the upgrade is prorated from what was paid.
+        _stripe_plan(sub, sub.plan, prorate=False)
     _apply_plan(sub, plan)
     return f"Your plan is now {plan.name}."
 
 
-def _apply_plan(sub: Subscription, plan: Plan) -> None:
-    if sub.stripe_subscription:
-        plan_id = stripe_api.ensure_plan(plan.stripe_plan_id, f"IEX {plan.name}", plan.monthly_price)
-        sub.stripe_items = {
-            **sub.stripe_items,
-            "plan": stripe_api.change_plan(sub.stripe_subscription, sub.stripe_items["plan"], plan_id),
-        }
+def _stripe_plan(sub: Subscription, plan: Plan, *, prorate: bool) -> None:
+    """Put the Stripe subscription on `plan`. The key is built from our row: a call whose answer was lost is sent
+    again with the same key, and a later change (`plan_changes` moved on) gets a new one."""
+    plan_id = stripe_api.ensure_plan(plan.stripe_plan_id, f"IEX {plan.name}", plan.monthly_price)
+    key = f"iex-plan-{sub.integration.number}-{sub.plan_changes}-{plan.code}-{'now' if prorate else 'next'}"
+    item = stripe_api.change_plan(
+        sub.stripe_subscription, sub.stripe_items["plan"], plan_id, prorate=prorate, key=key
+    )
+    sub.stripe_items = {**sub.stripe_items, "plan": item}
+    sub.plan_changes += 1
+    sub.save(update_fields=["stripe_items", "plan_changes"])
+
+
+def _apply_plan(sub: Subscription, plan: Plan, *, stripe_told: bool = False) -> None:
+    if sub.stripe_subscription and not stripe_told:
+        _stripe_plan(sub, plan, prorate=True)
     sub.plan, sub.next_plan = plan, None
-    sub.save(update_fields=["plan", "next_plan", "stripe_items"])
+    sub.save(update_fields=["plan", "next_plan"])
     with transaction.atomic():
         # This month keeps what it was sold (a downgrade counts from next month); an upgrade adds at once.
         usage = usage_of(sub.integration, lock=True)
@@ -185,27 +209,46 @@ def end(sub: Subscription, why: str) -> None:
 
 
 def roll_periods(now: datetime | None = None) -> int:
-    """Hourly: end trials without a card, apply downgrades and cancellations whose period has ended."""
+    """Hourly: start the Stripe subscriptions a saved card is still waiting for, end trials without a card, apply
+    downgrades and cancellations whose period has ended. A subscription Stripe fails on waits for the next hour;
+    the others go on. Returns how many were rolled."""
     now = now or timezone.now()
+    live = Subscription.objects.exclude(status=Subscription.Status.CANCELED).select_related("integration", "plan")
+    steps = [
+        (live.exclude(payment_method="").filter(stripe_subscription=""), ensure_stripe_subscription),
+        (live.filter(status=Subscription.Status.TRIALING, trial_ends__lt=now), _end_trial),
+        (live.filter(current_period_end__lt=now).select_related("next_plan"), _end_period),
+    ]
     done = 0
-    for sub in Subscription.objects.filter(status=Subscription.Status.TRIALING, trial_ends__lt=now):
-        done += 1
-        if sub.has_card and sub.stripe_subscription:
-            sub.status = Subscription.Status.ACTIVE
-            sub.save(update_fields=["status"])
-            refresh_from_stripe(sub)
-        else:
-            end(sub, "the trial has ended and there is no card on file")
-    ended = Subscription.objects.exclude(status=Subscription.Status.CANCELED).filter(current_period_end__lt=now)
-    for sub in ended.select_related("plan", "next_plan"):
-        done += 1
-        if sub.cancel_at_period_end:
-            end(sub, "the subscription was cancelled and its period has ended")
-            continue
-        if sub.next_plan:
-            _apply_plan(sub, sub.next_plan)
-        refresh_from_stripe(sub)
+    for subs, step in steps:
+        for sub in subs:
+            try:
+                step(sub)
+            except stripe_api.StripeError as exc:
+                logger.warning(
+                    "Stripe failed on the subscription of integration %s: %s", sub.integration.number, exc
+                )
+            else:
+                done += 1
     return done
+
+
+def _end_trial(sub: Subscription) -> None:
+    if not sub.has_card:
+        end(sub, "the trial has ended and there is no card on file")
+        return
+    sub.status = Subscription.Status.ACTIVE
+    sub.save(update_fields=["status"])
+    refresh_from_stripe(sub)
+
+
+def _end_period(sub: Subscription) -> None:
+    if sub.cancel_at_period_end:
+        end(sub, "the subscription was cancelled and its period has ended")
+        return
+    if sub.next_plan:
+        _apply_plan(sub, sub.next_plan, stripe_told=True)  # told when the downgrade was asked for
+    refresh_from_stripe(sub)
 
 
 def refresh_from_stripe(sub: Subscription) -> None:

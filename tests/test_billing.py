@@ -8,6 +8,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime, timedelta
+from unittest.mock import Mock
 from uuid import uuid4
 
 import pytest
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from billing import metering, stripe_api, subscriptions, tasks
 from billing.models import Pack, Plan, StripeEvent, Subscription, Usage, month_of
+from iex.models import Integration
 from transferlog.models import Status, Transfer
 
 pytestmark = pytest.mark.django_db
@@ -494,24 +496,114 @@ def test_an_upgrade_applies_at_once_and_releases_held_transfers(personas, connec
     assert Transfer.objects.get(pk=held.pk).status == Status.PENDING
 
 
-def test_a_downgrade_waits_for_the_end_of_the_paid_period(personas, stripe):
+@pytest.fixture
+def plan_updates(stripe, monkeypatch):
+    """Stripe's subscription updates, recorded. localstripe predates `proration_behavior`: the fake keeps Stripe's
+    answer (the item on the new plan) and leaves the parameter out of what it forwards."""
+    update, calls = stripe.v1.subscriptions.update, []
+
+    def recording_update(subscription_id, params, options=None):
+        calls.append((dict(params), options))
+        forwarded = {k: v for k, v in params.items() if k != "proration_behavior"}
+        return update(subscription_id, params=forwarded, options=options)
+
+    monkeypatch.setattr(stripe.v1.subscriptions, "update", recording_update)
+    return calls
+
+
+def stripe_plan(stripe, sub):
+    return stripe.v1.subscriptions.retrieve(sub.stripe_subscription)["items"].data[0].plan.id
+
+
+def choose_plan(personas, code):
+    response = personas.client(personas.owner).post(
+        url("subscription_plan", personas), {"plan": Plan.objects.get(code=code).pk}, follow=True
+    )
+    return response.content.decode()
+
+
+def test_a_downgrade_waits_for_the_end_of_the_paid_period(personas, stripe, plan_updates):
+    """Stripe is told at once to bill the next period at the lower price, with nothing prorated: the period paid
+    for is neither credited nor billed again at the old price."""
     sub = card_on_file(personas)
     sub.status = "active"
     sub.save()
-    client = personas.client(personas.owner)
-    response = client.post(
-        url("subscription_plan", personas), {"plan": Plan.objects.get(code="basic").pk}, follow=True
-    )
-    assert "Your plan changes to Basic on" in response.content.decode()
+    assert "Your plan changes to Basic on" in choose_plan(personas, "basic")
     sub.refresh_from_db()
     assert (sub.plan.code, sub.next_plan.code) == ("standard", "basic")
+    [(params, options)] = plan_updates
+    assert params["proration_behavior"] == "none"
+    assert options["idempotency_key"] == f"iex-plan-{personas.integration.number}-0-basic-next"
+    assert stripe_plan(stripe, sub) == "iex-plan-basic-19900"
     subscriptions.roll_periods(sub.current_period_end + timedelta(minutes=1))
     sub.refresh_from_db()
     assert (sub.plan.code, sub.next_plan) == ("basic", None)
-    assert (
-        stripe.v1.subscriptions.retrieve(sub.stripe_subscription)["items"].data[0].plan.id
-        == "iex-plan-basic-19900"
+    assert len(plan_updates) == 1  # nothing more to tell Stripe when the period ends
+    assert stripe_plan(stripe, sub) == "iex-plan-basic-19900"
+
+
+def test_a_downgrade_taken_back_or_overtaken_by_an_upgrade_bills_from_what_was_paid(
+    personas, stripe, plan_updates
+):
+    sub = card_on_file(personas)
+    sub.status = "active"
+    sub.save()
+    choose_plan(personas, "basic")
+    assert "You stay on Standard." in choose_plan(personas, "standard")
+    sub.refresh_from_db()
+    assert sub.next_plan is None and stripe_plan(stripe, sub) == "iex-plan-standard-49900"
+    assert [p.get("proration_behavior") for p, _ in plan_updates] == ["none", "none"]
+    plan_updates.clear()
+    choose_plan(personas, "basic")
+    assert "Your plan is now Premium." in choose_plan(personas, "premium")
+    sub.refresh_from_db()
+    assert (sub.plan.code, sub.next_plan) == ("premium", None)
+    # Back to Standard (paid for) without proration, then Standard to Premium prorated.
+    assert [(p["items"][0]["plan"], p.get("proration_behavior")) for p, _ in plan_updates] == [
+        ("iex-plan-basic-19900", "none"),
+        ("iex-plan-standard-49900", "none"),
+        ("iex-plan-premium-149900", None),
+    ]
+    assert len({o["idempotency_key"] for _, o in plan_updates}) == 3
+    assert stripe_plan(stripe, sub) == "iex-plan-premium-149900"
+
+
+def test_a_card_saved_while_stripe_fails_to_subscribe_is_kept_and_subscribed_by_the_hourly_roll(
+    personas, stripe, monkeypatch, committed
+):
+    create = stripe.v1.subscriptions.create
+    monkeypatch.setattr(
+        stripe.v1.subscriptions, "create", Mock(side_effect=stripe_sdk.APIConnectionError("Stripe is away"))
     )
+    sub = card_on_file(personas)
+    assert sub.has_card and not sub.stripe_subscription
+    page = personas.client(personas.owner).get(url("subscription", personas)).content.decode()
+    assert "ending in 4242" in page
+    monkeypatch.setattr(stripe.v1.subscriptions, "create", create)
+    with committed():
+        assert subscriptions.roll_periods(sub.trial_ends + timedelta(hours=1)) == 2  # subscribed, trial ended
+    sub.refresh_from_db()
+    personas.integration.refresh_from_db()
+    assert sub.stripe_subscription and sub.status == "active" and personas.integration.active
+    assert not [m for m in mail.outbox if "deactivated" in m.subject]
+
+
+def test_the_hourly_roll_goes_on_past_a_subscription_stripe_fails_on(personas, stripe, monkeypatch, committed):
+    from tests.conftest import make_user
+
+    failing = card_on_file(personas)  # first in line: its trial ends, and Stripe fails when it is read again
+    other = Integration.create_for(make_user("other@shop.example"), "Other Shop")  # its trial ends, no card
+    Subscription.objects.filter(pk__in=[failing.pk, Subscription.of(other).pk]).update(
+        trial_ends=timezone.now() - timedelta(hours=2)
+    )
+    monkeypatch.setattr(
+        subscriptions, "refresh_from_stripe", Mock(side_effect=stripe_sdk.APIConnectionError("Stripe is away"))
+    )
+    with committed():
+        assert subscriptions.roll_periods() == 1
+    other.refresh_from_db()
+    personas.integration.refresh_from_db()
+    assert not other.active and personas.integration.active
 
 
 def test_cancel_at_period_end_deactivates_and_tells_the_owners(personas, stripe, committed):
