@@ -19,6 +19,7 @@ import logging
 import uuid
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -137,13 +138,15 @@ def _notify_usage(usage: Usage, percent: int) -> None:
     )
 
 
-def notify(integration: Integration, subject: str, paragraphs: list[str], link_label: str = "") -> None:
+def notify(
+    integration: Integration, subject: str, paragraphs: list[str], link_label: str = "", anchor: str = ""
+) -> None:
     """Email the owners about billing, once the transaction commits, with a link to the Subscription page."""
     context = {
         "integration": integration,
         "subject": subject,
         "paragraphs": paragraphs,
-        "link": reverse("subscription", args=[integration.number]),
+        "link": reverse("subscription", args=[integration.number]) + anchor,
         "link_label": link_label or "Open the Subscription page",
     }
     transaction.on_commit(lambda: emails.send("billing_notice", integration.owner_emails(), context))
@@ -222,8 +225,10 @@ def _new_pack(usage: Usage, sub: Subscription, packs: int, source: str, code: uu
 
 
 def pay(pack: Pack) -> Pack:
-    """Ask Stripe to charge the card on file for a pending pack, off-session, with the pack's own key, and take
-    the answer. Raises StripeError when the answer was lost: the pack stays pending, to be asked again."""
+    """Ask Stripe to charge the card on file for a pending pack, with the pack's own key, and take the answer.
+    Automatic packs are paid off-session (nobody is there); a pack bought by hand on-session: a bank asking the card
+    holder to confirm leaves its page in `pack.bank_url`. Raises StripeError when the answer was lost: the pack stays
+    pending, to be asked again."""
     integration = pack.integration
     sub = Subscription.of(integration)
     payment = stripe_api.charge(
@@ -234,10 +239,35 @@ def pay(pack: Pack) -> Pack:
         f"IEX: {pack.orders} orders for integration no. {integration.number}, {pack.month:%B %Y}",
         pack.idempotency_key,
         {"integration": integration.number, "pack": str(pack.code)},
+        back_from_bank(pack) if pack.source == Pack.Source.MANUAL else "",
     )
-    apply_payment(pack, payment.status, payment.message, payment.payment_intent)
+    return _take(pack, payment)
+
+
+def back_from_bank(pack: Pack) -> str:
+    """Where the bank sends the card holder back to; the same for every attempt (part of the keyed request)."""
+    path = reverse("subscription_pack_back", args=[pack.integration.number, pack.code])
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def confirm(pack: Pack) -> Pack:
+    """The owner confirms, on-session, a pack's payment the bank wanted the card holder for."""
+    sub = Subscription.of(pack.integration)
+    return _take(pack, stripe_api.confirm(pack.payment_intent, sub.payment_method, back_from_bank(pack)))
+
+
+def take_back_from_bank(pack: Pack) -> Pack:
+    """The card holder is back from their bank: read the payment again and take what Stripe says."""
+    return _take(pack, stripe_api.payment_of(stripe_api.retrieve_payment_intent(pack.payment_intent)))
+
+
+def _take(pack: Pack, payment: stripe_api.Payment) -> Pack:
+    integration = pack.integration
+    # The owner on their way to their bank is not emailed that the payment failed.
+    apply_payment(pack, payment.status, payment.message, payment.payment_intent, tell_owners=not payment.bank_url)
     pack.refresh_from_db()
     pack.integration = integration
+    pack.bank_url = payment.bank_url
     return pack
 
 
@@ -275,7 +305,9 @@ def ask_again_about_lost_payments() -> int:
     return answered
 
 
-def apply_payment(pack: Pack, status: str, failure: str = "", payment_intent: str = "") -> bool:
+def apply_payment(
+    pack: Pack, status: str, failure: str = "", payment_intent: str = "", *, tell_owners: bool = True
+) -> bool:
     """Move a pack to what Stripe says about its payment, never backwards (a paid pack stays paid).
     Returns True when it became paid now."""
     integration = pack.integration
@@ -303,15 +335,22 @@ def apply_payment(pack: Pack, status: str, failure: str = "", payment_intent: st
         pack.save(update_fields=["status", "failure", "payment_intent"])
         problem = f"Paying for an order pack failed: {pack.failure}"
         Subscription.objects.filter(pk=sub.pk).update(payment_problem=problem[:300])
+        if not tell_owners:
+            return False
+        confirm = pack.status == Pack.Status.ACTION_REQUIRED
         notify(
             integration,
             f"Payment for an order pack failed: orders for {integration.name} are held",
             [
                 f"We tried to buy {pack.orders} more orders for {integration.name} (no. {integration.number}) "
                 f"for {pack.amount_display} with your card, and the payment did not go through: {pack.failure}.",
-                "New orders are held, not lost. Update the card or buy a pack by hand, and they are transferred.",
+                "New orders are held, not lost. Confirm the payment with your bank, update the card or buy a pack "
+                "by hand, and they are transferred."
+                if confirm
+                else "New orders are held, not lost. Update the card or buy a pack by hand, and they are transferred.",
             ],
-            "Update the card or buy orders",
+            "Confirm the payment" if confirm else "Update the card or buy orders",
+            "#buy",
         )
     return False
 
@@ -331,7 +370,8 @@ def _receipt(pack: Pack) -> None:
 
 
 def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID) -> Pack | None:
-    """The owner buys packs. `code` is the token of the form that asked: sent twice, it buys once (None)."""
+    """The owner buys packs, on-session. `code` is the token of the form that asked: sent twice, it buys once
+    (None)."""
     sub = Subscription.of(integration)
     with transaction.atomic():
         usage = usage_of(integration, lock=True)

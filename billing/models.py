@@ -213,6 +213,7 @@ class Pack(models.Model):
     # When Stripe was last asked: a pending pack not asked for a while is asked again, with the same key.
     attempted = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
+    bank_url = ""  # not stored: the bank's page, when it asks the card holder to confirm this payment now
 
     class Meta:
         ordering = ["-created"]

@@ -7,6 +7,7 @@ In development and tests STRIPE_API_BASE points the SDK at localstripe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -214,36 +215,62 @@ def retrieve_payment_intent(payment_intent_id: str) -> Any:
 
 @dataclass(frozen=True)
 class Payment:
-    status: str  # "paid", "failed" or "action_required"
+    status: str  # "paid", "failed", "action_required" or "pending"
     payment_intent: str = ""
     message: str = ""
+    bank_url: str = ""  # on-session: the bank's page where the card holder confirms, then comes back
+
+
+ASKS_THE_HOLDER = "The bank asks the card holder to confirm the payment"
 
 
 def charge(
-    customer_id: str, payment_method: str, amount: int, description: str, key: str, metadata: dict
+    customer_id: str,
+    payment_method: str,
+    amount: int,
+    description: str,
+    key: str,
+    metadata: dict,
+    return_url: str = "",
 ) -> Payment:
-    """Charge the card on file off-session. Declines and cards needing their holder are answers, not errors;
+    """Charge the card on file. Without `return_url` off-session (automatic top-up: nobody is there to confirm);
+    with it on-session (the owner is buying): a bank that asks the card holder to confirm gives a page to send them
+    to, and they come back to `return_url`. Declines and cards needing their holder are answers, not errors;
     a network failure after the SDK's retries raises StripeError (the caller retries with the same key)."""
+    params: dict[str, Any] = {
+        "amount": amount,
+        "currency": "dkk",
+        "customer": customer_id,
+        "payment_method": payment_method,
+        "confirm": True,
+        "metadata": {**metadata, "description": description},
+    }
+    if not return_url:
+        params["off_session"] = True
+    elif not is_local_fake():  # localstripe predates return_url (and has no 3-D Secure)
+        params["return_url"] = return_url
+    return _answer(lambda: client().v1.payment_intents.create(params=params, options={"idempotency_key": key}))
+
+
+def confirm(payment_intent_id: str, payment_method: str, return_url: str) -> Payment:
+    """Confirm, on-session, a payment the bank wanted the card holder for. A payment intent succeeds once at most,
+    so confirming twice never charges twice."""
+    params = {"payment_method": payment_method}
+    if not is_local_fake():
+        params["return_url"] = return_url
+    return _answer(lambda: client().v1.payment_intents.confirm(payment_intent_id, params=params))
+
+
+def _answer(call: Callable[[], Any]) -> Payment:
     try:
-        intent = client().v1.payment_intents.create(
-            params={
-                "amount": amount,
-                "currency": "dkk",
-                "customer": customer_id,
-                "payment_method": payment_method,
-                "off_session": True,
-                "confirm": True,
-                "metadata": {**metadata, "description": description},
-            },
-            options={"idempotency_key": key},
-        )
+        intent = call()
     except stripe.CardError as exc:
         error = exc.error
         intent_id = ""
         if error is not None and error.payment_intent is not None:
             intent_id = error.payment_intent.id
         if exc.code == "authentication_required":
-            return Payment("action_required", intent_id, "The bank asks the card holder to confirm the payment")
+            return Payment("action_required", intent_id, ASKS_THE_HOLDER)
         return Payment("failed", intent_id, exc.user_message or str(exc.code or "The card was declined"))
     except (stripe.APIConnectionError, stripe.RateLimitError):
         raise  # no answer (or not yet): ask again later with the same key
@@ -258,7 +285,9 @@ def payment_of(intent: Any) -> Payment:
     if status == "succeeded":
         return Payment("paid", intent_id)
     if status in ("requires_action", "requires_confirmation"):
-        return Payment("action_required", intent_id, "The bank asks the card holder to confirm the payment")
+        next_action = field(intent, "next_action") or {}
+        bank_url = field(field(next_action, "redirect_to_url") or {}, "url") or ""
+        return Payment("action_required", intent_id, ASKS_THE_HOLDER, bank_url)
     if status == "processing":
         return Payment("pending", intent_id)
     error = field(intent, "last_payment_error") or {}

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
@@ -179,13 +179,61 @@ def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> Http
         return redirect("subscription", member.integration.number)
     if pack is None:
         messages.info(request, "That purchase was already made; nothing more was charged.")
-    elif pack.status == Pack.Status.PAID:
+        return redirect("subscription", member.integration.number)
+    return _paid_or_to_the_bank(request, pack)
+
+
+def _paid_or_to_the_bank(request: AuthedRequest, pack: Pack) -> HttpResponse:
+    """After a pack's payment: to the bank's page when it asks the card holder, else back, saying how it went."""
+    if pack.bank_url:
+        return redirect(pack.bank_url)
+    if pack.status == Pack.Status.PAID:
         messages.success(
             request, f"Bought {pack.orders} orders for {pack.amount_display} A receipt is on its way."
         )
+    elif pack.status == Pack.Status.ACTION_REQUIRED:
+        messages.error(
+            request, "Your bank did not confirm the payment. Nothing was charged; confirm it again below."
+        )
     else:
         messages.error(request, f"The payment did not go through: {pack.failure}. Nothing was charged.")
-    return redirect("subscription", member.integration.number)
+    return redirect(reverse("subscription", args=[pack.integration.number]) + "#buy")
+
+
+@login_required
+@require_POST
+def confirm_pack(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """The owner confirms a pack's payment that their bank asked them for (off-session it could not)."""
+    member = get_member_owner(request, number)
+    pack = get_object_or_404(
+        Pack.objects.select_related("integration"),
+        integration=member.integration,
+        code=code,
+        status=Pack.Status.ACTION_REQUIRED,
+    )
+    try:
+        pack = metering.confirm(pack)
+    except stripe_api.StripeError as exc:
+        logger.warning("confirming pack %s: %s", pack.code, exc)
+        messages.error(request, "Stripe could not be reached. Nothing was charged; please try again.")
+        return redirect("subscription", number)
+    return _paid_or_to_the_bank(request, pack)
+
+
+@login_required
+@require_GET
+def pack_back(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """Back from the bank's page: Stripe says how the payment went (the address is never trusted on its own)."""
+    member = get_member_owner(request, number)
+    pack = get_object_or_404(Pack.objects.select_related("integration"), integration=member.integration, code=code)
+    if pack.payment_intent and pack.status != Pack.Status.PAID:
+        try:
+            pack = metering.take_back_from_bank(pack)
+        except stripe_api.StripeError as exc:
+            logger.warning("reading pack %s back from the bank: %s", pack.code, exc)
+            messages.info(request, "Stripe could not be reached to say how the payment went. Look again shortly.")
+            return redirect("subscription", number)
+    return _paid_or_to_the_bank(request, pack)
 
 
 @_owner_action

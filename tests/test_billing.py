@@ -408,6 +408,100 @@ def test_a_card_needing_authentication_holds_and_the_paid_webhook_releases(
     assert Pack.objects.get().status == "paid" and Usage.objects.get().bought == 100
 
 
+def bank_asks(intent_id, url="https://bank.example/3ds/abc"):
+    """A payment intent whose bank asks the card holder to confirm (localstripe has no 3-D Secure)."""
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "status": "requires_action",
+        "next_action": {"type": "redirect_to_url", "redirect_to_url": {"url": url}},
+    }
+
+
+def test_a_pack_bought_by_hand_goes_to_the_bank_when_it_asks_and_is_paid_when_back(
+    personas, stripe, monkeypatch, committed
+):
+    card_on_file(personas)
+    monkeypatch.setattr(stripe_api, "is_local_fake", lambda: False)  # Stripe itself: 3-D Secure, return_url
+    sent = []
+
+    def create(params, options):
+        sent.append((params, options))
+        return bank_asks("pi_3ds")
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "create", create)
+    client = personas.client(personas.owner)
+    response = client.post(url("subscription_packs", personas), {"packs": 1, "code": uuid4()})
+    assert response.status_code == 302 and response["Location"] == "https://bank.example/3ds/abc"
+    pack = Pack.objects.get()
+    [(params, options)] = sent
+    # On-session: the bank may ask the owner, who is here; they come back to this pack's own address.
+    assert "off_session" not in params and options["idempotency_key"] == pack.idempotency_key
+    back = reverse("subscription_pack_back", args=[personas.integration.number, pack.code])
+    assert params["return_url"].endswith(back)
+    assert pack.status == "action_required" and not [m for m in mail.outbox if "failed" in m.subject]
+
+    monkeypatch.setattr(stripe_api, "retrieve_payment_intent", lambda _id: {"id": _id, "status": "succeeded"})
+    with committed():
+        page = client.get(back, follow=True).content.decode()
+    assert "Bought 100 orders" in page
+    pack.refresh_from_db()
+    assert pack.status == "paid" and metering.usage_of(personas.integration).bought == 100
+    assert len([m for m in mail.outbox if m.subject.startswith("Receipt")]) == 1
+    client.get(back)  # a reload buys nothing more
+    assert metering.usage_of(personas.integration).bought == 100
+    assert len([m for m in mail.outbox if m.subject.startswith("Receipt")]) == 1
+
+
+def test_an_automatic_pack_the_bank_asks_for_is_confirmed_by_the_owner_from_the_email(
+    personas, connected, stripe, monkeypatch, committed
+):
+    card_on_file(personas)
+    monkeypatch.setattr(stripe_api, "is_local_fake", lambda: False)  # Stripe itself: 3-D Secure, return_url
+    use_up(personas.integration, used=1000)
+
+    def needs_authentication(params, options):
+        assert params["off_session"] is True  # nobody is there to confirm
+        raise stripe_sdk.CardError(
+            "This payment requires authentication", None, "authentication_required",
+            json_body={"error": {"code": "authentication_required", "payment_intent": {"id": "pi_auto"}}},
+        )  # fmt: skip
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "create", needs_authentication)
+    with committed():
+        assert "The bank asks the card holder" in metering.reserve(order_transfer(connected))
+    pack = Pack.objects.get()
+    email = next(m for m in mail.outbox if m.subject.startswith("Payment for an order pack failed"))
+    assert (
+        "Confirm the payment" in email.body and f"/i/{personas.integration.number}/subscription/#buy" in email.body
+    )
+    held = order_transfer(connected, 2)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+
+    confirm_url = reverse("subscription_pack_confirm", args=[personas.integration.number, pack.code])
+    for other in (personas.admin, personas.viewer):
+        assert personas.client(other).post(confirm_url).status_code == 403
+    owner = personas.client(personas.owner)
+    assert "Confirm payment" in owner.get(url("subscription", personas)).content.decode()
+    confirmed = []
+
+    def confirm(intent_id, params):
+        confirmed.append((intent_id, params))
+        return bank_asks(intent_id, "https://bank.example/3ds/auto")
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "confirm", confirm)
+    response = owner.post(confirm_url)
+    assert response.status_code == 302 and response["Location"] == "https://bank.example/3ds/auto"
+    assert confirmed[0][0] == "pi_auto" and confirmed[0][1]["return_url"].endswith(f"/packs/{pack.code}/back/")
+
+    monkeypatch.setattr(stripe_api, "retrieve_payment_intent", lambda _id: {"id": _id, "status": "succeeded"})
+    with committed():
+        owner.get(reverse("subscription_pack_back", args=[personas.integration.number, pack.code]))
+    pack.refresh_from_db()
+    assert pack.status == "paid" and Transfer.objects.get(pk=held.pk).status == Status.PENDING
+    assert owner.post(confirm_url).status_code == 404  # paid: nothing left to confirm
+
+
 def test_stripe_webhooks_need_a_valid_signature(client, db):
     body = json.dumps({"id": "evt_x", "type": "invoice.paid", "data": {"object": {}}}).encode()
     response = client.post(

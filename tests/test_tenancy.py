@@ -6,7 +6,9 @@ here without anyone writing a test for it.
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
+from billing.models import Pack, month_of
 from connections.models import Connection, Module
 from iex.models import Role
 from scheduling.models import Job
@@ -41,7 +43,12 @@ def objects(personas, invitation):
         entity="orders",
         source_ref="1",
     )
+    pack = Pack.objects.create(
+        integration=personas.integration, month=month_of(timezone.now()), orders=100, amount=7900,
+        source="automatic", status="action_required", payment_intent="pi_tenancy",
+    )  # fmt: skip
     return {
+        "subscription_pack_": pack.code,
         "transfer_": transfer.code,
         "job_": personas.integration.jobs.first().code,
         "member_": personas.member(personas.viewer).code,
@@ -89,6 +96,7 @@ def test_outsider_gets_404_on_every_tenant_url(personas, invitation, objects, me
     assert personas.integration.modules.count() == 2
     assert not personas.integration.connections.filter(active=True).exists()
     assert personas.integration.transfers.get().status == "failed"  # not retried by an outsider
+    assert Pack.objects.get().status == "action_required"  # not confirmed by an outsider
     assert not personas.integration.invitations.filter(email="x@evil.example").exists()
 
 
