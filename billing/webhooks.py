@@ -24,8 +24,10 @@ logger = logging.getLogger(__name__)
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     try:
         event = stripe_api.construct_event(request.body, request.headers.get("Stripe-Signature", ""))
-    except (ValueError, stripe.SignatureVerificationError):
-        return HttpResponse("bad signature or payload", status=400, content_type="text/plain")
+    except stripe.SignatureVerificationError:
+        return HttpResponse("Invalid signature\n", status=401, content_type="text/plain")
+    except ValueError:
+        return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
     with transaction.atomic():
         _, new = StripeEvent.objects.get_or_create(event_id=event.id, defaults={"type": event.type})
         if new:

@@ -507,8 +507,13 @@ def test_stripe_webhooks_need_a_valid_signature(client, db):
     response = client.post(
         reverse("stripe_webhook"), body, content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(body, "wrong")
     )
-    assert response.status_code == 400 and not StripeEvent.objects.exists()
-    assert client.post(reverse("stripe_webhook"), b"{", content_type="application/json").status_code == 400
+    assert response.status_code == 401 and not StripeEvent.objects.exists()
+    unsigned = client.post(reverse("stripe_webhook"), b"{", content_type="application/json")
+    assert unsigned.status_code == 401 and not StripeEvent.objects.exists()
+    broken = client.post(
+        reverse("stripe_webhook"), b"{", content_type="application/json", HTTP_STRIPE_SIGNATURE=sign(b"{")
+    )
+    assert broken.status_code == 400 and not StripeEvent.objects.exists()
 
 
 def test_invoice_paid_reads_the_subscription_again_and_never_moves_its_period_back(personas, monkeypatch, client):
