@@ -779,6 +779,11 @@ def test_usage_report_prints_each_integration(personas, connected, capsys):
     assert "usage_report: " in out and "used 12, held 1" in out
     call_command("usage_report", "--month", "2020-01")
     assert "0 integrations" in capsys.readouterr().out
+    # A past month counts the orders held that were received in it, not those held today.
+    last = month_of(timezone.now() - timedelta(days=31))
+    Usage.objects.create(integration=personas.integration, month=last, included=1000, used=1000)
+    call_command("usage_report", "--month", f"{last:%Y-%m}")
+    assert "used 1000, held 0" in capsys.readouterr().out
     with pytest.raises(Exception, match="YYYY-MM"):
         call_command("usage_report", "--month", "jan")
 

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Count, Q
@@ -9,7 +9,7 @@ from transferlog.models import Status
 
 
 class Command(BaseCommand):
-    help = "Print the orders of each integration in a month: included, bought, used and held."
+    help = "Print the orders of each integration in a month: included, bought, used and held (received that month)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
@@ -22,10 +22,17 @@ class Command(BaseCommand):
                 month = date(year, number, 1)
             except ValueError as exc:
                 raise CommandError(f"--month must be YYYY-MM, got {options['month']!r}") from exc
+        start = datetime(month.year, month.month, 1, tzinfo=UTC)
+        end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+        held = Q(
+            integration__transfers__status=Status.HELD,
+            integration__transfers__created__gte=start,
+            integration__transfers__created__lt=end,
+        )
         rows = (
             Usage.objects.filter(month=month)
             .select_related("integration")
-            .annotate(held=Count("integration__transfers", filter=Q(integration__transfers__status=Status.HELD)))
+            .annotate(held=Count("integration__transfers", filter=held))
             .order_by("integration__number")
         )
         self.stdout.write(
