@@ -166,6 +166,30 @@ def test_a_pack_bought_by_hand_grows_the_allowance_and_a_second_submit_buys_noth
     assert len(receipts) == 1 and "158.00 kr." in receipts[0].body and receipts[0].to == ["owner@shop.example"]
 
 
+def test_the_owner_sees_stripes_invoices_with_links_to_open_and_download(personas, stripe, monkeypatch):
+    """localstripe makes no invoices for a trial: Stripe's answer is faked, shaped as its API documents it."""
+    card_on_file(personas)
+    invoice = {
+        "id": "in_1", "object": "invoice", "number": "IEX-0001", "created": 1_795_000_000, "total": 69800,
+        "status": "paid", "hosted_invoice_url": "https://invoice.stripe.com/i/acct_1/test_1",
+        "invoice_pdf": "https://pay.stripe.com/invoice/acct_1/test_1/pdf",
+    }  # fmt: skip
+    asked = []
+
+    def invoices(params):
+        asked.append(params)
+        return stripe_sdk.ListObject.construct_from({"object": "list", "data": [invoice]}, "sk_test")
+
+    monkeypatch.setattr(stripe.v1.invoices, "list", invoices)
+    page = personas.client(personas.owner).get(url("subscription", personas)).content.decode()
+    assert asked[0]["customer"] == Subscription.of(personas.integration).stripe_customer
+    assert "IEX-0001" in page and "698.00 kr." in page and "Paid" in page
+    assert 'href="https://invoice.stripe.com/i/acct_1/test_1"' in page
+    assert 'href="https://pay.stripe.com/invoice/acct_1/test_1/pdf"' in page
+    viewer = personas.client(personas.viewer).get(url("subscription", personas)).content.decode()
+    assert "IEX-0001" not in viewer  # invoices are the owners'
+
+
 def test_without_a_card_buying_is_refused_with_a_reason(personas, stripe):
     response = personas.client(personas.owner).post(
         url("subscription_packs", personas), {"packs": 1, "code": uuid4()}
@@ -174,11 +198,14 @@ def test_without_a_card_buying_is_refused_with_a_reason(personas, stripe):
     assert not Pack.objects.exists()
 
 
-def test_automatic_top_up_buys_one_pack_when_nothing_is_left(personas, connected, stripe):
+def test_automatic_top_up_buys_one_pack_when_nothing_is_left(personas, connected, stripe, committed):
     card_on_file(personas)
     use_up(personas.integration, used=1000)
     transfer = order_transfer(connected)
-    assert metering.reserve(transfer) == ""
+    with committed():
+        assert metering.reserve(transfer) == ""
+    [receipt] = [m for m in mail.outbox if m.subject.startswith("Receipt")]
+    assert "Paid 79.00 kr. for 1 order pack (100 orders)" in receipt.body and "Automatic top-up" in receipt.body
     usage = Usage.objects.get()
     assert (usage.bought, usage.reserved, usage.used) == (100, 1, 1000)
     metering.settle(transfer, created=True)

@@ -4,6 +4,7 @@ draft; fetched again, nothing new is created. Products and stock flow too."""
 import pytest
 import requests
 
+from billing.metering import usage_of
 from iex.celery import app as celery_app
 from scheduling import runner
 from scheduling.models import Job
@@ -58,6 +59,9 @@ def test_order_becomes_one_draft_then_updates_it(sandboxed, sandbox, eager, djan
     run(job, django_capture_on_commit_callbacks)  # the overlap fetches it again: nothing new
     assert Transfer.objects.count() == 2
     assert len(economic(sandbox)["drafts"]) == 1
+    # Metering: the create counted once; the update and the repeated fetch did not.
+    usage = usage_of(sandboxed.integration)
+    assert (usage.used, usage.reserved) == (1, 0)
 
 
 def test_unpaid_order_is_skipped_then_transferred_once_paid(
