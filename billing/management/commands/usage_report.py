@@ -9,7 +9,7 @@ from transferlog.models import Status
 
 
 class Command(BaseCommand):
-    help = "Print the orders of each integration in a month: included, bought, used and held (received that month)."
+    help = "Print each integration's orders in a month: included, bought, used and held."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--month", help="YYYY-MM (default: this month, UTC)")
