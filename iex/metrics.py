@@ -123,7 +123,7 @@ class DatabaseCollector(Collector):
         )
 
         yield GaugeMetricFamily(
-            "iex_jobs_late", "Active jobs not completed within two of their periods", Job.count_late()
+            "iex_jobs_late", "Active jobs without a successful run within two of their periods", Job.count_late()
         )
 
 

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from django.db import models, transaction
 from django.db.models import Q
-from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from connections.models import Connection, Trigger
@@ -52,7 +51,12 @@ class Job(models.Model):
     last_started_at = models.DateTimeField(null=True, blank=True)
     last_finished_at = models.DateTimeField(null=True, blank=True)
     last_outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
-    # The members who get error emails were told it is late (cleared when a run finishes).
+    # When a run last succeeded: what the Schedule page and the digest say while runs fail.
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    # Lateness counts from here: the last successful run, the last skipped one (nothing was to move: the integration
+    # or a module is off), or the job's activation. A failed run leaves it, so a job that fails every run is late.
+    on_time_at = models.DateTimeField(default=timezone.now)
+    # The members who get error emails were told it is late (cleared when it is on time again).
     late_notified = models.BooleanField(default=False)
     last_message = models.TextField(blank=True)
     last_fetched = models.PositiveIntegerField(default=0)
@@ -71,35 +75,31 @@ class Job(models.Model):
         return timedelta(seconds=seconds)
 
     def is_late(self, now: datetime | None = None) -> bool:
-        """Not completed within two periods while it should have run."""
+        """Active, and no successful run within two periods (see on_time_at)."""
         if not self.connection.active:
             return False
         now = now or timezone.now()
-        last = self.last_finished_at or self.created
-        return now - last > 2 * self.period
+        return now - self.on_time_at > 2 * self.period
 
     @classmethod
-    def count_late(cls) -> int:
-        return cls.late().count()
+    def count_late(cls, now: datetime | None = None) -> int:
+        return cls.late(now).count()
 
     @classmethod
     def late(cls, now: datetime | None = None) -> models.QuerySet[Job]:
-        """Active jobs not completed within two periods: is_late() as one query (intervals are a fixed list)."""
+        """Active jobs without a successful run within two periods: is_late() as one query (intervals are a fixed
+        list)."""
         now = now or timezone.now()
         late = Q(
-            connection__trigger=Trigger.WEBHOOK, last_seen__lt=now - 2 * timedelta(seconds=RECONCILE_INTERVAL)
+            connection__trigger=Trigger.WEBHOOK, on_time_at__lt=now - 2 * timedelta(seconds=RECONCILE_INTERVAL)
         )
         for seconds, _ in INTERVALS:
             late |= Q(
                 connection__trigger=Trigger.SCHEDULE,
                 interval=seconds,
-                last_seen__lt=now - 2 * timedelta(seconds=seconds),
+                on_time_at__lt=now - 2 * timedelta(seconds=seconds),
             )
-        return (
-            cls.objects.filter(connection__active=True)
-            .annotate(last_seen=Coalesce("last_finished_at", "created"))
-            .filter(late)
-        )
+        return cls.objects.filter(connection__active=True).filter(late)
 
     @classmethod
     def ensure_for(cls, connection: Connection) -> Job:
@@ -110,10 +110,12 @@ class Job(models.Model):
         return job
 
     def start_now(self) -> None:
-        """On activation: run at the next dispatch. A job that never ran starts from now: a connection transfers
-        from the moment it is activated, not the shop's history."""
-        self.next_run_at = timezone.now()
-        fields = ["next_run_at"]
+        """On activation: run at the next dispatch, and be late only two periods from now (the job may have been
+        made, or last succeeded, long before). A job that never ran starts from now: a connection transfers from
+        the moment it is activated, not the shop's history."""
+        self.next_run_at = self.on_time_at = timezone.now()
+        self.late_notified = False
+        fields = ["next_run_at", "on_time_at", "late_notified"]
         if not self.last_finished_at:
             self.cursor = timezone.now()
             fields.append("cursor")
@@ -162,21 +164,28 @@ class Job(models.Model):
         received: int = 0,
         cursor: datetime | None = None,
     ) -> None:
+        now = timezone.now()
         self.running_since = None
-        self.late_notified = False  # a run finished: lateness, if it comes back, is news again
-        self.last_finished_at = timezone.now()
+        self.last_finished_at = now
         self.last_outcome = outcome
         self.last_message = message
         self.last_fetched, self.last_received = fetched, received
         fields = [
             "running_since",
-            "late_notified",
             "last_finished_at",
             "last_outcome",
             "last_message",
             "last_fetched",
             "last_received",
         ]
+        if outcome != Outcome.FAILED:
+            # Succeeded, or skipped with nothing to move: on time again, and lateness, if it comes back, is news.
+            # (A failed run leaves both: a job failing every run turns late, and is told once.)
+            self.on_time_at, self.late_notified = now, False
+            fields += ["on_time_at", "late_notified"]
+        if outcome == Outcome.OK:
+            self.last_ok_at = now
+            fields.append("last_ok_at")
         if cursor is not None:
             self.cursor = cursor
             fields.append("cursor")

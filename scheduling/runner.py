@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from connections import pipeline
 from iex.lib import http
+from iex.lib.logs import log_context
 from iex.lib.secrets import DecryptionError
 from scheduling.models import OVERLAP, Job, Outcome
 
@@ -20,8 +21,16 @@ def run(job_id: int) -> None:
         .filter(pk=job_id)
         .first()
     )
+    if job is None:
+        return
+    # Every line logged while it runs (the pipeline's too) says which integration it is about.
+    with log_context(integration=job.connection.integration.number):
+        _run(job)
+
+
+def _run(job: Job) -> None:
     started = timezone.now()
-    if job is None or not job.claim_run(started):
+    if not job.claim_run(started):
         return
     connection = job.connection
     if reason := connection.skip_reason():

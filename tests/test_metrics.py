@@ -110,7 +110,7 @@ def test_the_values_come_from_the_database(connected, personas):
     transfer("5", Status.CREATED, created_ago=timedelta(days=2))  # outside the window
     transfer("6", Status.PENDING, created_ago=timedelta(days=3))  # open however old
     job = Job.ensure_for(connected)
-    Job.objects.filter(pk=job.pk).update(created=now - timedelta(days=1))  # never finished a run
+    Job.objects.filter(pk=job.pk).update(on_time_at=now - timedelta(days=1))  # no run succeeded for a day
 
     got = samples(Client().get("/metrics", REMOTE_ADDR="127.0.0.1"))
 

@@ -94,22 +94,91 @@ def test_inactive_integration_is_skipped(job, personas):
     assert (job.last_outcome, job.last_message) == ("skipped", "Integration is inactive")
 
 
-def test_late_when_not_completed_within_two_intervals(job):
-    now = timezone.now()
-    job.last_finished_at = now - timedelta(minutes=9)
-    assert not job.is_late(now)
-    job.last_finished_at = now - timedelta(minutes=11)
-    assert job.is_late(now)
+def test_late_when_not_completed_successfully_within_two_intervals(job):
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        job.finish_run("ok")
+    assert job.last_ok_at == start
+    assert not job.is_late(start + timedelta(minutes=9))
+    assert job.is_late(start + timedelta(minutes=11))
+    # A failed run finishes, but is no success: the job stays late.
+    with time_machine.travel(start + timedelta(minutes=11), tick=False):
+        job.finish_run("failed", "nordic-bikes.myshopify.com answered 502: Bad gateway")
+    assert job.is_late(start + timedelta(minutes=11))
+    assert Job.late(start + timedelta(minutes=11)).get() == job
+    with time_machine.travel(start + timedelta(minutes=12), tick=False):
+        job.finish_run("ok")
+    assert not job.is_late(start + timedelta(minutes=12)) and not Job.late(start + timedelta(minutes=12)).exists()
 
 
-def test_late_jobs_are_counted_in_the_health_endpoint(job, client):
-    assert client.get("/healthz").json()["late_jobs"] == 0
-    Job.objects.filter(pk=job.pk).update(last_finished_at=timezone.now() - timedelta(minutes=11))
-    assert Job.count_late() == 1
-    assert client.get("/healthz").json()["late_jobs"] == 1
+@responses.activate
+def test_a_job_that_fails_every_run_is_late_in_the_health_endpoint_and_metrics(job, client):
+    from iex.metrics import registry
+
+    responses.get(f"{SHOP_API}/orders.json", status=502, body="Bad gateway")
+    start = timezone.now()
+    for minutes in (0, 5, 10, 15):
+        with time_machine.travel(start + timedelta(minutes=minutes, seconds=1), tick=False):
+            runner.run(job.pk)
+    job.refresh_from_db()
+    assert (job.last_outcome, job.last_ok_at) == ("failed", None)
+    with time_machine.travel(start + timedelta(minutes=15, seconds=1), tick=False):
+        assert job.is_late()
+        assert client.get("/healthz").json()["late_jobs"] == 1
+        assert registry.get_sample_value("iex_jobs_late") == 1
     job.connection.trigger = "webhook"
     job.connection.save()
     assert Job.count_late() == 0  # reconciled hourly: late after two hours
+
+
+def test_a_job_activated_long_after_it_was_made_or_last_ran_is_not_late(personas, connected):
+    connected.active = False
+    connected.save()
+    long_ago = timezone.now() - timedelta(days=3)
+    with time_machine.travel(long_ago, tick=False):
+        job = Job.ensure_for(connected)  # made when the systems were connected, inactive since
+    client = personas.client(personas.admin)
+    update = reverse("connection_update", args=[personas.integration.number, connected.code])
+    client.post(update, {"active": "on", "trigger": "schedule"})
+    job.refresh_from_db()
+    assert not job.is_late() and Job.count_late() == 0
+    # Off for a week after a last success, then on again: late only if no run succeeds within two intervals.
+    Job.objects.filter(pk=job.pk).update(last_ok_at=long_ago, last_finished_at=long_ago, on_time_at=long_ago)
+    client.post(update, {"active": "", "trigger": "schedule"})
+    client.post(update, {"active": "on", "trigger": "schedule"})
+    assert Job.count_late() == 0
+    assert Job.count_late(timezone.now() + timedelta(minutes=11)) == 1
+
+
+def test_skipped_runs_are_not_late(job, personas):
+    """Nothing is to move while the integration is off: its skipped runs keep the job on time."""
+    personas.integration.set_active(False, personas.owner)
+    start = timezone.now()
+    for minutes in (5, 10, 15, 20):
+        with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
+            runner.run(job.pk)
+    job.refresh_from_db()
+    assert job.last_outcome == "skipped" and job.last_ok_at is None
+    assert not job.is_late(start + timedelta(minutes=21)) and Job.count_late(start + timedelta(minutes=21)) == 0
+
+
+def test_the_migration_fills_the_last_success_and_keeps_lateness_where_it_was(personas, job):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("scheduling.migrations.0003_job_last_ok_at_on_time_at")
+    now = timezone.now()
+    ok_at, failed_at = now - timedelta(minutes=3), now - timedelta(minutes=12)
+    other, never = (Job.ensure_for(c) for c in personas.integration.connections.exclude(pk=job.connection_id)[:2])
+    Job.objects.filter(pk=job.pk).update(last_outcome="ok", last_finished_at=ok_at, on_time_at=now)
+    Job.objects.filter(pk=other.pk).update(last_outcome="failed", last_finished_at=failed_at, on_time_at=now)
+    Job.objects.filter(pk=never.pk).update(created=now - timedelta(days=1), on_time_at=now)
+    migration.fill(apps, None)
+    filled = {j.pk: (j.last_ok_at, j.on_time_at) for j in Job.objects.all()}
+    assert filled[job.pk] == (ok_at, ok_at)
+    assert filled[other.pk] == (None, failed_at)  # failing since: late, as it was
+    assert filled[never.pk] == (None, now - timedelta(days=1))
 
 
 def test_webhook_connections_reconcile_hourly(job):
@@ -119,6 +188,24 @@ def test_webhook_connections_reconcile_hourly(job):
 
 
 # /i/<number>/schedule/
+
+
+def test_schedule_page_shows_when_a_failing_job_last_succeeded(personas, job):
+    page = reverse("schedule", args=[personas.integration.number])
+    job.finish_run("failed", "nordic-bikes.myshopify.com answered 502: Bad gateway")
+    body = personas.client(personas.viewer).get(page).content.decode()
+    assert "answered 502: Bad gateway" in body and "Last successful run: never" in body
+    ok_at = timezone.now().replace(hour=9, minute=30, second=5)
+    with time_machine.travel(ok_at, tick=False):
+        job.finish_run("ok", fetched=1, received=1)
+    with time_machine.travel(ok_at + timedelta(minutes=20), tick=False):
+        job.finish_run("failed", "nordic-bikes.myshopify.com answered 502: Bad gateway")
+        body = personas.client(personas.viewer).get(page).content.decode()
+    assert f"Last successful run: {ok_at:%-d %b}, 09:30:05" in body
+    assert '<span class="badge badge-warn">Late</span>' in body
+    job.finish_run("ok")
+    body = personas.client(personas.viewer).get(page).content.decode()
+    assert "Last successful run" not in body and ">Late<" not in body
 
 
 def test_schedule_page_lists_jobs_with_their_last_run(personas, job):
