@@ -1,7 +1,8 @@
-"""What Home shows: transfers handled this month and all time, the last 30 days as a chart, the latest failures.
+"""What Home shows: transfers handled this month and all time, the last 30 days as a chart, the latest failures and
+warnings.
 
-Everything is read from the per-day counters (transferlog.DailyCount) and one index-backed query for failures, so
-Home costs the same with ten transfers or ten million.
+Everything is read from the per-day counters (transferlog.DailyCount) and one index-backed query for failures and
+warnings, so Home costs the same with ten transfers or ten million.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from iex.models import Integration
-from transferlog.models import COUNTED, DailyCount, Status, Transfer
+from transferlog.models import COUNTED, PROBLEMS, DailyCount, Transfer
 
 ENTITIES = ["orders", "products", "stock"]
 CHART_DAYS = 30
@@ -41,7 +42,7 @@ class Day:
     day: date
     created: int = 0
     updated: int = 0
-    errors: int = 0  # failed and warnings
+    errors: int = 0  # failed and warnings (PROBLEMS), as in the list of the latest ones
 
     @property
     def total(self) -> int:
@@ -55,9 +56,10 @@ class Day:
 def history(integration: Integration, today: date, days: int = CHART_DAYS) -> list[Day]:
     """The last `days` days, oldest first, every day present (a quiet day is a zero)."""
     first = today - timedelta(days=days - 1)
+    errors = " + ".join(PROBLEMS)  # column names from our own list
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT day, SUM(created), SUM(updated), SUM(failed + warning) "  # noqa: S608 (our table name)
+            f"SELECT day, SUM(created), SUM(updated), SUM({errors}) "  # noqa: S608 (our table and column names)
             f"FROM {DailyCount._meta.db_table} WHERE integration_id = %s AND day BETWEEN %s AND %s GROUP BY day",
             [integration.pk, first, today],
         )
@@ -125,10 +127,12 @@ def _nice(top: int) -> int:
 
 
 def latest_failures(integration: Integration, limit: int = 5) -> list[Transfer]:
+    """The latest failed transfers and warnings (sent, but to check: a draft left for the bookkeeper), the two
+    outcomes the chart counts as errors."""
     return list(
-        Transfer.objects.filter(integration=integration, status=Status.FAILED)
+        Transfer.objects.filter(integration=integration, status__in=PROBLEMS)
         .order_by("-updated")
-        .only("code", "reference", "source_ref", "connection_label", "reason", "updated")[:limit]
+        .only("code", "reference", "source_ref", "connection_label", "status", "reason", "updated")[:limit]
     )
 
 

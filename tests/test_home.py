@@ -43,12 +43,24 @@ def test_the_counters_agree_with_the_transfers_after_a_mixed_run(personas, conne
         failing = {**ORDER, "id": 8, "name": "#8"}
         failed = receive(connected, failing)
         pipeline.process(failed.pk)  # failed
-    assert Transfer.objects.get(pk=failed.pk).status == Status.FAILED
+        second = receive(connected, {**ORDER, "id": 9, "name": "#9"})
+        pipeline.process(second.pk)  # failed too
+    assert Transfer.objects.get(pk=failed.pk).status == Transfer.objects.get(pk=second.pk).status == Status.FAILED
     with time_machine.travel(datetime(2026, 11, 25, 9, tzinfo=UTC)):
         responses.reset()
         economic()
         assert Transfer.objects.get(pk=failed.pk).retry(by="test")
         pipeline.process(failed.pk)  # retried: created the next day, no longer failed the day before
+        responses.reset()
+        economic(gross=1.0)  # e-conomic's total differs from the shop's: a draft left for the bookkeeper
+        assert Transfer.objects.get(pk=second.pk).retry(by="test")
+        pipeline.process(second.pk)  # retried: a warning the next day, no longer failed the day before
+        responses.reset()
+        economic(draft_status=422)
+        still = receive(connected, {**ORDER, "id": 10, "name": "#10"})
+        pipeline.process(still.pk)  # failed, and left failed
+    assert Transfer.objects.get(pk=second.pk).status == Status.WARNING
+    assert Transfer.objects.get(pk=still.pk).status == Status.FAILED
 
     counted = counters_by_day_and_status()
     assert counted == transfers_by_day_and_status()
@@ -58,6 +70,8 @@ def test_the_counters_agree_with_the_transfers_after_a_mixed_run(personas, conne
         (date(2026, 11, 24), label, "updated"): 1,
         (date(2026, 11, 24), label, "skipped"): 1,
         (date(2026, 11, 25), label, "created"): 1,
+        (date(2026, 11, 25), label, "warning"): 1,
+        (date(2026, 11, 25), label, "failed"): 1,
     }
 
 
@@ -97,6 +111,38 @@ def test_home_shows_counts_chart_and_failures_with_links_to_their_log_lines(pers
     assert link in body and "Validation failed" in body
     log = personas.client(personas.viewer).get(link.replace("&amp;", "&").split("#")[0]).content.decode()
     assert f'id="t-{failure.code}" open' in log
+
+
+def test_home_lists_warnings_with_failures_as_its_chart_counts_them(personas, connected):
+    today = datetime.now(UTC).date()
+    label = connected.label
+    DailyCount.objects.create(
+        integration=personas.integration, day=today, connection_label=label, entity="orders", failed=1, warning=1
+    )
+    made = {}
+    for n, status, reason in [
+        (1, Status.FAILED, "e-conomic said: Validation failed"),
+        (2, Status.WARNING, "Error in totals validation: e-conomic's total 1.00 differs from the shop's 4496.00"),
+        (3, Status.CREATED, ""),
+    ]:
+        made[status] = Transfer.objects.create(
+            integration=personas.integration, connection=connected, connection_label=label, entity="orders",
+            source_ref=str(n), reference=f"#{n}", status=status, reason=reason,
+        )  # fmt: skip
+    body = (
+        personas.client(personas.viewer).get(reverse("home", args=[personas.integration.number])).content.decode()
+    )
+    assert f"{today:%-d %b}: 0 created, 0 updated, 2 errors" in body
+    section = body[body.index('id="failures"') : body.index("</section>", body.index('id="failures"'))]
+    assert section.count("<li>") == 2  # the chart's two errors
+    warning = made[Status.WARNING]
+    assert '<span class="badge badge-warning">Warning</span>' in section
+    assert '<span class="badge badge-failed">Failed</span>' in section
+    assert (
+        f"?q=%232&amp;open={warning.code}#t-{warning.code}" in section and "Error in totals validation" in section
+    )
+    assert f"/i/{personas.integration.number}/log/?status=warning" in section
+    assert "#3" not in section
 
 
 def test_home_costs_the_same_few_queries_however_many_transfers(
