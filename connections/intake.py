@@ -30,6 +30,7 @@ from connections.models import Delivery, Module, QueuedDrain
 from connections.systems import SYSTEMS
 from iex.lib import emails
 from iex.lib import secrets as credentials_crypto
+from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
 
 logger = logging.getLogger(__name__)
@@ -224,24 +225,27 @@ def drain(module_id: int) -> int:
     # Take the flag down before reading: a delivery committed from here on queues a drain of its own, and one
     # committed before is in the batch below.
     QueuedDrain.objects.filter(module_id=module_id).delete()
+    # With each delivery's integration number (all the module's one), read in the same query, for the log lines.
     waiting = list(
         Delivery.objects.filter(module_id=module_id, status=Delivery.Status.RECEIVED)
         .order_by("pk")
-        .values_list("pk", flat=True)[:DRAIN_BATCH]
+        .values_list("pk", "integration__number")[:DRAIN_BATCH]
     )
-    for delivery_id in waiting:
-        try:
-            process(delivery_id)
-        except (InterfaceError, OperationalError):
-            raise  # the database is away: the delivery waits, the sweeper queues its drain again
-        except Exception as exc:
-            # One delivery IEX cannot handle must not hold up the shop's others: keep it, say why, go on.
-            logger.exception("delivery %s could not be processed", delivery_id)
-            Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
-                status=Delivery.Status.REJECTED,
-                note=f"IEX could not process this delivery ({exc!r})"[:1000],
-                processed_at=timezone.now(),
-            )
+    with log_context():
+        for delivery_id, number in waiting:
+            bind_log_context(integration=number)
+            try:
+                process(delivery_id)
+            except (InterfaceError, OperationalError):
+                raise  # the database is away: the delivery waits, the sweeper queues its drain again
+            except Exception as exc:
+                # One delivery IEX cannot handle must not hold up the shop's others: keep it, say why, go on.
+                logger.exception("delivery %s could not be processed", delivery_id)
+                Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
+                    status=Delivery.Status.REJECTED,
+                    note=f"IEX could not process this delivery ({exc!r})"[:1000],
+                    processed_at=timezone.now(),
+                )
     if len(waiting) == DRAIN_BATCH:
         queue_drain(module_id)
     return len(waiting)
@@ -250,12 +254,13 @@ def drain(module_id: int) -> int:
 def process(delivery_id: int) -> None:
     """Turn a stored delivery into a transfer on the connection it feeds. Safe to run twice, and at once: the claim
     and the work are one transaction, so a crash halfway leaves the delivery waiting for the next drain."""
-    with transaction.atomic():
+    with log_context(), transaction.atomic():
         claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.RECEIVED).update(
             status=Delivery.Status.PROCESSED, processed_at=timezone.now()
         )
         if claimed:
             delivery = Delivery.objects.select_related("module__integration").get(pk=delivery_id)
+            bind_log_context(integration=delivery.module.integration.number)  # loaded with it: no query
             delivery.done(*_handle(delivery))
 
 

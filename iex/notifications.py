@@ -1,8 +1,9 @@
 """The emails that tell members what happened: error digests and status reports.
 
 Error digests: at most one per integration every 15 minutes, to the members who get error emails, listing what
-is new since the last one (failed transfers, late jobs, a system refusing our credentials); nothing when nothing
-is new. Status reports: per member, daily / weekly (Mondays) / monthly (the 1st), from the per-day counters.
+is new since the last one (failed transfers, warnings such as a document left as a draft for the bookkeeper, late
+jobs, a system refusing our credentials); nothing when nothing is new. Status reports: per member, daily / weekly
+(Mondays) / monthly (the 1st), from the per-day counters.
 Beat runs both every few minutes; each is safe to run twice (the integration's row lock, the member's sent-on date).
 """
 
@@ -10,20 +11,25 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
 from iex.lib import emails
+from iex.lib.logs import log_context
 from iex.models import Integration, Member, ReportFrequency
+
+if TYPE_CHECKING:
+    from billing.models import Usage
+    from transferlog.models import Transfer
 
 logger = logging.getLogger(__name__)
 
 DIGEST_EVERY = timedelta(minutes=15)
-DIGEST_LISTS = 20  # failures listed by name; the rest are counted
+DIGEST_LISTS = 20  # failures (and warnings) listed by name; the rest are counted
 SETTLE = timedelta(minutes=1)
 
 
@@ -36,7 +42,7 @@ def send_error_digests(now: datetime | None = None) -> int:
     now = now or timezone.now()
     since = now - timedelta(days=1)  # older news is not news: a digest tells what happened since yesterday
     candidates = set(
-        Transfer.objects.filter(status=Status.FAILED, updated__gte=since)
+        Transfer.objects.filter(status__in=[Status.FAILED, Status.WARNING], updated__gte=since)
         .values_list("integration_id", flat=True)
         .distinct()
     )
@@ -47,12 +53,13 @@ def send_error_digests(now: datetime | None = None) -> int:
         Module.objects.filter(credentials_failed_at__gte=since).values_list("integration_id", flat=True)
     )
     sent = 0
-    for integration_id in candidates:
-        try:
-            sent += _digest(integration_id, now, since)
-        except Exception:
-            # Nothing was marked as told (the transaction rolled back): the next run tries again.
-            logger.exception("error digest of integration %s failed", integration_id)
+    for integration_id, number in Integration.objects.filter(pk__in=candidates).values_list("pk", "number"):
+        with log_context(integration=number):
+            try:
+                sent += _digest(integration_id, now, since)
+            except Exception:
+                # Nothing was marked as told (the transaction rolled back): the next run tries again.
+                logger.exception("error digest failed")
     return sent
 
 
@@ -68,16 +75,14 @@ def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
         if integration.digest_sent_at and now - integration.digest_sent_at < DIGEST_EVERY:
             return False
         cursor = max(integration.digest_cursor or since, since)
-        failures = Transfer.objects.filter(
-            integration=integration, status=Status.FAILED, updated__gt=cursor, updated__lte=until
-        )
-        listed = list(failures.order_by("-updated")[:DIGEST_LISTS])
-        more = failures.count() - len(listed) if len(listed) == DIGEST_LISTS else 0
+        new = Transfer.objects.filter(integration=integration, updated__gt=cursor, updated__lte=until)
+        listed, more = _listed(new.filter(status=Status.FAILED))
+        warnings, more_warnings = _listed(new.filter(status=Status.WARNING))
         late = list(Job.late(now).filter(connection__integration=integration, late_notified=False))
         refused = list(
             integration.modules.filter(credentials_failed_at__gt=cursor, credentials_failed_at__lte=until)
         )
-        if not (listed or late or refused):
+        if not (listed or warnings or late or refused):
             return False
         integration.digest_sent_at, integration.digest_cursor = now, until
         integration.save(update_fields=["digest_sent_at", "digest_cursor"])
@@ -89,6 +94,10 @@ def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
             "integration": integration,
             "failures": listed,
             "more": more,
+            "failed_count": len(listed) + more,
+            "warnings": warnings,
+            "more_warnings": more_warnings,
+            "warning_count": len(warnings) + more_warnings,
             "late": late,
             "refused": refused,
             "log_url": reverse("log", args=[integration.number]),
@@ -97,6 +106,12 @@ def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
         # Sent inside the transaction: if the mail server refuses, nothing is marked as told.
         emails.send("error_digest", recipients, context)
     return True
+
+
+def _listed(transfers: QuerySet[Transfer]) -> tuple[list[Transfer], int]:
+    """The latest DIGEST_LISTS of the transfers, and how many more there are (counted only when the list is full)."""
+    listed = list(transfers.order_by("-updated")[:DIGEST_LISTS])
+    return listed, (transfers.count() - len(listed) if len(listed) == DIGEST_LISTS else 0)
 
 
 def report_period(frequency: str, today: date) -> tuple[date, date] | None:
@@ -122,27 +137,31 @@ def send_status_reports(now: datetime | None = None) -> int:
         period = report_period(member.report_frequency, today)
         if period is None:
             continue
-        try:
-            with transaction.atomic():
-                claimed = (
-                    Member.objects.filter(pk=member.pk).exclude(report_sent_on=today).update(report_sent_on=today)
-                )
-                if not claimed:
-                    continue  # another run sent it
-                context = report(member.integration, *period)
-                context["settings_url"] = reverse("settings", args=[member.integration.number]) + "#notifications"
-                context["frequency"] = member.get_report_frequency_display().split(" ")[0].lower()
-                # Inside the transaction: if the mail server refuses, the report is not marked as sent.
-                emails.send("status_report", [member.user.email], context)
-            sent += 1
-        except Exception:
-            logger.exception("status report for member %s failed", member.pk)
+        with log_context(integration=member.integration.number):
+            try:
+                sent += _send_report(member, period, today)
+            except Exception:
+                logger.exception("status report for member %s failed", member.pk)
     return sent
 
 
+def _send_report(member: Member, period: tuple[date, date], today: date) -> bool:
+    with transaction.atomic():
+        claimed = Member.objects.filter(pk=member.pk).exclude(report_sent_on=today).update(report_sent_on=today)
+        if not claimed:
+            return False  # another run sent it
+        context = report(member.integration, *period)
+        context["settings_url"] = reverse("settings", args=[member.integration.number]) + "#notifications"
+        context["frequency"] = member.get_report_frequency_display().split(" ")[0].lower()
+        # Inside the transaction: if the mail server refuses, the report is not marked as sent.
+        emails.send("status_report", [member.user.email], context)
+    return True
+
+
 def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
-    """Created / updated / skipped / failed per connection over the days, and the allowance now."""
-    from billing.models import Usage, month_of
+    """Created / updated / skipped / warnings / held / failed per connection over the days, and the allowance of
+    the month the period ends in."""
+    from billing.models import month_of
     from transferlog.models import DailyCount
 
     rows = (
@@ -163,9 +182,20 @@ def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
         "first": first,
         "last": last,
         "connections": list(rows),
-        # The allowance of the month the period ends in (read, not made: a report changes nothing).
-        "usage": Usage.objects.filter(
-            integration=integration, month=month_of(datetime.combine(last, time(), UTC))
-        ).first(),
+        "usage": _usage(integration, month_of(datetime.combine(last, time(), UTC))),
         "home_url": reverse("home", args=[integration.number]),
     }
+
+
+def _usage(integration: Integration, month: date) -> Usage:
+    """The month's usage, read and never made (a report changes nothing). A month without its row yet (no order
+    was sent in it) has used none of the plan's orders: the row metering.usage_of would start, unsaved."""
+    from billing.models import Plan, Subscription, Usage
+
+    usage = Usage.objects.filter(integration=integration, month=month).first()
+    if usage is None:
+        sub = Subscription.objects.filter(integration=integration).select_related("plan").first()
+        # No subscription yet: the plan Subscription.of starts a trial on.
+        plan = sub.plan if sub else Plan.objects.filter(code="standard").first()
+        usage = Usage(integration=integration, month=month, included=plan.included_orders if plan else 0)
+    return usage

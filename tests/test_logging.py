@@ -116,6 +116,80 @@ def test_a_requests_log_lines_carry_its_integration_and_the_next_request_starts_
     assert "integration" not in lines()[-1]
 
 
+@pytest.mark.django_db
+def test_a_job_runs_log_lines_carry_its_integration(connected, personas, lines, monkeypatch):
+    from scheduling import runner
+    from scheduling.models import Job
+
+    def sync(connection, since):
+        logging.getLogger("connections.pipeline").warning("fetching")
+        raise RuntimeError("a bug in a client")
+
+    monkeypatch.setattr(pipeline, "sync", sync)
+    job = Job.ensure_for(connected)
+    runner.run(job.pk)
+    fetching, failed = [
+        line for line in lines() if line["logger"] in ("connections.pipeline", "scheduling.runner")
+    ]
+    assert fetching["message"] == "fetching" and failed["message"] == f"job {job.pk} failed"
+    assert fetching["integration"] == failed["integration"] == personas.integration.number
+    assert "RuntimeError: a bug in a client" in failed["exception"]
+    assert logs.current() == {}
+
+
+@pytest.mark.django_db
+def test_an_inbox_drains_log_lines_carry_the_integration(connected, personas, lines, monkeypatch):
+    from connections import intake
+    from connections.models import Delivery
+    from tests.test_pipeline import ORDER
+
+    connected.trigger = "webhook"
+    connected.save()
+
+    def receive(*args):
+        logging.getLogger("connections.pipeline").warning("receiving")
+        raise RuntimeError("a bug in receiving")
+
+    def deliver():
+        return Delivery.objects.create(
+            integration=personas.integration, module=connected.source, topic="orders/create",
+            body=json.dumps(ORDER).encode(),
+        )  # fmt: skip
+
+    monkeypatch.setattr(pipeline, "receive", receive)
+    delivery = deliver()
+    assert intake.drain(connected.source.pk) == 1
+    receiving, failed = [
+        line for line in lines() if line["logger"] in ("connections.pipeline", "connections.intake")
+    ]
+    assert receiving["message"] == "receiving"  # bound by process
+    assert failed["message"] == f"delivery {delivery.pk} could not be processed"  # bound by the drain
+    assert receiving["integration"] == failed["integration"] == personas.integration.number
+    assert logs.current() == {}
+    # Processing one delivery alone binds it too.
+    with pytest.raises(RuntimeError):
+        intake.process(deliver().pk)
+    assert lines()[-1]["message"] == "receiving" and lines()[-1]["integration"] == personas.integration.number
+    assert logs.current() == {}
+
+
+@pytest.mark.django_db
+def test_a_failed_error_digest_logs_the_integration_number(connected, personas, lines, monkeypatch):
+    from datetime import timedelta
+
+    from iex import notifications
+    from iex.lib import emails
+
+    transfer = Transfer.receive(connected, "1042", "#1042", timezone.now(), {"id": 1042})
+    Transfer.objects.filter(pk=transfer.pk).update(status="failed", updated=timezone.now() - timedelta(minutes=5))
+    monkeypatch.setattr(emails, "send", lambda *a, **k: (_ for _ in ()).throw(OSError("SMTP refused")))
+    assert notifications.send_error_digests() == 0
+    [line] = [line for line in lines() if line["logger"] == "iex.notifications"]
+    assert line["message"] == "error digest failed" and line["integration"] == personas.integration.number
+    assert "OSError: SMTP refused" in line["exception"]
+    assert logs.current() == {}
+
+
 def run_python(code: str, tmp_path, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE", "LOG_"))}
     return subprocess.run(

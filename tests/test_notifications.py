@@ -1,20 +1,24 @@
 """Error digests (one per burst, none when nothing is new), status reports at each frequency, and the settings."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import responses
 import time_machine
 from django.core import mail
 from django.urls import reverse
 
 from iex import notifications
 from iex.models import Member, ReportFrequency
+from scheduling import runner
 from scheduling.models import Job
 from transferlog.models import DailyCount, Status, Transfer
 
 pytestmark = pytest.mark.django_db
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+SHOP_ORDERS = "https://nordic-bikes.myshopify.com/admin/api/2025-01/orders.json"
 
 
 @pytest.fixture
@@ -22,7 +26,7 @@ def committed(django_capture_on_commit_callbacks):
     return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
-def fail(connection, n, at):
+def fail(connection, n, at, status=Status.FAILED, reason=""):
     with time_machine.travel(at, tick=False):
         transfer = Transfer.objects.create(
             integration=connection.integration,
@@ -33,8 +37,16 @@ def fail(connection, n, at):
             reference=f"#{n}",
             status=Status.RUNNING,
         )
-        transfer.finish(Status.FAILED, f"e-conomic said no to #{n}")
+        transfer.finish(status, reason or f"e-conomic said no to #{n}")
     return transfer
+
+
+def warn(connection, n, at):
+    reason = (
+        "Error in totals validation: e-conomic's total 4,000.00 differs from the shop's 4496.00 DKK by 496.00; "
+        "the document stays a draft"
+    )
+    return fail(connection, n, at, Status.WARNING, reason)
 
 
 def digest(at, committed):
@@ -71,7 +83,7 @@ def test_a_late_job_and_refused_credentials_are_told_once(personas, connected, c
     connected.trigger = "schedule"
     connected.save()
     job = Job.ensure_for(connected)
-    Job.objects.filter(pk=job.pk).update(created=NOW - timedelta(hours=2), interval=300)
+    Job.objects.filter(pk=job.pk).update(on_time_at=NOW - timedelta(hours=2), interval=300)
     with time_machine.travel(NOW - timedelta(minutes=5), tick=False):
         connected.target.credentials_refused("e-conomic answered 401: invalid agreement grant token")
     assert digest(NOW, committed) == 1
@@ -79,6 +91,61 @@ def test_a_late_job_and_refused_credentials_are_told_once(personas, connected, c
     assert "e-conomic refused our credentials: e-conomic answered 401" in body
     assert f'The job "{connected.label}" has not completed' in body
     assert digest(NOW + timedelta(minutes=20), committed) == 0  # told already
+
+
+def test_warnings_are_in_the_digest_linked_to_their_log_lines(personas, connected, committed):
+    fail(connected, 1, NOW - timedelta(minutes=6))
+    fail(connected, 2, NOW - timedelta(minutes=5))
+    warning = warn(connected, 3, NOW - timedelta(minutes=4))
+    assert digest(NOW, committed) == 1
+    (email,) = mail.outbox
+    assert email.subject == "Nordic Bikes: 2 failed transfers, 1 warning"
+    text, (html, _) = email.body, email.alternatives[0]
+    assert (
+        "Warnings (sent, but to check):\n- #3 (Shopify > e-conomic: orders, 26 Nov 11:56 UTC): Error in totals"
+        in text
+    )
+    log_line = f"/i/{personas.integration.number}/log/?q=%233&open={warning.code}"
+    assert log_line in text and log_line.replace("&", "&amp;") in html
+    assert "Error in totals validation" in html and "<strong>Warnings</strong>" in html
+    # A warning alone is news too.
+    warn(connected, 4, NOW + timedelta(minutes=20))
+    assert digest(NOW + timedelta(minutes=30), committed) == 1
+    assert mail.outbox[1].subject == "Nordic Bikes: 1 transfer with a warning"
+    assert (
+        "#4" in mail.outbox[1].body
+        and "#3" not in mail.outbox[1].body
+        and "Failed transfers" not in (mail.outbox[1].body)
+    )
+
+
+@responses.activate
+def test_a_job_that_fails_every_run_is_told_late_once_with_its_last_error(personas, connected, committed):
+    job = Job.ensure_for(connected)
+    with time_machine.travel(NOW - timedelta(minutes=20), tick=False):
+        job.start_now()
+
+    def runs(status, *minutes):
+        responses.reset()
+        responses.get(SHOP_ORDERS, status=status, json={"orders": []} if status == 200 else None)
+        for m in minutes:
+            with time_machine.travel(NOW + timedelta(minutes=m), tick=False):
+                runner.run(job.pk)
+
+    runs(502, -20, -15, -10, -5)
+    assert digest(NOW, committed) == 1
+    assert mail.outbox[0].subject == "Nordic Bikes: a job is late"
+    assert (
+        f'The job "{connected.label}" has not completed successfully for over two intervals (last success: never).'
+        " Its last run failed: nordic-bikes.myshopify.com answered 502" in mail.outbox[0].body
+    )
+    runs(502, 5, 10)
+    assert digest(NOW + timedelta(minutes=20), committed) == 0  # told already: failing on is not news
+    runs(200, 25)  # on time again ...
+    runs(502, 30)
+    assert digest(NOW + timedelta(minutes=34), committed) == 0  # ... and not late for two intervals
+    assert digest(NOW + timedelta(minutes=36), committed) == 1  # late again: news again
+    assert "(last success: 26 Nov 12:25 UTC)" in mail.outbox[1].body
 
 
 @pytest.mark.parametrize(
@@ -127,6 +194,56 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
         assert f"{connected.label}: 12 created, 4 updated, 2 skipped, 1 failed" in email.body
         assert "#notifications" in email.body
         assert "Orders in November: 0 of 1000 used." in email.body  # the month the period ended in
+
+
+def test_a_status_report_has_warnings_and_held_per_connection(personas, connected, committed):
+    Member.objects.update(report_frequency=ReportFrequency.OFF)
+    owner = personas.member(personas.owner)
+    owner.report_frequency = ReportFrequency.DAILY
+    owner.save()
+    DailyCount.objects.create(
+        integration=personas.integration,
+        day=date(2026, 11, 22),
+        connection_label=connected.label,
+        entity="orders",
+        created=12,
+        updated=4,
+        skipped=2,
+        warning=3,
+        held=5,
+        failed=1,
+    )
+    with time_machine.travel(datetime(2026, 11, 23, tzinfo=UTC), tick=False), committed():
+        assert notifications.send_status_reports() == 1
+    (email,) = mail.outbox
+    assert f"{connected.label}: 12 created, 4 updated, 2 skipped, 1 failed, 3 warnings, 5 held" in email.body
+    html = email.alternatives[0][0]
+    headers = ["Connection", "Created", "Updated", "Skipped", "Warnings", "Held", "Failed"]
+    assert re.findall(r"<th[^>]*>(\w+)</th>", html) == headers
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells == [connected.label.replace(">", "&gt;"), "12", "4", "2", "3", "5", "1"]
+
+
+def test_a_status_report_tells_the_allowance_of_a_month_without_usage_and_makes_none(
+    personas, connected, committed
+):
+    from billing.models import Plan, Subscription, Usage
+
+    Member.objects.update(report_frequency=ReportFrequency.OFF)
+    owner = personas.member(personas.owner)
+    owner.report_frequency = ReportFrequency.DAILY
+    owner.save()
+    with time_machine.travel(datetime(2026, 11, 23, tzinfo=UTC), tick=False), committed():
+        assert notifications.send_status_reports() == 1
+    # No order in November, no subscription yet: none used of what the trial's plan includes.
+    assert "Orders in November: 0 of 1000 used." in mail.outbox[0].body
+    assert "Orders in November: <strong>0</strong> of 1000 used." in mail.outbox[0].alternatives[0][0]
+    assert not Usage.objects.exists() and not Subscription.objects.exists()  # a report changes nothing
+    Subscription.of(personas.integration, Plan.objects.get(code="basic"))
+    with time_machine.travel(datetime(2026, 11, 24, tzinfo=UTC), tick=False), committed():
+        assert notifications.send_status_reports() == 1
+    assert "Orders in November: 0 of 200 used." in mail.outbox[1].body
+    assert not Usage.objects.exists()
 
 
 def test_each_member_sets_their_own_notifications(personas):
