@@ -38,14 +38,20 @@ class IntegrationAdmin(admin.ModelAdmin):
     # A page of integrations costs three queries: the rows with their plan and this month's usage, the count,
     # and their modules.
     list_select_related = ["subscription__plan"]
+    # `active` changes on the Settings page only: Integration.set_active notes who and when, and activating there
+    # releases the held transfers (and refuses an ended subscription).
     readonly_fields = [
-        "number", "created", "active_changed_at", "active_changed_by", "plan", "orders_this_month", "modules",
-        "latest_failures",
+        "number", "active", "created", "active_changed_at", "active_changed_by", "plan", "orders_this_month",
+        "modules", "latest_failures",
     ]  # fmt: skip
     inlines = [MemberInline]
 
     def has_add_permission(self, request) -> bool:
         return False  # owners create integrations (or `manage.py create_integration`): it draws the number
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # Deleting cascades to every transfer (millions), and the confirmation page would list them all.
+        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
         # Read, never made: metering.usage_of would create this month's row (and a trial for an integration

@@ -1,3 +1,6 @@
+import html
+import re
+
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
@@ -159,3 +162,46 @@ def test_a_transfer_page_is_read_only_with_its_data_pretty(personas, connected, 
     assert delete.status_code == 403
     failed.refresh_from_db()
     assert failed.status == "failed"
+
+
+# --- Integrations: switched and deleted through the dashboard only ----------------------------------------
+
+
+def change_form_data(page: str) -> dict[str, str]:
+    """What the browser would post back from an admin change page: its inputs with their values."""
+    data = {}
+    for tag in re.findall(r"<input[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        if name is None or ('type="checkbox"' in tag and "checked" not in tag):
+            continue
+        value = re.search(r'value="([^"]*)"', tag)
+        data[name.group(1)] = html.unescape(value.group(1)) if value else ("on" if "checkbox" in tag else "")
+    return data
+
+
+def test_staff_cannot_switch_an_integration_off_in_the_admin(personas, staff_client):
+    """Integration.set_active notes who and when, and the dashboard releases held transfers: no way around it."""
+    url = f"/admin/iex/integration/{personas.integration.pk}/change/"
+    page = staff_client.get(url).content.decode()
+    assert 'name="active"' not in page
+    data = change_form_data(page)
+    assert data["name"] == "Nordic Bikes"
+    data.pop("active", None)  # the box unticked
+    data["name"] = "Nordic Bikes ApS"
+    response = staff_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    personas.integration.refresh_from_db()
+    assert personas.integration.name == "Nordic Bikes ApS"  # what may change, changed
+    assert personas.integration.active and personas.integration.active_changed_at is None
+
+
+def test_staff_cannot_delete_an_integration_in_the_admin(personas, staff_client):
+    """Deleting cascades to every transfer, and the confirmation page would list millions of them."""
+    url = f"/admin/iex/integration/{personas.integration.pk}/delete/"
+    assert staff_client.get(url).status_code == 403
+    assert staff_client.post(url, {"post": "yes"}).status_code == 403
+    assert Integration.objects.filter(pk=personas.integration.pk).exists()
+    listing = staff_client.get("/admin/iex/integration/").content.decode()
+    assert "delete_selected" not in listing
+    change = staff_client.get(f"/admin/iex/integration/{personas.integration.pk}/change/").content.decode()
+    assert "deletelink" not in change

@@ -1,4 +1,5 @@
-"""Operator commands: create_integration, retry_transfers, run_due_jobs."""
+"""Operator commands: each says what it does in one line; create_integration, retry_transfers, run_due_jobs,
+purge_transfers, seed_demo."""
 
 import re
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,28 @@ def run(*args) -> str:
     out = StringIO()
     call_command(*args, stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+# --- every command ----------------------------------------------------------------------------------------
+
+OURS = {"iex", "connections", "scheduling", "billing", "transferlog"}
+
+
+def test_every_command_has_a_one_line_help(monkeypatch):
+    from django.core.management import get_commands, load_command_class
+
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps to the terminal: a long line stays one line here
+    ours = {name: app for name, app in get_commands().items() if app in OURS}
+    assert set(ours) >= {
+        "create_integration", "retry_transfers", "run_due_jobs", "seed_demo", "sweep_inbox", "purge_transfers",
+        "usage_report",
+    }  # fmt: skip
+    for name, app in ours.items():
+        command = load_command_class(app, name)
+        usage, description, *_ = command.create_parser("manage.py", name).format_help().split("\n\n")
+        assert usage.startswith(f"usage: manage.py {name}")
+        assert "\n" not in description and description == command.help.strip(), name
+        assert description.endswith(".") and len(description) > 20, name
 
 
 # --- create_integration ------------------------------------------------------------------------------------
@@ -220,3 +243,58 @@ def test_run_due_jobs_loops_until_interrupted_and_survives_a_failed_round(connec
     ]
     assert "run_due_jobs: dispatch failed: RuntimeError: broker down" in err.getvalue()
     assert sleeps == [30.0, 30.0, 30.0]
+
+
+# --- purge_transfers ---------------------------------------------------------------------------------------
+
+
+def test_purge_transfers_deletes_what_is_past_retention_and_says_how_many(connected, personas):
+    from connections.models import Delivery
+
+    now = timezone.now()
+
+    def made(ref, status, days_ago):
+        row = transfer(connected, ref, status)
+        Transfer.objects.filter(pk=row.pk).update(created=now - timedelta(days=days_ago))
+        return row
+
+    gone = [made("1", Status.CREATED, 91), made("2", Status.FAILED, 181)]
+    kept = [made("3", Status.CREATED, 89), made("4", Status.FAILED, 91), made("5", Status.HELD, 400)]
+    gone[0].record("sent", {"x": 1})
+    gone[0].save_states()
+
+    def delivery(status, days_ago):
+        return Delivery.objects.create(
+            integration=personas.integration, module=connected.source, topic="orders/create", body=b"{}",
+            status=status, received_at=now - timedelta(days=days_ago),
+        )  # fmt: skip
+
+    old_delivery = delivery(Delivery.Status.PROCESSED, 31)
+    waiting = delivery(Delivery.Status.RECEIVED, 31)  # never dropped before it is handled
+    recent = delivery(Delivery.Status.PROCESSED, 29)
+
+    out = run("purge_transfers", "--batch", "1")
+    assert out == (
+        "purge_transfers: deleted 2 transfers (kept 30/90/180/365 days by plan; failed ones twice as long) "
+        "and 1 webhook deliveries (kept 30 days)\n"
+    )
+    assert set(Transfer.objects.values_list("pk", flat=True)) == {t.pk for t in kept}
+    assert not gone[0].states.exists()
+    assert set(Delivery.objects.values_list("pk", flat=True)) == {waiting.pk, recent.pk}
+    assert not Delivery.objects.filter(pk=old_delivery.pk).exists()
+    assert run("purge_transfers") == out.replace("deleted 2", "deleted 0").replace("and 1", "and 0")
+
+
+# --- seed_demo ---------------------------------------------------------------------------------------------
+
+
+def test_seed_demo_ends_with_a_summary_line(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = run("seed_demo").splitlines()
+    integration = Integration.objects.get(name="Demo Shop")
+    assert first[-1] == (
+        f"seed_demo: created {integration.number} (Demo Shop) owned by demo@iex.local, shopify and economic in the "
+        "sandbox"
+    )
+    assert any("Log in at" in line and "demo@iex.local" in line for line in first)  # what `make run` shows
+    assert run("seed_demo").splitlines()[-1] == first[-1].replace("created", "refreshed")

@@ -40,6 +40,7 @@ class Command(BaseCommand):
             )
             member = user.memberships.filter(role=Role.OWNER, integration__name=DEMO_INTEGRATION).first()
             integration = member.integration if member else Integration.create_for(user, DEMO_INTEGRATION)
+            made = "created" if member is None else "refreshed"
             modules = self.sandbox_systems(integration)
             sub = Subscription.of(integration)
         if options["stripe"]:
@@ -69,7 +70,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Demo integration {integration.name} (no. {integration.number}): Shopify and e-conomic in the "
                 f"sandbox at {settings.SANDBOX_URL}.\n"
-                f"Log in at {login_url} as {DEMO_EMAIL} with password {password}"
+                f"Log in at {login_url} as {DEMO_EMAIL} with password {password}\n"
+                f"seed_demo: {made} {integration.number} ({integration.name}) owned by {DEMO_EMAIL}, "
+                f"{' and '.join(m.kind for m in modules)} in the sandbox"
+                f"{', billing in Stripe' if options['stripe'] else ''}"
             )
 
     def stripe_billing(self, sub: Subscription) -> None:
