@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -43,16 +44,14 @@ MAX_BODY = 1024 * 1024
 def hook(request: HttpRequest, token: str) -> HttpResponse:
     receiver = _receiver(token)
     if receiver is None:
-        return HttpResponse("Unknown webhook address\n", status=404, content_type="text/plain")
+        return refuse("unknown_address")
     module_id, integration_id, hooks, secret = receiver
     declared = request.META.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit() or int(declared) > MAX_BODY:
-        return HttpResponse("Body over 1 MB\n", status=413, content_type="text/plain")
+    if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
+        return refuse("too_large")
     body = request.body
-    if len(body) > MAX_BODY:
-        return HttpResponse("Body over 1 MB\n", status=413, content_type="text/plain")
     if not hooks.verify(secret, body, request.headers):
-        return HttpResponse("Invalid signature\n", status=401, content_type="text/plain")
+        return refuse("bad_signature")
 
     topic, event_id = hooks.describe(request.headers)
     status, note, processed_at = Delivery.Status.RECEIVED, "", None
@@ -76,6 +75,32 @@ def hook(request: HttpRequest, token: str) -> HttpResponse:
     if drain_flagged:
         enqueue(module_id)
     return HttpResponse("OK\n", content_type="text/plain")
+
+
+# Posts turned away at the door are not stored: they are counted (in the shared cache, for /metrics), so a shop
+# whose secret no longer matches, or a flood of wrong addresses, shows up somewhere.
+REFUSALS = {
+    "unknown_address": (404, "Unknown webhook address\n"),
+    "too_large": (413, "Body over 1 MB\n"),
+    "bad_signature": (401, "Invalid signature\n"),
+}
+
+
+def refuse(reason: str) -> HttpResponse:
+    key = f"iex:webhooks:refused:{reason}"
+    try:
+        if not cache.add(key, 1, timeout=None):
+            cache.incr(key)
+    except Exception:  # a refusal is answered whatever the cache does
+        logger.warning("could not count a refused webhook (%s)", reason, exc_info=True)
+    status, text = REFUSALS[reason]
+    return HttpResponse(text, status=status, content_type="text/plain")
+
+
+def refused() -> dict[str, int]:
+    """Webhook posts refused since the cache began, by reason (a counter: Prometheus takes a restart as a reset)."""
+    counts = cache.get_many([f"iex:webhooks:refused:{reason}" for reason in REFUSALS])
+    return {reason: int(counts.get(f"iex:webhooks:refused:{reason}", 0)) for reason in REFUSALS}
 
 
 # Intake is the hottest path IEX has (shops post at Black Friday rates): two statements, written out rather than

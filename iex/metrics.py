@@ -1,7 +1,8 @@
 """GET /metrics: IEX's state in the Prometheus text format, read from the database at each scrape.
 
 Gunicorn runs several web processes and the work happens in Celery workers, so counters kept in one process would
-each see a part: every value here is a query, made when Prometheus asks, and each is one index range scan (checked
+each see a part: every value here is a query (or, for what is never stored, a counter in the shared cache), made
+when Prometheus asks, and each query is one index range scan (checked
 with EXPLAIN on PostgreSQL with millions of transfers and deliveries), so a scrape costs the same whatever the
 size of the log.
 
@@ -23,9 +24,10 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from connections import intake
 from connections.models import Delivery
 from scheduling.models import Job
 from transferlog.models import OPEN, Status, Transfer
@@ -78,6 +80,15 @@ class DatabaseCollector(Collector):
         for status in Delivery.Status.values:
             received.add_metric([status], counts.get(status, 0))
         yield received
+
+        refusals = CounterMetricFamily(
+            "iex_webhooks_refused",
+            "Webhook posts refused before anything was stored (wrong address, over 1 MB, bad signature), by reason",
+            labels=["reason"],
+        )
+        for reason, count in intake.refused().items():
+            refusals.add_metric([reason], count)
+        yield refusals
 
         waiting = Delivery.objects.filter(status=Delivery.Status.RECEIVED)
         yield GaugeMetricFamily(

@@ -97,6 +97,20 @@ def test_body_over_1_mb_is_413(webhook):
     assert not Delivery.objects.exists()
 
 
+def test_posts_refused_at_the_door_are_counted_for_metrics(webhook):
+    from tests.test_metrics import samples
+
+    post(webhook.source, ORDER, secret="wrong")
+    post(webhook.source, ORDER, secret="wrong")
+    post(webhook.source, {**ORDER, "note": "x" * (1024 * 1024)})
+    assert Client().post("/hooks/no-such-token/", b"{}", content_type="application/json").status_code == 404
+    got = samples(Client().get("/metrics", REMOTE_ADDR="127.0.0.1"))
+    assert got[("iex_webhooks_refused_total", (("reason", "bad_signature"),))] == 2
+    assert got[("iex_webhooks_refused_total", (("reason", "too_large"),))] == 1
+    assert got[("iex_webhooks_refused_total", (("reason", "unknown_address"),))] == 1
+    assert not Delivery.objects.exists()
+
+
 def test_invalid_json_with_a_valid_signature_is_400_and_kept_as_rejected(webhook):
     assert post(webhook.source, b"{not json").status_code == 400
     delivery = Delivery.objects.get()
