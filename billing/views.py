@@ -32,6 +32,8 @@ def banners(integration: Any) -> dict[str, Any]:
     return {
         "held": Transfer.objects.filter(integration=integration, status=Status.HELD).count(),
         "payment_problem": sub.payment_problem,
+        # A pack the bank wants the card holder to confirm: the owner can, from the Subscription page.
+        "to_confirm": Pack.objects.filter(integration=integration, status=Pack.Status.ACTION_REQUIRED).exists(),
         "past_due": sub.status == Subscription.Status.PAST_DUE,
     }
 

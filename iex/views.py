@@ -69,6 +69,8 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
     ctx = {
         **banners(integration),
         **home_context(integration),
+        # Systems that refuse IEX's credentials: nothing moves to or from them until they are entered again.
+        "refused": integration.modules.filter(credentials_failed_at__isnull=False),
         "usage": usage_of(integration),
         "member_count": integration.members.count(),
         "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),

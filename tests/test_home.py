@@ -153,3 +153,34 @@ def test_home_costs_the_same_few_queries_however_many_transfers(
     client.get(url)
     with django_assert_max_num_queries(20):
         assert client.get(url).status_code == 200
+
+
+def test_home_says_which_system_refuses_iexs_credentials(personas, connected):
+    home = reverse("home", args=[personas.integration.number])
+    assert "refuses IEX's credentials" not in personas.client(personas.viewer).get(home).content.decode()
+    economic_module = connected.target
+    economic_module.credentials_refused("e-conomic said 401: The agreement grant token was revoked")
+    body = personas.client(personas.viewer).get(home).content.decode()
+    assert "e-conomic refuses IEX's credentials" in body
+    assert "The agreement grant token was revoked" in body
+    assert economic_module.get_absolute_url() in body
+    economic_module.set_credentials({"agreement_grant_token": "new", "app_secret_token": "x"})
+    economic_module.save()
+    assert "refuses IEX" not in personas.client(personas.viewer).get(home).content.decode()
+
+
+def test_home_links_the_owner_to_confirm_a_payment_the_bank_asked_for(personas):
+    from billing.models import Pack, Subscription, month_of
+
+    sub = Subscription.of(personas.integration)
+    sub.payment_problem = "Paying for an order pack failed: The bank asks the card holder to confirm the payment"
+    sub.save()
+    Pack.objects.create(
+        integration=personas.integration, month=month_of(datetime.now(UTC)), orders=100, amount=7900,
+        source="automatic", status="action_required",
+    )  # fmt: skip
+    home = reverse("home", args=[personas.integration.number])
+    owner = personas.client(personas.owner).get(home).content.decode()
+    assert "Confirm the payment</a>" in owner and "subscription/#buy" in owner
+    viewer = personas.client(personas.viewer).get(home).content.decode()
+    assert "Confirm the payment</a>" not in viewer and "An owner can update the card" in viewer
