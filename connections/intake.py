@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -42,39 +45,45 @@ MAX_BODY = 1024 * 1024
 @csrf_exempt
 @require_POST
 def hook(request: HttpRequest, token: str) -> HttpResponse:
-    receiver = _receiver(token)
-    if receiver is None:
-        return refuse("unknown_address")
-    module_id, integration_id, hooks, secret = receiver
     declared = request.META.get("CONTENT_LENGTH") or "0"
-    if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
-        return refuse("too_large")
-    body = request.body
-    if not hooks.verify(secret, body, request.headers):
-        return refuse("bad_signature")
-
-    topic, event_id = hooks.describe(request.headers)
-    status, note, processed_at = Delivery.Status.RECEIVED, "", None
-    try:
-        json.loads(body)
-    except ValueError:
-        status, note = Delivery.Status.REJECTED, "The body is not valid JSON"
-    else:
-        if topic not in hooks.TOPICS:
-            status, note = Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}"
-            processed_at = timezone.now()
-    headers = {name: request.headers[name] for name in hooks.KEPT_HEADERS if name in request.headers}
-    delivery_id, drain_flagged = _store(
-        integration_id, module_id, topic[:100], event_id[:100], headers, body, status, note, processed_at
-    )
-    if status == Delivery.Status.REJECTED:
-        return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
-    if delivery_id is None:
-        # The unique (module, event id) index: a retried event is answered 200 and stored once.
-        return HttpResponse("OK (duplicate)\n", content_type="text/plain")
-    if drain_flagged:
-        enqueue(module_id)
-    return HttpResponse("OK\n", content_type="text/plain")
+    for fresh in (False, True):
+        # First with what this process read before; once more, read afresh, if the module changed since.
+        receiver = _receiver(token, fresh)
+        if receiver is None:
+            return refuse("unknown_address")
+        if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
+            return refuse("too_large")
+        body = request.body
+        if not receiver.hooks.verify(receiver.secret, body, request.headers):
+            if receiver.fresh:
+                return refuse("bad_signature")
+            continue  # its secret may have changed since this process read it
+        topic, event_id = receiver.hooks.describe(request.headers)
+        status, note, processed_at = Delivery.Status.RECEIVED, "", None
+        try:
+            json.loads(body)
+        except ValueError:
+            status, note = Delivery.Status.REJECTED, "The body is not valid JSON"
+        else:
+            if topic not in receiver.hooks.TOPICS:
+                status, note = Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}"
+                processed_at = timezone.now()
+        kept = receiver.hooks.KEPT_HEADERS
+        headers = {name: request.headers[name] for name in kept if name in request.headers}
+        stored = _store(receiver, token, topic[:100], event_id[:100], headers, body, status, note, processed_at)
+        if stored is None:
+            continue  # the module's address or credentials changed after they were read: nothing was stored
+        delivery_id, drain_flagged = stored
+        if status == Delivery.Status.REJECTED:
+            return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
+        if delivery_id is None:
+            # The unique (module, event id) index: a retried event is answered 200 and stored once.
+            return HttpResponse("OK (duplicate)\n", content_type="text/plain")
+        if drain_flagged:
+            enqueue(receiver.module_id)
+        return HttpResponse("OK\n", content_type="text/plain")
+    # The module changed again between reading it afresh and storing: the shop sends it again.
+    return HttpResponse("Try again\n", status=503, content_type="text/plain", headers={"Retry-After": "1"})
 
 
 # Posts turned away at the door are not stored: they are counted (in the shared cache, for /metrics), so a shop
@@ -103,21 +112,32 @@ def refused() -> dict[str, int]:
     return {reason: int(counts.get(f"iex:webhooks:refused:{reason}", 0)) for reason in REFUSALS}
 
 
-# Intake is the hottest path IEX has (shops post at Black Friday rates): two statements, written out rather than
-# built by the ORM. One reads the module; one stores the delivery and flags its module's drain as queued.
+# Intake is the hottest path IEX has (shops post at Black Friday rates): one statement per post, written out rather
+# than built by the ORM. Each process keeps what it read about a webhook address (the module, its system, its secret);
+# the statement that stores a delivery checks that the address and the credentials it was read with are still the
+# module's, and stores nothing otherwise. So a rotated address or a changed secret is never used past its change: the
+# post is checked again with what the database holds now.
 
 
-def _receiver(token: str) -> tuple[int, int, Any, str] | None:
-    """(module id, integration id, the system's webhook verification, the webhook secret) for a token."""
-    # Django checks a reused connection with a round trip (SELECT 1) before a request's first query: on this path a
-    # third of the database work. Here the lookup itself is the check: a connection found dead (the database
-    # restarted) is replaced, and the lookup made again.
-    connection.health_check_done = True  # type: ignore[attr-defined]  # Django's own flag (CONN_HEALTH_CHECKS)
-    try:
-        row = _lookup(token)
-    except (InterfaceError, OperationalError):
-        connection.close()
-        row = _lookup(token)
+@dataclass(frozen=True)
+class Receiver:
+    module_id: int
+    integration_id: int
+    hooks: Any  # the system's webhook verification
+    secret: str
+    credentials: str  # the ciphertext the secret came from, as the module held it when read
+    fresh: bool  # read from the database for this request
+
+
+_known: dict[str, Receiver] = {}
+KNOWN_MAX = 10_000  # addresses a process remembers; more, and it starts over
+
+
+def _receiver(token: str, fresh: bool) -> Receiver | None:
+    if not fresh and (known := _known.get(token)) is not None:
+        return known
+    _known.pop(token, None)
+    row = _once_more_if_the_connection_died(lambda: _lookup(token))
     if row is None:
         return None
     module_id, integration_id, kind, credentials = row
@@ -129,16 +149,44 @@ def _receiver(token: str) -> tuple[int, int, Any, str] | None:
     except DecryptionError:
         logger.error("webhook secret of module %s cannot be decrypted", module_id)
         secret = ""
-    return module_id, integration_id, system.webhooks, secret
+    receiver = Receiver(module_id, integration_id, system.webhooks, secret, credentials, True)
+    if len(_known) >= KNOWN_MAX:
+        _known.clear()
+    _known[token] = replace(receiver, fresh=False)
+    return receiver
+
+
+def _once_more_if_the_connection_died(statement: Callable[[], Any]) -> Any:
+    """Run the request's first statement. Django checks a reused connection with a round trip (SELECT 1) before a
+    request's first query: on this path as much as the work itself. Here the statement is the check: a connection
+    found dead (the database restarted) is replaced, and the statement run again (a delivery stored before the
+    connection died is then found by its event id, and stored once)."""
+    connection.health_check_done = True  # type: ignore[attr-defined]  # Django's own flag (CONN_HEALTH_CHECKS)
+    try:
+        return statement()
+    except (InterfaceError, OperationalError):
+        connection.close()
+        return statement()
 
 
 def _lookup(token: str) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, integration_id, kind, credentials FROM {Module._meta.db_table} "  # noqa: S608 (our table)
-            "WHERE webhook_token = %s",
-            [token],
-        )
+    return _execute(
+        f"SELECT id, integration_id, kind, credentials FROM {Module._meta.db_table} "  # noqa: S608 (our table)
+        "WHERE webhook_token = %s",
+        [token],
+    )
+
+
+def _execute(sql: str, params: list[Any]) -> tuple | None:
+    """One statement and its first row. On PostgreSQL a prepared statement with its parameters sent apart (Django's
+    cursor writes them into the text, and PostgreSQL plans it every time)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
         return cursor.fetchone()
 
 
@@ -151,8 +199,8 @@ def _webhook_secret(credentials: str) -> str:
 
 
 def _store(
-    integration_id: int,
-    module_id: int,
+    receiver: Receiver,
+    token: str,
     topic: str,
     event_id: str,
     headers: dict[str, str],
@@ -160,49 +208,55 @@ def _store(
     status: str,
     note: str,
     processed_at: Any,
-) -> tuple[int | None, bool]:
+) -> tuple[int | None, bool] | None:
     """Insert the delivery and, if it waits to be processed, flag its module's drain as queued (committed on
-    return). Returns the delivery's id (None when this module's event id was stored before) and whether the flag is
-    new: then a drain is to be published; else one is queued already and will read this delivery."""
+    return), if the module still has this address and the credentials the receiver was read with. Returns None
+    when it has not (nothing stored), else the delivery's id (None when this module's event id was stored before)
+    and whether the flag is new: then a drain is to be published; else one is queued already and will read this
+    delivery."""
     now = timezone.now()
-    insert = (
-        f"INSERT INTO {Delivery._meta.db_table} (integration_id, module_id, topic, event_id, headers, body, "  # noqa: S608
-        "status, note, received_at, processed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (module_id, event_id) WHERE NOT (event_id = '') DO NOTHING RETURNING id"
+    module_id = receiver.module_id
+    current = (
+        f"SELECT id FROM {Module._meta.db_table} "  # noqa: S608 (our table)
+        "WHERE id = %s AND webhook_token = %s AND credentials = %s"
     )
-    params = [
-        integration_id,
-        module_id,
-        topic,
-        event_id,
-        json.dumps(headers),
-        body,
-        status,
-        note,
-        now,
-        processed_at,
-    ]
+    current_params = [module_id, token, receiver.credentials]
+    columns = "integration_id, module_id, topic, event_id, headers, body, status, note, received_at, processed_at"
+    values = [receiver.integration_id, module_id, topic, event_id, json.dumps(headers), body, status, note, now]
+    values.append(processed_at)
+    placeholders = ", ".join(["%s"] * len(values))
+    on_conflict = "ON CONFLICT (module_id, event_id) WHERE NOT (event_id = '') DO NOTHING RETURNING id"
+    table = Delivery._meta.db_table
     waits = status == Delivery.Status.RECEIVED
     flag = f"INSERT INTO {QueuedDrain._meta.db_table} (module_id, queued_at)"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # one statement, one round trip
-            cursor.execute(
-                f"WITH stored AS ({insert}), flagged AS ({flag} SELECT %s, %s WHERE %s AND EXISTS "  # noqa: S608
-                "(SELECT 1 FROM stored) ON CONFLICT (module_id) DO NOTHING RETURNING module_id) "
-                "SELECT (SELECT id FROM stored), EXISTS (SELECT 1 FROM flagged)",
-                [*params, module_id, now, waits],
+    if connection.vendor == "postgresql":  # one statement, one round trip
+        row = _once_more_if_the_connection_died(
+            lambda: _execute(
+                f"WITH current AS ({current}), "  # noqa: S608 (our tables)
+                f"stored AS (INSERT INTO {table} ({columns}) SELECT {placeholders} FROM current {on_conflict}), "
+                f"flagged AS ({flag} SELECT %s, %s WHERE %s AND EXISTS (SELECT 1 FROM stored) "
+                "ON CONFLICT (module_id) DO NOTHING RETURNING module_id) "
+                "SELECT EXISTS (SELECT 1 FROM current), (SELECT id FROM stored), EXISTS (SELECT 1 FROM flagged)",
+                [*current_params, *values, module_id, now, waits],
             )
-            delivery_id, flagged = cursor.fetchone() or (None, False)
-            return delivery_id, flagged
-        # SQLite (the embedded defaults) has no INSERT inside WITH: two statements.
-        cursor.execute(insert, params)
-        row = cursor.fetchone()
-        if row is None or not waits:
-            return (row[0] if row else None), False
-        cursor.execute(
-            f"{flag} VALUES (%s, %s) ON CONFLICT (module_id) DO NOTHING RETURNING module_id", [module_id, now]
         )
-        return row[0], cursor.fetchone() is not None
+        is_current, delivery_id, flagged = row or (False, None, False)
+        return (delivery_id, flagged) if is_current else None
+    # SQLite (the embedded defaults) has no INSERT inside WITH: up to three statements.
+    row = _once_more_if_the_connection_died(
+        lambda: _execute(
+            f"INSERT INTO {table} ({columns}) SELECT {placeholders} WHERE EXISTS ({current}) {on_conflict}",
+            [*values, *current_params],
+        )
+    )
+    if row is None:
+        return (None, False) if _execute(current, current_params) else None
+    if not waits:
+        return row[0], False
+    flagged = _execute(
+        f"{flag} VALUES (%s, %s) ON CONFLICT (module_id) DO NOTHING RETURNING module_id", [module_id, now]
+    )
+    return row[0], flagged is not None
 
 
 DRAIN_BATCH = 100

@@ -91,6 +91,48 @@ def test_bad_signature_is_401_and_nothing_is_stored(webhook):
     assert not Delivery.objects.exists()
 
 
+def test_a_rotated_address_is_refused_though_the_process_knew_it(webhook):
+    """Each process remembers the addresses it has read; the store checks they are still the module's."""
+    shop = webhook.source
+    old = shop.webhook_token
+    assert post(shop, ORDER, event="evt-1").status_code == 200
+    assert old in intake._known
+    shop.rotate_webhook_token()
+    assert Client().post(f"/hooks/{old}/", json.dumps(ORDER), content_type="application/json").status_code == 404
+    assert post(shop, ORDER, event="evt-2").status_code == 200  # the new address
+    assert sorted(Delivery.objects.values_list("event_id", flat=True)) == ["evt-1", "evt-2"]
+
+
+def test_a_changed_secret_is_used_at_once_and_the_old_one_refused(webhook):
+    shop = webhook.source
+    assert post(shop, ORDER, event="evt-1").status_code == 200  # the process now knows the secret "whsec"
+    credentials = shop.get_credentials()
+    shop.set_credentials({**credentials, "webhook_secret": "new-secret"})
+    shop.save()
+    assert post(shop, ORDER, event="evt-2", secret="new-secret").status_code == 200
+    assert post(shop, ORDER, event="evt-3", secret="whsec").status_code == 401
+    assert sorted(Delivery.objects.values_list("event_id", flat=True)) == ["evt-1", "evt-2"]
+
+
+def test_a_secret_changed_between_reading_and_storing_stores_nothing_under_the_old_one(webhook, monkeypatch):
+    """The guard in the store itself: the module changes after this process checked the signature."""
+    shop = webhook.source
+    assert post(shop, ORDER, event="evt-1").status_code == 200
+    store = intake._store
+
+    def store_after_a_change(*args, **kwargs):
+        if not store_after_a_change.changed:
+            store_after_a_change.changed = True
+            shop.set_credentials({**shop.get_credentials(), "webhook_secret": "new-secret"})
+            shop.save()
+        return store(*args, **kwargs)
+
+    store_after_a_change.changed = False
+    monkeypatch.setattr(intake, "_store", store_after_a_change)
+    assert post(shop, ORDER, event="evt-2", secret="whsec").status_code == 401
+    assert list(Delivery.objects.values_list("event_id", flat=True)) == ["evt-1"]
+
+
 def test_body_over_1_mb_is_413(webhook):
     big = {**ORDER, "note": "x" * (1024 * 1024)}
     assert post(webhook.source, big).status_code == 413
@@ -360,12 +402,16 @@ def test_handled_deliveries_go_after_30_days_and_waiting_ones_stay(webhook, caps
 )
 @pytest.mark.django_db(transaction=True)
 def test_a_connection_the_database_dropped_is_replaced_at_the_first_query(webhook):
-    """Intake skips Django's per-request health check (a round trip): its lookup finds a dead connection itself."""
+    """Intake skips Django's per-request health check (a round trip): its first statement finds a dead connection
+    itself, be it the store (the address known to the process) or the lookup (not known yet)."""
     from django.db import connection
 
-    token = webhook.source.webhook_token
-    connection.ensure_connection()
-    connection.connection.close()  # as a database restart leaves it: Django does not know yet
-    connection.health_check_done = False  # a new request
-    assert intake._receiver(token)[0] == webhook.source.pk
-    assert connection.is_usable()
+    assert post(webhook.source, ORDER, event="evt-0").status_code == 200
+    for first in ("store", "lookup"):
+        if first == "lookup":
+            intake._known.clear()
+        connection.ensure_connection()
+        connection.connection.close()  # as a database restart leaves it: Django does not know yet
+        assert post(webhook.source, ORDER, event=f"evt-{first}").status_code == 200
+        assert connection.is_usable()
+    assert sorted(Delivery.objects.values_list("event_id", flat=True)) == ["evt-0", "evt-lookup", "evt-store"]
