@@ -178,15 +178,16 @@ def _lookup(token: str) -> tuple | None:
 
 
 def _execute(sql: str, params: list[Any]) -> tuple | None:
-    """One statement and its first row. On PostgreSQL a prepared statement with its parameters sent apart (Django's
-    cursor writes them into the text, and PostgreSQL plans it every time)."""
+    """One statement and its first row. On PostgreSQL its parameters are sent apart from its text (Django's cursor
+    writes them into the text, in Python), never as a named prepared statement: PgBouncer in transaction mode would
+    hand the next statement to another server connection, where it does not exist."""
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
+        cursor.execute(sql, params, prepare=False)
         return cursor.fetchone()
 
 
