@@ -131,8 +131,9 @@ def change_plan(sub: Subscription, plan: Plan) -> str:
     the trial both apply at once. Returns what happened, for the owner."""
     downgrade_waiting = sub.next_plan is not None and bool(sub.stripe_subscription)
     if plan == sub.plan:
-        if downgrade_waiting:
-            _stripe_plan(sub, plan, prorate=False)  # the next period is billed at this plan again
+        if sub.stripe_subscription:
+            # The next period is billed at this plan again: a downgrade taken back, or one whose answer was lost.
+            _stripe_plan(sub, plan, prorate=False)
         sub.next_plan = None
         sub.save(update_fields=["next_plan"])
         return f"You stay on {plan.name}."
@@ -163,9 +164,9 @@ def _stripe_plan(sub: Subscription, plan: Plan, *, prorate: bool) -> None:
     sub.save(update_fields=["stripe_items", "plan_changes"])
 
 
-def _apply_plan(sub: Subscription, plan: Plan, *, stripe_told: bool = False) -> None:
-    if sub.stripe_subscription and not stripe_told:
-        _stripe_plan(sub, plan, prorate=True)
+def _apply_plan(sub: Subscription, plan: Plan, *, prorate: bool = True) -> None:
+    if sub.stripe_subscription:
+        _stripe_plan(sub, plan, prorate=prorate)
     sub.plan, sub.next_plan = plan, None
     sub.save(update_fields=["plan", "next_plan"])
     with transaction.atomic():
@@ -247,7 +248,9 @@ def _end_period(sub: Subscription) -> None:
         end(sub, "the subscription was cancelled and its period has ended")
         return
     if sub.next_plan:
-        _apply_plan(sub, sub.next_plan, stripe_told=True)  # told when the downgrade was asked for
+        # Stripe was told when the downgrade was asked for; told again (it changes nothing there), so that a call
+        # that failed halfway, or whose answer was lost, never leaves our plan and Stripe's apart.
+        _apply_plan(sub, sub.next_plan, prorate=False)
     refresh_from_stripe(sub)
 
 

@@ -664,7 +664,8 @@ def test_a_downgrade_waits_for_the_end_of_the_paid_period(personas, stripe, plan
     subscriptions.roll_periods(sub.current_period_end + timedelta(minutes=1))
     sub.refresh_from_db()
     assert (sub.plan.code, sub.next_plan) == ("basic", None)
-    assert len(plan_updates) == 1  # nothing more to tell Stripe when the period ends
+    # Told again when the period ends, unprorated: our plan and Stripe's never stay apart.
+    assert [p["proration_behavior"] for p, _ in plan_updates] == ["none", "none"]
     assert stripe_plan(stripe, sub) == "iex-plan-basic-19900"
 
 
@@ -692,6 +693,33 @@ def test_a_downgrade_taken_back_or_overtaken_by_an_upgrade_bills_from_what_was_p
     ]
     assert len({o["idempotency_key"] for _, o in plan_updates}) == 3
     assert stripe_plan(stripe, sub) == "iex-plan-premium-149900"
+
+
+def test_a_plan_change_failing_halfway_leaves_our_plan_and_stripes_together_by_the_period_end(
+    personas, stripe, plan_updates, monkeypatch
+):
+    sub = card_on_file(personas)
+    sub.status = "active"
+    sub.save()
+    choose_plan(personas, "basic")
+    recording = stripe.v1.subscriptions.update
+
+    def fails_on_premium(subscription_id, params, options=None):
+        if params["items"][0]["plan"].startswith("iex-plan-premium"):
+            raise stripe_sdk.APIConnectionError("Stripe went away")
+        return recording(subscription_id, params=params, options=options)
+
+    monkeypatch.setattr(stripe.v1.subscriptions, "update", fails_on_premium)
+    assert "Nothing was changed" in choose_plan(personas, "premium")  # back to Standard in Stripe, then the error
+    sub.refresh_from_db()
+    assert (sub.plan.code, sub.next_plan.code, stripe_plan(stripe, sub)) == (
+        "standard",
+        "basic",
+        "iex-plan-standard-49900",
+    )
+    subscriptions.roll_periods(sub.current_period_end + timedelta(minutes=1))
+    sub.refresh_from_db()
+    assert (sub.plan.code, stripe_plan(stripe, sub)) == ("basic", "iex-plan-basic-19900")
 
 
 def test_a_card_saved_while_stripe_fails_to_subscribe_is_kept_and_subscribed_by_the_hourly_roll(
