@@ -219,29 +219,36 @@ def _new_pack(usage: Usage, sub: Subscription, packs: int, source: str, code: uu
         orders=packs * plan.pack_orders,
         amount=packs * plan.pack_price,
         source=source,
+        payment_method=sub.payment_method,
     )
     pack.integration = usage.integration
     return pack
 
 
-def pay(pack: Pack) -> Pack:
+def pay(pack: Pack, owner_here: bool = False) -> Pack:
     """Ask Stripe to charge the card on file for a pending pack, with the pack's own key, and take the answer.
     Automatic packs are paid off-session (nobody is there); a pack bought by hand on-session: a bank asking the card
-    holder to confirm leaves its page in `pack.bank_url`. Raises StripeError when the answer was lost: the pack stays
-    pending, to be asked again."""
+    holder to confirm leaves its page in `pack.bank_url` (`owner_here`: they are sent there, not emailed). Raises
+    StripeError when the answer was lost: the pack stays pending, to be asked again."""
     integration = pack.integration
+    if pack.payment_intent:
+        # Stripe answered before (the payment is processing): read it; never make a second one.
+        return _take(
+            pack, stripe_api.payment_of(stripe_api.retrieve_payment_intent(pack.payment_intent)), owner_here
+        )
     sub = Subscription.of(integration)
     payment = stripe_api.charge(
         sub.stripe_customer,
-        sub.payment_method,
+        # Nothing here may change between attempts: the same key must come with the same request (the card is the
+        # one on file when the pack was made).
+        pack.payment_method or sub.payment_method,
         pack.amount,
-        # Nothing here may change between attempts: the same key must come with the same request.
         f"IEX: {pack.orders} orders for integration no. {integration.number}, {pack.month:%B %Y}",
         pack.idempotency_key,
         {"integration": integration.number, "pack": str(pack.code)},
         back_from_bank(pack) if pack.source == Pack.Source.MANUAL else "",
     )
-    return _take(pack, payment)
+    return _take(pack, payment, owner_here)
 
 
 def back_from_bank(pack: Pack) -> str:
@@ -253,30 +260,33 @@ def back_from_bank(pack: Pack) -> str:
 def confirm(pack: Pack) -> Pack:
     """The owner confirms, on-session, a pack's payment the bank wanted the card holder for."""
     sub = Subscription.of(pack.integration)
-    return _take(pack, stripe_api.confirm(pack.payment_intent, sub.payment_method, back_from_bank(pack)))
+    payment = stripe_api.confirm(pack.payment_intent, sub.payment_method, back_from_bank(pack))
+    return _take(pack, payment, owner_here=True)
 
 
 def take_back_from_bank(pack: Pack) -> Pack:
     """The card holder is back from their bank: read the payment again and take what Stripe says."""
-    return _take(pack, stripe_api.payment_of(stripe_api.retrieve_payment_intent(pack.payment_intent)))
+    payment = stripe_api.payment_of(stripe_api.retrieve_payment_intent(pack.payment_intent))
+    return _take(pack, payment, owner_here=True)
 
 
-def _take(pack: Pack, payment: stripe_api.Payment) -> Pack:
+def _take(pack: Pack, payment: stripe_api.Payment, owner_here: bool) -> Pack:
     integration = pack.integration
-    # The owner on their way to their bank is not emailed that the payment failed.
-    apply_payment(pack, payment.status, payment.message, payment.payment_intent, tell_owners=not payment.bank_url)
+    # The owner on their way to their bank is not emailed about it; anyone else is.
+    tell_owners = not (owner_here and payment.bank_url)
+    apply_payment(pack, payment.status, payment.message, payment.payment_intent, tell_owners=tell_owners)
     pack.refresh_from_db()
     pack.integration = integration
-    pack.bank_url = payment.bank_url
+    pack.bank_url = payment.bank_url if owner_here else ""
     return pack
 
 
-def pay_or_ask_again_soon(pack: Pack) -> Pack:
+def pay_or_ask_again_soon(pack: Pack, owner_here: bool = False) -> Pack:
     """`pay`, and when Stripe's answer is lost, have the pack asked again soon rather than after STALE_PAYMENT (by
     the next create, or by `ask_again_about_lost_payments`), with the same key: Stripe answers a repeated key with
     its first answer. Meanwhile other creates wait (PackInFlight). Re-raises the StripeError."""
     try:
-        return pay(pack)
+        return pay(pack, owner_here)
     except stripe_api.StripeError:
         Pack.objects.filter(pk=pack.pk, status=Pack.Status.PENDING).update(
             attempted=timezone.now() - STALE_PAYMENT + ASK_AGAIN_AFTER
@@ -380,7 +390,7 @@ def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID) -> Pack |
         if Pack.objects.filter(integration=integration, status=Pack.Status.PENDING).exists():
             raise PackInFlight
         pack = _new_pack(usage, sub, packs, Pack.Source.MANUAL, code)
-    return pay_or_ask_again_soon(pack)
+    return pay_or_ask_again_soon(pack, owner_here=True)
 
 
 # --- releasing held transfers ------------------------------------------------------------------------------

@@ -207,6 +207,8 @@ class Pack(models.Model):
     amount = models.PositiveIntegerField(help_text="In øre.")
     source = models.CharField(max_length=10, choices=Source.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    # The card on file when the pack was made: every attempt of its keyed payment asks with the same card.
+    payment_method = models.CharField(max_length=255, blank=True)
     payment_intent = models.CharField(max_length=255, blank=True)
     failure = models.CharField(max_length=300, blank=True)
     created = models.DateTimeField(default=timezone.now)

@@ -272,8 +272,8 @@ def _answer(call: Callable[[], Any]) -> Payment:
         if exc.code == "authentication_required":
             return Payment("action_required", intent_id, ASKS_THE_HOLDER)
         return Payment("failed", intent_id, exc.user_message or str(exc.code or "The card was declined"))
-    except (stripe.APIConnectionError, stripe.RateLimitError):
-        raise  # no answer (or not yet): ask again later with the same key
+    except (stripe.APIConnectionError, stripe.RateLimitError, stripe.IdempotencyError):
+        raise  # no answer (or not yet, or the same key is in use right now): ask again later with the same key
     except stripe.StripeError as exc:
         # An answer that asking again with the same key would only repeat (Stripe replays even a 500).
         return Payment("failed", "", f"Stripe refused the payment: {exc.user_message or exc}")
@@ -291,6 +291,9 @@ def payment_of(intent: Any) -> Payment:
     if status == "processing":
         return Payment("pending", intent_id)
     error = field(intent, "last_payment_error") or {}
+    if field(error, "code") == "authentication_required":
+        # An off-session payment the bank wants the card holder for: not a decline, it can still be confirmed.
+        return Payment("action_required", intent_id, ASKS_THE_HOLDER)
     return Payment("failed", intent_id, field(error, "message") or "The card was declined")
 
 

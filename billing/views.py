@@ -14,11 +14,12 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from billing import metering, stripe_api, subscriptions
 from billing.forms import BillingInfoForm, BuyPacksForm, PlanForm, TestCardForm, TopUpForm
-from billing.models import Pack, Plan, Subscription, kroner
+from billing.models import Pack, Plan, Subscription, kroner, month_of
 from iex.access import AuthedRequest, get_member, get_member_owner
 from iex.models import Member
 from transferlog.models import Status, Transfer
@@ -33,7 +34,9 @@ def banners(integration: Any) -> dict[str, Any]:
         "held": Transfer.objects.filter(integration=integration, status=Status.HELD).count(),
         "payment_problem": sub.payment_problem,
         # A pack the bank wants the card holder to confirm: the owner can, from the Subscription page.
-        "to_confirm": Pack.objects.filter(integration=integration, status=Pack.Status.ACTION_REQUIRED).exists(),
+        "to_confirm": Pack.objects.filter(
+            integration=integration, month=month_of(timezone.now()), status=Pack.Status.ACTION_REQUIRED
+        ).exists(),
         "past_due": sub.status == Subscription.Status.PAST_DUE,
     }
 
@@ -192,6 +195,10 @@ def _paid_or_to_the_bank(request: AuthedRequest, pack: Pack) -> HttpResponse:
     if pack.status == Pack.Status.PAID:
         messages.success(
             request, f"Bought {pack.orders} orders for {pack.amount_display} A receipt is on its way."
+        )
+    elif pack.status == Pack.Status.PENDING:
+        messages.info(
+            request, "Stripe is still processing the payment; the pack is listed below until it is done."
         )
     elif pack.status == Pack.Status.ACTION_REQUIRED:
         messages.error(

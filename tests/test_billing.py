@@ -480,6 +480,35 @@ def test_a_pack_bought_by_hand_goes_to_the_bank_when_it_asks_and_is_paid_when_ba
     assert len([m for m in mail.outbox if m.subject.startswith("Receipt")]) == 1
 
 
+def test_the_owners_are_told_when_a_retried_purchase_finds_the_bank_asking_for_them(
+    personas, stripe, monkeypatch, committed
+):
+    """The owner who bought by hand was told "pending" and left; the retry finds the bank wants them: an email."""
+    card_on_file(personas)
+    monkeypatch.setattr(stripe_api, "is_local_fake", lambda: False)
+    answers = iter([stripe_sdk.APIConnectionError("connection reset"), bank_asks("pi_later")])
+
+    def create(params, options):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(stripe.v1.payment_intents, "create", create)
+    client = personas.client(personas.owner)
+    assert (
+        "did not confirm"
+        in client.post(
+            url("subscription_packs", personas), {"packs": 1, "code": uuid4()}, follow=True
+        ).content.decode()
+    )
+    with time_machine.travel(timezone.now() + metering.ASK_AGAIN_AFTER), committed():
+        metering.ask_again_about_lost_payments()
+    assert Pack.objects.get().status == "action_required"
+    [email] = [m for m in mail.outbox if m.subject.startswith("Payment for an order pack failed")]
+    assert "Confirm the payment" in email.body
+
+
 def test_an_automatic_pack_the_bank_asks_for_is_confirmed_by_the_owner_from_the_email(
     personas, connected, stripe, monkeypatch, committed
 ):
@@ -504,6 +533,18 @@ def test_an_automatic_pack_the_bank_asks_for_is_confirmed_by_the_owner_from_the_
     )
     held = order_transfer(connected, 2)
     Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    # Stripe also says payment_failed about it: read again, it is still the card holder's to confirm, not a decline.
+    failed_auth = {
+        "id": "pi_auto", "object": "payment_intent", "status": "requires_payment_method",
+        "last_payment_error": {"code": "authentication_required", "message": "Authentication required"},
+    }  # fmt: skip
+    monkeypatch.setattr(stripe_api, "retrieve_payment_intent", lambda _id: failed_auth)
+    event = {"id": "evt_auth", "type": "payment_intent.payment_failed", "data": {"object": {"id": "pi_auto"}}}
+    with committed():
+        assert post_event(personas.client(personas.viewer), event).content == b"ok"
+    pack.refresh_from_db()
+    assert pack.status == "action_required"
+    assert len([m for m in mail.outbox if m.subject.startswith("Payment for an order pack failed")]) == 1
 
     confirm_url = reverse("subscription_pack_confirm", args=[personas.integration.number, pack.code])
     for other in (personas.admin, personas.viewer):
