@@ -154,6 +154,17 @@ def create_subscription(
     return sub.id, sub["items"].data[0].id, period_end(sub)
 
 
+def existing_subscription(customer_id: str, integration_number: str) -> tuple | None:
+    """A live subscription IEX made for this integration's customer before, as create_subscription returns it: a
+    create whose answer was lost is taken up, not made twice (its key may have expired, or its request changed)."""
+    found = client().v1.subscriptions.list(params={"customer": customer_id, "limit": 10})
+    for sub in found.data:
+        ours = field(field(sub, "metadata") or {}, "integration") == integration_number
+        if ours and field(sub, "status") in ("trialing", "active", "incomplete", "past_due", "unpaid"):
+            return sub.id, sub["items"].data[0].id, period_end(sub)
+    return None
+
+
 def add_item(subscription_id: str, plan_id: str, key: str) -> str:
     """One more item (a module) on the subscription, prorated by Stripe's default."""
     item = client().v1.subscription_items.create(

@@ -78,9 +78,10 @@ def ensure_stripe_subscription(sub: Subscription) -> None:
         # One subscription per card saved: asked again (the answer lost), the same key; subscribing again after a
         # cancellation comes with a new card on file, so a new key.
         key = f"iex-subscription-{sub.integration.number}-{sub.stripe_customer}-{sub.card_updated:%Y%m%d%H%M%S%f}"
-        sub.stripe_subscription, plan_item, period_end = stripe_api.create_subscription(
-            sub.stripe_customer, plan_id, trial_end, sub.integration.number, key
-        )
+        number = sub.integration.number
+        sub.stripe_subscription, plan_item, period_end = stripe_api.existing_subscription(
+            sub.stripe_customer, number
+        ) or stripe_api.create_subscription(sub.stripe_customer, plan_id, trial_end, number, key)
         sub.stripe_items = {"plan": plan_item}
         sub.current_period_end = sub.trial_ends if trial_end else _at(period_end)
         if not trial_end:

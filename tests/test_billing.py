@@ -783,6 +783,23 @@ def test_a_card_saved_while_stripe_fails_to_subscribe_is_kept_and_subscribed_by_
     assert not [m for m in mail.outbox if "deactivated" in m.subject]
 
 
+def test_a_subscription_whose_answer_was_lost_is_taken_up_not_made_twice(personas, stripe, monkeypatch):
+    create = stripe.v1.subscriptions.create
+
+    def made_but_lost(params, options):
+        create(params=params, options=options)
+        raise stripe_sdk.APIConnectionError("connection reset after the subscription was made")
+
+    monkeypatch.setattr(stripe.v1.subscriptions, "create", made_but_lost)
+    sub = card_on_file(personas)
+    assert not sub.stripe_subscription
+    monkeypatch.setattr(stripe.v1.subscriptions, "create", Mock(side_effect=AssertionError("made twice")))
+    subscriptions.roll_periods()
+    sub.refresh_from_db()
+    remote = stripe.v1.subscriptions.list(params={"customer": sub.stripe_customer}).data
+    assert [s.id for s in remote] == [sub.stripe_subscription]
+
+
 def test_the_hourly_roll_goes_on_past_a_subscription_stripe_fails_on(personas, stripe, monkeypatch, committed):
     from tests.conftest import make_user
 
