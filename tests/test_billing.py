@@ -291,10 +291,10 @@ def test_a_declined_card_holds_transfers_until_a_new_card_and_a_pack_bought_by_h
     assert Subscription.of(personas.integration).payment_problem == ""
 
 
-def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, connected, stripe, monkeypatch):
-    """localstripe ignores Idempotency-Key: the fake below keeps Stripe's promise (the first answer is replayed)."""
-    card_on_file(personas)
-    use_up(personas.integration, used=1000)
+@pytest.fixture
+def first_answers_lost(stripe, monkeypatch):
+    """Each payment's first answer is lost after Stripe made it. localstripe ignores Idempotency-Key: this keeps
+    Stripe's promise (a repeated key gets the first answer). Returns the keys asked with, in order."""
     create = stripe.v1.payment_intents.create
     answers, keys = {}, []
 
@@ -307,6 +307,15 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, 
         return answers[key]
 
     monkeypatch.setattr(stripe.v1.payment_intents, "create", flaky_create)
+    return keys
+
+
+def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(
+    personas, connected, stripe, first_answers_lost
+):
+    card_on_file(personas)
+    keys = first_answers_lost
+    use_up(personas.integration, used=1000)
     transfer = order_transfer(connected)
     with pytest.raises(stripe_sdk.StripeError):
         metering.reserve(transfer)
@@ -332,22 +341,11 @@ def test_a_lost_answer_is_retried_with_the_same_key_and_buys_one_pack(personas, 
 
 
 def test_a_pack_bought_by_hand_whose_answer_was_lost_is_asked_about_again(
-    personas, stripe, monkeypatch, committed
+    personas, stripe, first_answers_lost, committed
 ):
     """The owner is not told "nothing was changed" (Stripe may have charged), and the beat asks again, same key."""
     card_on_file(personas)
-    create = stripe.v1.payment_intents.create
-    answers, keys = {}, []
-
-    def flaky_create(params, options):
-        key = options["idempotency_key"]
-        keys.append(key)
-        if key not in answers:
-            answers[key] = create(params=params, options=options)
-            raise stripe_sdk.APIConnectionError("connection reset after the charge")
-        return answers[key]
-
-    monkeypatch.setattr(stripe.v1.payment_intents, "create", flaky_create)
+    keys = first_answers_lost
     client = personas.client(personas.owner)
     response = client.post(url("subscription_packs", personas), {"packs": 1, "code": uuid4()}, follow=True)
     page = response.content.decode()

@@ -148,6 +148,13 @@ def test_a_job_that_fails_every_run_is_told_late_once_with_its_last_error(person
     assert "(last success: 26 Nov 12:25 UTC)" in mail.outbox[1].body
 
 
+def only_the_owner_gets_reports(personas, frequency):
+    Member.objects.update(report_frequency=ReportFrequency.OFF)
+    owner = personas.member(personas.owner)
+    owner.report_frequency = frequency
+    owner.save()
+
+
 @pytest.mark.parametrize(
     ("frequency", "sent_on"),
     [
@@ -158,10 +165,7 @@ def test_a_job_that_fails_every_run_is_told_late_once_with_its_last_error(person
     ],
 )
 def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected, committed, frequency, sent_on):
-    Member.objects.update(report_frequency=ReportFrequency.OFF)
-    owner = personas.member(personas.owner)
-    owner.report_frequency = frequency
-    owner.save()
+    only_the_owner_gets_reports(personas, frequency)
     DailyCount.objects.create(
         integration=personas.integration,
         day=date(2026, 11, 22),
@@ -197,10 +201,7 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
 
 
 def test_a_status_report_has_warnings_and_held_per_connection(personas, connected, committed):
-    Member.objects.update(report_frequency=ReportFrequency.OFF)
-    owner = personas.member(personas.owner)
-    owner.report_frequency = ReportFrequency.DAILY
-    owner.save()
+    only_the_owner_gets_reports(personas, ReportFrequency.DAILY)
     DailyCount.objects.create(
         integration=personas.integration,
         day=date(2026, 11, 22),
@@ -229,10 +230,7 @@ def test_a_status_report_tells_the_allowance_of_a_month_without_usage_and_makes_
 ):
     from billing.models import Plan, Subscription, Usage
 
-    Member.objects.update(report_frequency=ReportFrequency.OFF)
-    owner = personas.member(personas.owner)
-    owner.report_frequency = ReportFrequency.DAILY
-    owner.save()
+    only_the_owner_gets_reports(personas, ReportFrequency.DAILY)
     with time_machine.travel(datetime(2026, 11, 23, tzinfo=UTC), tick=False), committed():
         assert notifications.send_status_reports() == 1
     # No order in November, no subscription yet: none used of what the trial's plan includes.
