@@ -148,7 +148,7 @@ def card_done(request: AuthedRequest, number: str) -> HttpResponse:
     session_id = request.GET.get("session_id", "")
     try:
         payment_method = stripe_api.setup_session_card(session_id, sub.stripe_customer) if session_id else ""
-        if payment_method:
+        if payment_method and payment_method != sub.payment_method:  # else Stripe's event has saved it already
             with transaction.atomic():
                 subscriptions.set_card(sub, payment_method)
     except stripe_api.StripeError as exc:

@@ -44,6 +44,8 @@ def handle(kind: str, obj: Any) -> None:
             _subscription(subscription)
     elif kind.startswith("customer.subscription."):
         _subscription(stripe_api.field(obj, "id"))
+    elif kind == "checkout.session.completed" and stripe_api.field(obj, "mode") == "setup":
+        _card_saved_in_checkout(stripe_api.field(obj, "id"), stripe_api.field(obj, "customer"))
 
 
 def _payment_intent(intent_id: str) -> None:
@@ -72,3 +74,13 @@ def _subscription(subscription_id: str) -> None:
     sub = Subscription.objects.select_related("integration").filter(stripe_subscription=subscription_id).first()
     if sub is not None:
         subscriptions.refresh_from_stripe(sub)
+
+
+def _card_saved_in_checkout(session_id: str, customer_id: str) -> None:
+    """A card the owner saved on Stripe's page, also when their browser never came back to card_done."""
+    sub = Subscription.objects.select_related("integration").filter(stripe_customer=customer_id).first()
+    if sub is None:
+        return
+    payment_method = stripe_api.setup_session_card(session_id, customer_id)  # read again from Stripe
+    if payment_method and payment_method != sub.payment_method:
+        subscriptions.set_card(sub, payment_method)

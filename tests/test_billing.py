@@ -568,6 +568,48 @@ def test_an_automatic_pack_the_bank_asks_for_is_confirmed_by_the_owner_from_the_
     assert owner.post(confirm_url).status_code == 404  # paid: nothing left to confirm
 
 
+def test_a_card_saved_in_checkout_is_taken_from_stripes_event_when_the_browser_never_comes_back(
+    personas, stripe, monkeypatch, committed
+):
+    """localstripe has no Checkout: the session's answer is faked; the card and the subscription are real."""
+    client = personas.client(personas.owner)
+    assert client.post(url("subscription_billing", personas), BILLING).status_code == 302
+    sub = Subscription.of(personas.integration)
+    saved = stripe_api.test_card("4242424242424242", 12, 2030, "123")
+    asked = []
+
+    def session_card(session_id, customer_id):
+        asked.append((session_id, customer_id))
+        return saved if customer_id == sub.stripe_customer else ""
+
+    monkeypatch.setattr(stripe_api, "setup_session_card", session_card)
+    event = {
+        "id": "evt_checkout",
+        "type": "checkout.session.completed",
+        "data": {
+            "object": {
+                "id": "cs_1",
+                "object": "checkout.session",
+                "mode": "setup",
+                "customer": sub.stripe_customer,
+            }
+        },
+    }
+    with committed():
+        assert post_event(client, event).content == b"ok"
+    sub.refresh_from_db()
+    assert asked == [("cs_1", sub.stripe_customer)]
+    assert (sub.payment_method, sub.card_last4) == (saved, "4242") and sub.stripe_subscription
+    # The browser comes back after all: nothing is saved twice.
+    card_updated = sub.card_updated
+    response = client.get(
+        reverse("subscription_card_done", args=[personas.integration.number]) + "?session_id=cs_1"
+    )
+    assert response.status_code == 302
+    sub.refresh_from_db()
+    assert sub.card_updated == card_updated
+
+
 def test_stripe_webhooks_need_a_valid_signature(client, db):
     body = json.dumps({"id": "evt_x", "type": "invoice.paid", "data": {"object": {}}}).encode()
     response = client.post(
