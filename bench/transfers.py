@@ -197,7 +197,7 @@ def main() -> None:
 
         from unittest import mock
 
-        with mock.patch.object(pipeline, "enqueue", lambda *a, **k: None):
+        with mock.patch.object(Transfer, "enqueue", lambda *a, **k: None):
             ours_wall, ours_cpu = measure("ours", ours)
         done = Transfer.objects.filter(status="created").count()
         if done != args.orders:

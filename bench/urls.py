@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
-from iex.urls import urlpatterns as iex_urlpatterns
+from dashboard.urls import urlpatterns as iex_urlpatterns
 
 
 @csrf_exempt

@@ -14,6 +14,7 @@ from django.utils import timezone
 from iex.models import Integration
 
 TRIAL_DAYS = 14
+TRIAL_PLAN = "standard"  # the plan of a trial started without a choice (an integration made before billing)
 
 
 def month_of(at: datetime) -> date:
@@ -131,7 +132,7 @@ class Subscription(models.Model):
             return integration.subscription
         except cls.DoesNotExist:
             pass
-        plan = plan or Plan.objects.get(code="standard")
+        plan = plan or Plan.objects.get(code=TRIAL_PLAN)
         sub, _ = cls.objects.get_or_create(
             integration=integration,
             defaults={"plan": plan, "trial_ends": timezone.now() + timedelta(days=TRIAL_DAYS)},
@@ -167,6 +168,36 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.integration} {self.month:%Y-%m}: {self.used}/{self.allowance}"
+
+    @classmethod
+    def of(cls, integration: Integration, month: date | None = None, *, lock: bool = False) -> Usage:
+        """The month's usage row (made on first use with the plan's orders; a trial starts for an integration
+        without a subscription); locked for update when asked."""
+        month = month or month_of(timezone.now())
+        rows = cls.objects.filter(integration=integration, month=month)
+        usage = (rows.select_for_update() if lock else rows).first()
+        if usage is None:
+            Subscription.of(integration)
+            cls.objects.get_or_create(
+                integration=integration, month=month, defaults={"included": integration.included_orders()}
+            )
+            usage = (rows.select_for_update() if lock else rows).get()
+        usage.integration = integration
+        return usage
+
+    @classmethod
+    def peek(cls, integration: Integration, month: date) -> Usage:
+        """The month's usage, read and never made (for reports and pages that change nothing). A month without its
+        row yet has used none of the plan's orders: the row `of` would start, unsaved, with the orders of the plan
+        a trial would start on when there is no subscription."""
+        if usage := Usage.objects.filter(integration=integration, month=month).first():
+            return usage
+        if hasattr(integration, "subscription"):
+            included = integration.included_orders()
+        else:
+            trial = Plan.objects.filter(code=TRIAL_PLAN).first()
+            included = trial.included_orders if trial else 0
+        return Usage(integration=integration, month=month, included=included)
 
     @property
     def allowance(self) -> int:

@@ -11,9 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import stripe_api
-from billing.metering import notify, release_held, usage_of
-from billing.models import Plan, Subscription, SystemPrice
+from billing.models import Plan, Subscription, SystemPrice, Usage
+from billing.notices import notify
 from iex.models import Integration
+from transferlog.models import Transfer
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def set_card(sub: Subscription, payment_method: str) -> None:
     except stripe_api.StripeError as exc:
         # The card is on file (Stripe holds it too); the hourly roll starts the subscription when Stripe answers.
         logger.warning("the subscription of integration %s waits to start: %s", sub.integration.number, exc)
-    transaction.on_commit(lambda: release_held(sub.integration, "a new card on file"))
+    transaction.on_commit(lambda: Transfer.release_held(sub.integration, "a new card on file"))
 
 
 def billing_fields(sub: Subscription) -> dict[str, Any]:
@@ -172,10 +173,10 @@ def _apply_plan(sub: Subscription, plan: Plan, *, prorate: bool = True) -> None:
     sub.save(update_fields=["plan", "next_plan"])
     with transaction.atomic():
         # This month keeps what it was sold (a downgrade counts from next month); an upgrade adds at once.
-        usage = usage_of(sub.integration, lock=True)
+        usage = Usage.of(sub.integration, lock=True)
         usage.included = max(usage.included, plan.included_orders)
         usage.save(update_fields=["included"])
-    transaction.on_commit(lambda: release_held(sub.integration, f"the {plan.name} plan"))
+    transaction.on_commit(lambda: Transfer.release_held(sub.integration, f"the {plan.name} plan"))
 
 
 def set_cancel(sub: Subscription, cancel: bool) -> None:

@@ -1,6 +1,8 @@
+"""Billing's background work; beat's jobs here are also management commands (billing/management/commands/)."""
+
 from celery import shared_task
 
-from billing import metering, subscriptions
+from billing import packs, subscriptions, usage
 from billing.models import Subscription
 
 
@@ -19,9 +21,9 @@ def roll_periods() -> int:
 
 @shared_task
 def release_held() -> int:
-    return metering.release_where_possible()
+    return usage.release_where_possible()
 
 
 @shared_task
 def ask_again_about_packs() -> int:
-    return metering.ask_again_about_lost_payments()
+    return packs.ask_again_about_lost_payments()

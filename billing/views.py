@@ -14,31 +14,17 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 
-from billing import metering, stripe_api, subscriptions
+from billing import packs, stripe_api, subscriptions
 from billing.forms import BillingInfoForm, BuyPacksForm, PlanForm, TestCardForm, TopUpForm
-from billing.models import Pack, Plan, Subscription, kroner, month_of
+from billing.models import Pack, Plan, Subscription, Usage, kroner
+from billing.usage import banners
 from iex.access import AuthedRequest, get_member, get_member_owner
 from iex.models import Member
-from transferlog.models import Status, Transfer
+from transferlog.models import Transfer
 
 logger = logging.getLogger(__name__)
-
-
-def banners(integration: Any) -> dict[str, Any]:
-    """What needs action about billing, for the banners on Home and Subscription."""
-    sub = Subscription.of(integration)
-    return {
-        "held": Transfer.objects.filter(integration=integration, status=Status.HELD).count(),
-        "payment_problem": sub.payment_problem,
-        # A pack the bank wants the card holder to confirm: the owner can, from the Subscription page.
-        "to_confirm": Pack.objects.filter(
-            integration=integration, month=month_of(timezone.now()), status=Pack.Status.ACTION_REQUIRED
-        ).exists(),
-        "past_due": sub.status == Subscription.Status.PAST_DUE,
-    }
 
 
 @login_required
@@ -51,7 +37,7 @@ def subscription(request: AuthedRequest, number: str) -> HttpResponse:
 def _render(request: AuthedRequest, member: Member, status: int = 200, **forms: Any) -> HttpResponse:
     integration = member.integration
     sub = Subscription.of(integration)
-    usage = metering.usage_of(integration)
+    usage = Usage.of(integration)
     lines, total = subscriptions.monthly_total(sub)
     invoices: list[dict[str, Any]] = []
     if member.is_owner and sub.stripe_customer:
@@ -81,30 +67,36 @@ def _render(request: AuthedRequest, member: Member, status: int = 200, **forms: 
     return render(request, "billing/subscription.html", ctx, status=status)
 
 
-def _owner_action(view: Callable[[AuthedRequest, Member, Subscription], HttpResponse]) -> Callable:
-    """POST, owners only. Stripe not answering is an error message; what Stripe has not confirmed is not saved."""
-
-    @wraps(view)
-    @login_required
-    @require_POST
-    def wrapper(request: AuthedRequest, number: str) -> HttpResponse:
-        member = get_member_owner(request, number)
-        sub = Subscription.of(member.integration)
-        try:
-            return view(request, member, sub)
-        except stripe_api.StripeError as exc:
-            logger.warning("Stripe error on %s: %s", view.__name__, exc)
-            messages.error(
-                request,
-                f"Stripe did not answer as expected ({exc.user_message or exc}). Nothing was changed; please try again.",
-            )
-            return redirect("subscription", number)
-
-    return wrapper
+NOTHING_CHANGED = "Stripe did not answer as expected ({error}). Nothing was changed; please try again."
 
 
-@_owner_action
-def billing_info(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+def _owner_action(
+    method: str = "POST", if_stripe_fails: str = NOTHING_CHANGED
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Owners only. When Stripe does not answer, the owner is told `if_stripe_fails` (its {error}) back on the
+    Subscription page: what Stripe has not confirmed is not saved."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        @login_required
+        @require_http_methods([method])
+        def wrapper(request: AuthedRequest, number: str, **kwargs: Any) -> HttpResponse:
+            member = get_member_owner(request, number)
+            sub = Subscription.of(member.integration)
+            try:
+                return view(request, member, sub, **kwargs)
+            except stripe_api.StripeError as exc:
+                logger.warning("Stripe error on %s: %s", view.__name__, exc)
+                messages.error(request, if_stripe_fails.format(error=exc.user_message or exc))
+                return redirect("subscription", number)
+
+        return wrapper
+
+    return decorate
+
+
+@_owner_action()
+def save_billing_info(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     form = BillingInfoForm(request.POST, instance=Subscription.objects.get(pk=sub.pk))
     if not form.is_valid():
         return _render(request, member, 400, billing_form=form)
@@ -113,8 +105,8 @@ def billing_info(request: AuthedRequest, member: Member, sub: Subscription) -> H
     return redirect("subscription", member.integration.number)
 
 
-@_owner_action
-def card(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+@_owner_action()
+def save_card(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     number = member.integration.number
     if not sub.company:
         messages.error(request, "Fill in the billing information before adding a card.")
@@ -122,7 +114,7 @@ def card(request: AuthedRequest, member: Member, sub: Subscription) -> HttpRespo
     if not stripe_api.is_local_fake():
         if not sub.stripe_customer:
             subscriptions.save_billing_info(sub, subscriptions.billing_fields(sub))
-        url = reverse("subscription_card_done", args=[number])
+        url = reverse("return_from_checkout", args=[number])
         back = request.build_absolute_uri(reverse("subscription", args=[number]))
         return redirect(stripe_api.setup_session(sub.stripe_customer, request.build_absolute_uri(url), back))
     form = TestCardForm(request.POST)
@@ -139,29 +131,23 @@ def card(request: AuthedRequest, member: Member, sub: Subscription) -> HttpRespo
     return redirect("subscription", number)
 
 
-@login_required
-@require_GET
-def card_done(request: AuthedRequest, number: str) -> HttpResponse:
+@_owner_action("GET", if_stripe_fails="Stripe did not confirm a card. Nothing was changed; please try again.")
+def return_from_checkout(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     """Back from Stripe Checkout (setup mode): take the card it saved."""
-    member = get_member_owner(request, number)
-    sub = Subscription.of(member.integration)
+    number = member.integration.number
     session_id = request.GET.get("session_id", "")
-    try:
-        payment_method = stripe_api.setup_session_card(session_id, sub.stripe_customer) if session_id else ""
-        if payment_method and payment_method != sub.payment_method:  # else Stripe's event has saved it already
-            with transaction.atomic():
-                subscriptions.set_card(sub, payment_method)
-    except stripe_api.StripeError as exc:
-        logger.warning("setup session %s: %s", session_id, exc)
-        payment_method = ""
+    payment_method = stripe_api.setup_session_card(session_id, sub.stripe_customer) if session_id else ""
     if not payment_method:
         messages.error(request, "Stripe did not confirm a card. Nothing was changed; please try again.")
         return redirect("subscription", number)
+    if payment_method != sub.payment_method:  # else Stripe's event has saved it already
+        with transaction.atomic():
+            subscriptions.set_card(sub, payment_method)
     messages.success(request, f"Card ending in {sub.card_last4} saved.")
     return redirect("subscription", number)
 
 
-@_owner_action
+@_owner_action()
 def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     form = BuyPacksForm(request.POST)
     if not sub.has_card:
@@ -169,8 +155,8 @@ def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> Http
     if not form.is_valid():
         return _render(request, member, 400, buy_form=form)
     try:
-        pack = metering.buy_by_hand(member.integration, form.cleaned_data["packs"], form.cleaned_data["code"])
-    except metering.PackInFlight:
+        pack = packs.buy_by_hand(member.integration, form.cleaned_data["packs"], form.cleaned_data["code"])
+    except packs.PackInFlight:
         messages.info(request, "An order pack is being paid for right now. Look again in a moment.")
         return redirect("subscription", member.integration.number)
     except stripe_api.StripeError as exc:
@@ -209,57 +195,44 @@ def _paid_or_to_the_bank(request: AuthedRequest, pack: Pack) -> HttpResponse:
     return redirect(reverse("subscription", args=[pack.integration.number]) + "#buy")
 
 
-@login_required
-@require_POST
-def confirm_pack(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+@_owner_action(if_stripe_fails="Stripe could not be reached. Nothing was charged; please try again.")
+def confirm_pack(request: AuthedRequest, member: Member, sub: Subscription, code: str) -> HttpResponse:
     """The owner confirms a pack's payment that their bank asked them for (off-session it could not)."""
-    member = get_member_owner(request, number)
     pack = get_object_or_404(
         Pack.objects.select_related("integration"),
         integration=member.integration,
         code=code,
         status=Pack.Status.ACTION_REQUIRED,
     )
-    try:
-        pack = metering.confirm(pack)
-    except stripe_api.StripeError as exc:
-        logger.warning("confirming pack %s: %s", pack.code, exc)
-        messages.error(request, "Stripe could not be reached. Nothing was charged; please try again.")
-        return redirect("subscription", number)
-    return _paid_or_to_the_bank(request, pack)
+    return _paid_or_to_the_bank(request, packs.confirm(pack))
 
 
-@login_required
-@require_GET
-def pack_back(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+@_owner_action(
+    "GET", if_stripe_fails="Stripe could not be reached to say how the payment went. Look again shortly."
+)
+def return_from_bank(request: AuthedRequest, member: Member, sub: Subscription, code: str) -> HttpResponse:
     """Back from the bank's page: Stripe says how the payment went (the address is never trusted on its own)."""
-    member = get_member_owner(request, number)
     pack = get_object_or_404(Pack.objects.select_related("integration"), integration=member.integration, code=code)
     if pack.payment_intent and pack.status != Pack.Status.PAID:
-        try:
-            pack = metering.take_back_from_bank(pack)
-        except stripe_api.StripeError as exc:
-            logger.warning("reading pack %s back from the bank: %s", pack.code, exc)
-            messages.info(request, "Stripe could not be reached to say how the payment went. Look again shortly.")
-            return redirect("subscription", number)
+        pack = packs.read_after_bank(pack)
     return _paid_or_to_the_bank(request, pack)
 
 
-@_owner_action
-def topup(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+@_owner_action()
+def set_topup(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     form = TopUpForm(request.POST, instance=Subscription.objects.get(pk=sub.pk))
     if not form.is_valid():
         return _render(request, member, 400, topup_form=form)
     sub = form.save()
     if sub.topup_enabled:
-        transaction.on_commit(lambda: metering.release_held(member.integration, "automatic top-up turned on"))
+        transaction.on_commit(lambda: Transfer.release_held(member.integration, "automatic top-up turned on"))
         messages.success(request, f"Automatic top-up is on, at most {sub.topup_cap} packs a month.")
     else:
         messages.success(request, "Automatic top-up is off. Orders beyond the allowance will be held.")
     return redirect("subscription", member.integration.number)
 
 
-@_owner_action
+@_owner_action()
 def change_plan(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     form = PlanForm(request.POST)
     if not form.is_valid():
@@ -269,8 +242,8 @@ def change_plan(request: AuthedRequest, member: Member, sub: Subscription) -> Ht
     return redirect("subscription", member.integration.number)
 
 
-@_owner_action
-def cancel(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+@_owner_action()
+def cancel_subscription(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
     undo = request.POST.get("undo") == "1"
     subscriptions.set_cancel(sub, not undo)
     if undo:

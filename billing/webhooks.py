@@ -4,7 +4,7 @@ the object is read again from Stripe, and a state only moves forwards (a paid pa
 from __future__ import annotations
 
 import logging
-import uuid
+from collections.abc import Callable
 from typing import Any
 
 import stripe
@@ -13,15 +13,16 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing import metering, stripe_api, subscriptions
+from billing import packs, stripe_api, subscriptions
 from billing.models import Pack, StripeEvent, Subscription
+from iex.lib.ids import is_uuid
 
 logger = logging.getLogger(__name__)
 
 
 @csrf_exempt
 @require_POST
-def stripe_webhook(request: HttpRequest) -> HttpResponse:
+def receive_stripe_event(request: HttpRequest) -> HttpResponse:
     try:
         event = stripe_api.construct_event(request.body, request.headers.get("Stripe-Signature", ""))
     except stripe.SignatureVerificationError:
@@ -37,50 +38,69 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
 
 
 def handle(kind: str, obj: Any) -> None:
-    if kind in ("payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing"):
-        _payment_intent(stripe_api.field(obj, "id"))
-    elif kind in ("invoice.paid", "invoice.payment_succeeded", "invoice.payment_failed"):
-        if subscription := stripe_api.invoice_subscription(obj):
-            _subscription(subscription)
-    elif kind.startswith("customer.subscription."):
-        _subscription(stripe_api.field(obj, "id"))
-    elif kind == "checkout.session.completed" and stripe_api.field(obj, "mode") == "setup":
-        _card_saved_in_checkout(stripe_api.field(obj, "id"), stripe_api.field(obj, "customer"))
+    """Dispatch an event on its type; events IEX does not handle are answered 2xx and forgotten."""
+    if handler := HANDLERS.get(kind):
+        handler(obj)
 
 
-def _payment_intent(intent_id: str) -> None:
-    intent = stripe_api.retrieve_payment_intent(intent_id)
+def _payment_intent(event_object: Any) -> None:
+    intent_id = stripe_api.field(event_object, "id")
+    intent = stripe_api.retrieve_payment_intent(intent_id)  # read again from Stripe
     code = stripe_api.field(stripe_api.field(intent, "metadata") or {}, "pack", "")
-    packs = Pack.objects.select_related("integration")
-    pack = packs.filter(payment_intent=intent_id).first() or (
-        packs.filter(code=code).first() if _uuid(code) else None
+    found = Pack.objects.select_related("integration")
+    pack = found.filter(payment_intent=intent_id).first() or (
+        found.filter(code=code).first() if is_uuid(code) else None
     )
     if pack is None:
         logger.info("payment intent %s is not one of our packs", intent_id)
         return
     payment = stripe_api.payment_of(intent)
-    metering.apply_payment(pack, payment.status, payment.message, intent_id)
+    packs.apply_payment(pack, payment.status, payment.message, intent_id)
 
 
-def _uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+def _invoice(invoice: Any) -> None:
+    if subscription_id := stripe_api.invoice_subscription(invoice):
+        _refresh_subscription(subscription_id)
 
 
-def _subscription(subscription_id: str) -> None:
+def _subscription(subscription: Any) -> None:
+    _refresh_subscription(stripe_api.field(subscription, "id"))
+
+
+def _refresh_subscription(subscription_id: str) -> None:
     sub = Subscription.objects.select_related("integration").filter(stripe_subscription=subscription_id).first()
     if sub is not None:
-        subscriptions.refresh_from_stripe(sub)
+        subscriptions.refresh_from_stripe(sub)  # read again from Stripe
 
 
-def _card_saved_in_checkout(session_id: str, customer_id: str) -> None:
-    """A card the owner saved on Stripe's page, also when their browser never came back to card_done."""
+def _checkout_session(session: Any) -> None:
+    """A card the owner saved on Stripe's page (setup mode), also when their browser never came back to card_done."""
+    if stripe_api.field(session, "mode") != "setup":
+        return
+    customer_id = stripe_api.field(session, "customer")
     sub = Subscription.objects.select_related("integration").filter(stripe_customer=customer_id).first()
     if sub is None:
         return
-    payment_method = stripe_api.setup_session_card(session_id, customer_id)  # read again from Stripe
+    payment_method = stripe_api.setup_session_card(stripe_api.field(session, "id"), customer_id)  # read again
     if payment_method and payment_method != sub.payment_method:
         subscriptions.set_card(sub, payment_method)
+
+
+# The events IEX acts on, by type; every handler reads its object again from Stripe before money state changes.
+HANDLERS: dict[str, Callable[[Any], None]] = {
+    "payment_intent.succeeded": _payment_intent,
+    "payment_intent.payment_failed": _payment_intent,
+    "payment_intent.processing": _payment_intent,
+    "invoice.paid": _invoice,
+    "invoice.payment_succeeded": _invoice,
+    "invoice.payment_failed": _invoice,
+    "customer.subscription.created": _subscription,
+    "customer.subscription.updated": _subscription,
+    "customer.subscription.deleted": _subscription,
+    "customer.subscription.paused": _subscription,
+    "customer.subscription.resumed": _subscription,
+    "customer.subscription.trial_will_end": _subscription,
+    "customer.subscription.pending_update_applied": _subscription,
+    "customer.subscription.pending_update_expired": _subscription,
+    "checkout.session.completed": _checkout_session,
+}

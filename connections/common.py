@@ -7,7 +7,7 @@ Money is Decimal in the order's currency; `unit_price_net` is excluding VAT.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
@@ -95,10 +95,13 @@ class StockLevel:
 
 def to_data(obj: Any) -> dict:
     """A JSON-ready dict of a common record, for the transfer log."""
-    return _jsonable(asdict(obj))
+    return _jsonable(obj)
 
 
 def _jsonable(value: Any) -> Any:
+    # Read field by field: dataclasses.asdict would deep-copy the whole record first, only to be walked again here.
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -30,10 +30,12 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from connections import pipeline
 from connections.models import Delivery, Module, QueuedDrain
-from connections.systems import SYSTEMS
-from iex.lib import emails
+from connections.systems import SYSTEMS, WebhookReader
+from iex.lib import emails, queueing
 from iex.lib import secrets as credentials_crypto
+from iex.lib.batches import delete_in_batches
 from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
 
@@ -44,46 +46,57 @@ MAX_BODY = 1024 * 1024
 
 @csrf_exempt
 @require_POST
-def hook(request: HttpRequest, token: str) -> HttpResponse:
+def receive_webhook(request: HttpRequest, token: str) -> HttpResponse:
+    answer = _take(request, token, fresh=False)
+    if answer is None:
+        # What this process had read about the address no longer holds (its secret or credentials changed since):
+        # once more, with the module as the database has it now.
+        answer = _take(request, token, fresh=True)
+    # None again: the module changed once more between reading it afresh and storing. The shop sends it again.
+    return answer or HttpResponse(
+        "Try again\n", status=503, content_type="text/plain", headers={"Retry-After": "1"}
+    )
+
+
+def _take(request: HttpRequest, token: str, *, fresh: bool) -> HttpResponse | None:
+    """Check and store one post with what is known of its address (read afresh, or as this process read it
+    before); None when that no longer holds and nothing was stored."""
+    receiver = _receiver(token, fresh)
+    if receiver is None:
+        return refuse("unknown_address")
     declared = request.META.get("CONTENT_LENGTH") or "0"
-    for fresh in (False, True):
-        # First with what this process read before; once more, read afresh, if the module changed since.
-        receiver = _receiver(token, fresh)
-        if receiver is None:
-            return refuse("unknown_address")
-        if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
-            return refuse("too_large")
-        body = request.body
-        if not receiver.hooks.verify(receiver.secret, body, request.headers):
-            if receiver.fresh:
-                return refuse("bad_signature")
-            continue  # its secret may have changed since this process read it
-        topic, event_id = receiver.hooks.describe(request.headers)
-        status, note, processed_at = Delivery.Status.RECEIVED, "", None
-        try:
-            json.loads(body)
-        except ValueError:
-            status, note = Delivery.Status.REJECTED, "The body is not valid JSON"
-        else:
-            if topic not in receiver.hooks.TOPICS:
-                status, note = Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}"
-                processed_at = timezone.now()
-        kept = receiver.hooks.KEPT_HEADERS
-        headers = {name: request.headers[name] for name in kept if name in request.headers}
-        stored = _store(receiver, token, topic[:100], event_id[:100], headers, body, status, note, processed_at)
-        if stored is None:
-            continue  # the module's address or credentials changed after they were read: nothing was stored
-        delivery_id, drain_flagged = stored
-        if status == Delivery.Status.REJECTED:
-            return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
-        if delivery_id is None:
-            # The unique (module, event id) index: a retried event is answered 200 and stored once.
-            return HttpResponse("OK (duplicate)\n", content_type="text/plain")
-        if drain_flagged:
-            enqueue(receiver.module_id)
-        return HttpResponse("OK\n", content_type="text/plain")
-    # The module changed again between reading it afresh and storing: the shop sends it again.
-    return HttpResponse("Try again\n", status=503, content_type="text/plain", headers={"Retry-After": "1"})
+    if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
+        return refuse("too_large")
+    body = request.body
+    if not receiver.hooks.verify(receiver.secret, body, request.headers):
+        # Its secret may have changed since this process read it: only a secret read afresh refuses.
+        return refuse("bad_signature") if receiver.fresh else None
+    topic, event_id = receiver.hooks.topic(request.headers), receiver.hooks.event_id(request.headers)
+    status, note, processed_at = _triage(receiver.hooks, topic, body)
+    headers = {name: request.headers[name] for name in receiver.hooks.KEPT_HEADERS if name in request.headers}
+    stored = _store(receiver, token, topic[:100], event_id[:100], headers, body, status, note, processed_at)
+    if stored is None:
+        return None  # the module's address or credentials changed after they were read
+    delivery_id, drain_flagged = stored
+    if status == Delivery.Status.REJECTED:
+        return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
+    if delivery_id is None:
+        # The unique (module, event id) index: a retried event is answered 200 and stored once.
+        return HttpResponse("OK (duplicate)\n", content_type="text/plain")
+    if drain_flagged:
+        enqueue(receiver.module_id)
+    return HttpResponse("OK\n", content_type="text/plain")
+
+
+def _triage(hooks: WebhookReader, topic: str, body: bytes) -> tuple[str, str, datetime | None]:
+    """(status, note, processed at) of a delivery as it arrives: received for a drain, or not worth one."""
+    try:
+        json.loads(body)
+    except ValueError:
+        return Delivery.Status.REJECTED, "The body is not valid JSON", None
+    if topic not in hooks.TOPICS:
+        return Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}", timezone.now()
+    return Delivery.Status.RECEIVED, "", None
 
 
 # Posts turned away at the door are not stored: they are counted (in the shared cache, for /metrics), so a shop
@@ -106,7 +119,7 @@ def refuse(reason: str) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain")
 
 
-def refused() -> dict[str, int]:
+def refusal_counts() -> dict[str, int]:
     """Webhook posts refused since the cache began, by reason (a counter: Prometheus takes a restart as a reset)."""
     counts = cache.get_many([f"iex:webhooks:refused:{reason}" for reason in REFUSALS])
     return {reason: int(counts.get(f"iex:webhooks:refused:{reason}", 0)) for reason in REFUSALS}
@@ -123,7 +136,7 @@ def refused() -> dict[str, int]:
 class Receiver:
     module_id: int
     integration_id: int
-    hooks: Any  # the system's webhook verification
+    hooks: WebhookReader
     secret: str
     credentials: str  # the ciphertext the secret came from, as the module held it when read
     fresh: bool  # read from the database for this request
@@ -261,6 +274,7 @@ def _store(
 
 
 DRAIN_BATCH = 100
+DRAIN_INBOX = "connections.tasks.drain_inbox"
 
 
 def enqueue(module_id: int) -> None:
@@ -291,11 +305,8 @@ def queue_drain(module_id: int, *, unless_queued_since: datetime | None = None) 
 
 
 def _publish_drain(module_id: int) -> None:
-    from connections.pipeline import publish
-    from connections.tasks import drain_inbox
-
     # The shop gets its 200 whether or not the broker is up: the delivery is stored, the sweeper has it.
-    if not publish(drain_inbox, module_id):
+    if not queueing.publish(DRAIN_INBOX, module_id):
         QueuedDrain.objects.filter(module_id=module_id).delete()
 
 
@@ -346,8 +357,6 @@ def process(delivery_id: int) -> None:
 
 def _handle(delivery: Delivery) -> tuple[str, str]:
     """What becomes of a delivery: (its status, a note saying why)."""
-    from connections import pipeline
-
     module = delivery.module
     hooks = module.system.webhooks
     assert hooks is not None
@@ -361,9 +370,8 @@ def _handle(delivery: Delivery) -> tuple[str, str]:
     if connection.trigger != "webhook":
         return Delivery.Status.IGNORED, f"{connection.label} is schedule-driven: its job fetches changes"
     data = json.loads(bytes(delivery.body))
-    ref_of = module.system.transforms.order_ref if entity == "orders" else module.system.transforms.product_ref
     try:
-        source_ref, reference, updated_at = ref_of(data)
+        source_ref, reference, updated_at = hooks.record_ref(entity, data)
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # Valid JSON, but not the record the topic promised: keep it for troubleshooting, say what is missing.
         return Delivery.Status.REJECTED, f"Not a {module.system.label} {entity} record IEX can read ({exc!r})"
@@ -411,8 +419,6 @@ DELIVERY_RETENTION_DAYS = 30  # well past the shops' redeliveries (Shopify's las
 def purge_deliveries(now: datetime, *, dry_run: bool = False) -> int:
     """Delete handled deliveries older than DELIVERY_RETENTION_DAYS, one module at a time, in the retention purge's
     paced batches; what still waits is kept. Returns how many were (or would be) deleted."""
-    from transferlog.models import delete_in_batches
-
     deleted = 0
     for module_id in Module.objects.order_by("pk").values_list("pk", flat=True):
         old = Delivery.objects.filter(

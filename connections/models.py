@@ -7,19 +7,17 @@ import json
 import secrets
 import uuid
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from connections.flows import FLOWS, Flow
+from connections.systems import SYSTEMS, AccountingClient, System, WebshopClient
 from iex.lib import secrets as credentials_crypto
 from iex.models import Integration
-
-if TYPE_CHECKING:
-    from connections.flows import Flow
-    from connections.systems import System
 
 
 def new_webhook_token() -> str:
@@ -55,8 +53,6 @@ class Module(models.Model):
 
     @property
     def system(self) -> System:
-        from connections.systems import SYSTEMS
-
         return SYSTEMS[self.kind]
 
     @property
@@ -93,7 +89,7 @@ class Module(models.Model):
     def settings_values(self) -> dict[str, Any]:
         return {**self.system.default_settings, **self.settings}
 
-    def client(self) -> Any:
+    def client(self) -> WebshopClient | AccountingClient:
         return self.system.client(self)
 
     @property
@@ -133,8 +129,6 @@ class Connection(models.Model):
 
     @property
     def flow_def(self) -> Flow:
-        from connections.flows import FLOWS
-
         return FLOWS[self.flow]
 
     @property
@@ -161,8 +155,6 @@ class Connection(models.Model):
     @classmethod
     def ensure_for(cls, integration: Integration) -> None:
         """Create (inactive) every connection the integration's modules allow."""
-        from connections.flows import FLOWS
-
         modules = list(integration.modules.all())
         for flow in FLOWS.values():
             for source in modules:
@@ -204,17 +196,22 @@ class Mapping(models.Model):
     @classmethod
     def lease(cls, connection: Connection, source_ref: str, holder: int) -> Mapping | None:
         """The record's mapping, leased to transfer `holder`; None while another transfer holds it. The holder
-        itself may lease again: its worker died mid-send and the transfer runs again."""
-        # ON CONFLICT DO NOTHING: the row exists afterwards whichever of two concurrent transfers made it.
-        Mapping.objects.bulk_create([Mapping(connection=connection, source_ref=source_ref)], ignore_conflicts=True)
+        itself may lease again: its worker died mid-send and the transfer runs again.
+
+        One statement: it makes the row if there is none (whichever of two concurrent transfers comes first: the
+        other one's insert becomes the conditional update), claims a free lease, and returns the row as leased."""
         now = timezone.now()
-        free = models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now) | models.Q(leased_by=holder)
-        claimed = cls.objects.filter(free, connection=connection, source_ref=source_ref).update(
-            leased_until=now + cls.LEASE, leased_by=holder
+        table = cls._meta.db_table
+        leased = cls.objects.raw(
+            f"INSERT INTO {table} (connection_id, source_ref, target_ref, target_state, leased_until, leased_by, "  # noqa: S608 (our table)
+            "updated) VALUES (%s, %s, '', '', %s, %s, %s) "
+            "ON CONFLICT (connection_id, source_ref) DO UPDATE "
+            "SET leased_until = excluded.leased_until, leased_by = excluded.leased_by "
+            f"WHERE {table}.leased_until IS NULL OR {table}.leased_until < %s OR {table}.leased_by = %s "
+            "RETURNING *",
+            [connection.pk, source_ref, now + cls.LEASE, holder, now, now, holder],
         )
-        if not claimed:
-            return None
-        return cls.objects.get(connection=connection, source_ref=source_ref)
+        return next(iter(leased), None)
 
     def release(self, **changes: Any) -> None:
         for name, value in changes.items():

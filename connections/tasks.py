@@ -1,7 +1,12 @@
+"""The connections' background work. Other floors publish these by name (iex/lib/queueing.py); beat's jobs here are
+also management commands (connections/management/commands/)."""
+
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
+from django.utils import timezone
 
 from connections import intake, pipeline
+from transferlog.models import Transfer
 
 # Acknowledged after they ran, and put back if their worker process dies. When the database goes away (a restart,
 # a failover) they run again shortly under the same task id (a transfer's claim lets its own task id back in),
@@ -28,4 +33,9 @@ def drain_inbox(module_id: int) -> int:
 
 @shared_task
 def sweep_inbox() -> int:
-    return intake.sweep() + pipeline.sweep()
+    return intake.sweep() + Transfer.sweep()
+
+
+@shared_task
+def purge_deliveries() -> int:
+    return intake.purge_deliveries(timezone.now())

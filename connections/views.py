@@ -11,23 +11,17 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from billing.tasks import sync_subscription_items
-from connections.models import Connection, Module, Trigger
-from connections.pipeline import publish
+from connections.models import Connection, Module
 from connections.systems import SYSTEMS
 from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib import http
+from iex.lib.queueing import publish_on_commit
 from iex.lib.secrets import DecryptionError
 from iex.models import Member
-from scheduling.models import Job
 
 
 def _module(member: Member, code: str) -> Module:
     return get_object_or_404(member.integration.modules, code=code)
-
-
-def _connection(member: Member, code: str) -> Connection:
-    return get_object_or_404(member.integration.connections.select_related("source", "target"), code=code)
 
 
 def _back(request: AuthedRequest, default: str) -> HttpResponse:
@@ -52,12 +46,12 @@ def systems(request: AuthedRequest, number: str) -> HttpResponse:
 
 def _price_changed(integration_id: int) -> None:
     """Each module is an item of the Stripe subscription: keep them in step, in the background."""
-    transaction.on_commit(lambda: publish(sync_subscription_items, integration_id))
+    publish_on_commit("billing.tasks.sync_subscription_items", integration_id)
 
 
 @login_required
 @require_POST
-def system_add(request: AuthedRequest, number: str) -> HttpResponse:
+def add_system(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member_rw(request, number)
     kind = request.POST.get("kind", "")
     if kind not in SYSTEMS:
@@ -66,7 +60,6 @@ def system_add(request: AuthedRequest, number: str) -> HttpResponse:
     with transaction.atomic():
         module, created = Module.objects.get_or_create(integration=member.integration, kind=kind)
         Connection.ensure_for(member.integration)
-        Job.ensure_all(member.integration)
         if created:
             _price_changed(member.integration.pk)
     if created:
@@ -133,7 +126,7 @@ def _test(request: AuthedRequest, mod: Module) -> bool:
 
 @login_required
 @require_POST
-def module_connect(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def connect_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
     form = _credentials_form(request, mod, request.POST)
@@ -158,7 +151,7 @@ def module_connect(request: AuthedRequest, number: str, code: str) -> HttpRespon
 
 @login_required
 @require_POST
-def module_test(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def test_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     # Viewers may test: it changes nothing and is the first thing support asks for.
     member = get_member(request, number)
     mod = _module(member, code)
@@ -171,7 +164,7 @@ def module_test(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def module_settings(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def save_module_settings(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
     form = mod.system.settings_form(request.POST)
@@ -185,7 +178,7 @@ def module_settings(request: AuthedRequest, number: str, code: str) -> HttpRespo
 
 @login_required
 @require_POST
-def module_active(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def set_module_active(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
     mod.active = request.POST.get("active") == "on"
@@ -197,7 +190,7 @@ def module_active(request: AuthedRequest, number: str, code: str) -> HttpRespons
 
 @login_required
 @require_POST
-def module_disconnect(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def disconnect_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
     mod.disconnect()
@@ -210,7 +203,7 @@ def module_disconnect(request: AuthedRequest, number: str, code: str) -> HttpRes
 
 @login_required
 @require_POST
-def module_remove(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def remove_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
     label = mod.system.label
@@ -223,47 +216,9 @@ def module_remove(request: AuthedRequest, number: str, code: str) -> HttpRespons
 
 @login_required
 @require_POST
-def module_rotate_webhook(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def rotate_webhook_address(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
     mod.rotate_webhook_token()
     messages.warning(request, "The webhook address changed: update it in the shop, or its webhooks are refused.")
     return redirect("module", number, mod.code)
-
-
-# /i/<number>/connections/
-
-
-@login_required
-@require_GET
-def connections(request: AuthedRequest, number: str) -> HttpResponse:
-    member = get_member(request, number)
-    rows = member.integration.connections.select_related("source", "target").order_by("flow", "created")
-    return render(request, "connections/connections.html", {"connections": rows, "triggers": Trigger.choices})
-
-
-@login_required
-@require_POST
-def connection_update(request: AuthedRequest, number: str, code: str) -> HttpResponse:
-    member = get_member_rw(request, number)
-    conn = _connection(member, code)
-    if "trigger" in request.POST:
-        if request.POST["trigger"] not in Trigger.values:
-            messages.error(request, "Choose schedule or webhook.")
-            return redirect("connections", number)
-        conn.trigger = request.POST["trigger"]
-    if "active" in request.POST:
-        active = request.POST["active"] == "on"
-        missing = [m.system.label for m in (conn.source, conn.target) if not m.connected]
-        if active and missing:
-            messages.error(request, f"Connect {' and '.join(missing)} before activating {conn.label}.")
-            return redirect("connections", number)
-        if active and not conn.active:
-            Job.ensure_for(conn).start_now()
-        conn.active = active
-    conn.save(update_fields=["trigger", "active"])
-    messages.success(
-        request,
-        f"{conn.label}: {'active' if conn.active else 'inactive'}, {conn.get_trigger_display().lower()}-driven.",
-    )
-    return redirect("connections", number)

@@ -6,9 +6,11 @@ import hashlib
 import secrets
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, models, transaction
 from django.db.models.functions import Lower
 from django.urls import reverse
@@ -78,6 +80,33 @@ class Integration(models.Model):
 
     def owner_emails(self) -> list[str]:
         return list(self.members.filter(role=Role.OWNER).values_list("user__email", flat=True))
+
+    # --- plan limits ----------------------------------------------------------------------------------------
+    # The plan of the integration's subscription sets them. Billing owns both, a floor above: they are reached through
+    # the `subscription` relation, so the tenant core imports no app. An integration has no plan until billing starts
+    # its trial (Subscription.of, on first use): until then the Log keeps LOG_RETENTION_DAYS, the owner is the only
+    # member and no orders are included.
+
+    def _plan(self) -> Any:
+        try:
+            return self.subscription.plan  # the reverse one-to-one from billing.Subscription
+        except ObjectDoesNotExist:
+            return None
+
+    def retention_days(self) -> int:
+        """Days the Log keeps this integration's transfers; failed ones are kept twice as long."""
+        plan = self._plan()
+        return plan.retention_days if plan else settings.LOG_RETENTION_DAYS
+
+    def member_limit(self) -> int:
+        """Members and pending invitations at most."""
+        plan = self._plan()
+        return plan.member_limit if plan else 1
+
+    def included_orders(self) -> int:
+        """Orders a month the plan includes (packs bought come on top)."""
+        plan = self._plan()
+        return plan.included_orders if plan else 0
 
     def invitations_sent_last_hour(self) -> int:
         # A resend issues a new invitation row, so resends count against the hourly limit too.

@@ -155,12 +155,14 @@ SITE_URL = env_required("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 if urlsplit(SITE_URL).scheme not in {"http", "https"}:
     raise ImproperlyConfigured(f"SITE_URL must be an http(s) address; got {SITE_URL!r}")
 
+# The floors from the ground up (README "Architecture"): each app imports only those listed before it.
 INSTALLED_APPS = [
     "iex",
-    "connections",
-    "scheduling",
     "transferlog",
     "billing",
+    "connections",
+    "scheduling",
+    "dashboard",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -187,7 +189,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
-ROOT_URLCONF = "iex.urls"
+ROOT_URLCONF = "dashboard.urls"
 WSGI_APPLICATION = "iex.wsgi.application"
 
 TEMPLATES = [
@@ -356,14 +358,15 @@ CELERY_BEAT_SCHEDULE = {
     "dispatch-due-jobs": {"task": "scheduling.tasks.dispatch_due_jobs", "schedule": 30.0},
     "sweep-inbox": {"task": "connections.tasks.sweep_inbox", "schedule": float(SWEEP_INTERVAL_SECONDS)},
     "purge-transfers": {"task": "transferlog.tasks.purge_transfers", "schedule": 24 * 3600.0},
+    "purge-deliveries": {"task": "connections.tasks.purge_deliveries", "schedule": 24 * 3600.0},
     # Trials, downgrades and cancellations whose period has ended; held orders whose allowance is back; order packs
     # whose payment's answer was lost.
     "roll-billing-periods": {"task": "billing.tasks.roll_periods", "schedule": 3600.0},
     "release-held-transfers": {"task": "billing.tasks.release_held", "schedule": 600.0},
     "ask-again-about-packs": {"task": "billing.tasks.ask_again_about_packs", "schedule": 60.0},
     # Error digests go out at most every 15 minutes per integration; reports once on the day they are due.
-    "send-error-digests": {"task": "iex.tasks.send_error_digests", "schedule": 60.0},
-    "send-status-reports": {"task": "iex.tasks.send_status_reports", "schedule": 3600.0},
+    "send-error-digests": {"task": "dashboard.tasks.send_error_digests", "schedule": 60.0},
+    "send-status-reports": {"task": "dashboard.tasks.send_status_reports", "schedule": 3600.0},
 }
 
 # --- Security -----------------------------------------------------------------------------------------------

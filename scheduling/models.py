@@ -34,7 +34,7 @@ OVERLAP = timedelta(minutes=2)
 STALE_RUN = timedelta(minutes=30)
 
 
-class Outcome(models.TextChoices):
+class RunOutcome(models.TextChoices):
     OK = "ok", "OK"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
@@ -50,7 +50,7 @@ class Job(models.Model):
     running_since = models.DateTimeField(null=True, blank=True)
     last_started_at = models.DateTimeField(null=True, blank=True)
     last_finished_at = models.DateTimeField(null=True, blank=True)
-    last_outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True)
+    last_outcome = models.CharField(max_length=10, choices=RunOutcome.choices, blank=True)
     # When a run last succeeded: what the Schedule page and the digest say while runs fail.
     last_ok_at = models.DateTimeField(null=True, blank=True)
     # Lateness counts from here: the last successful run, the last skipped one (nothing was to move: the integration
@@ -178,12 +178,12 @@ class Job(models.Model):
             "last_fetched",
             "last_received",
         ]
-        if outcome != Outcome.FAILED:
+        if outcome != RunOutcome.FAILED:
             # Succeeded, or skipped with nothing to move: on time again, and lateness, if it comes back, is news.
             # (A failed run leaves both: a job failing every run turns late, and is told once.)
             self.on_time_at, self.late_notified = now, False
             fields += ["on_time_at", "late_notified"]
-        if outcome == Outcome.OK:
+        if outcome == RunOutcome.OK:
             self.last_ok_at = now
             fields.append("last_ok_at")
         if cursor is not None:

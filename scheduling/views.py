@@ -1,14 +1,15 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from connections.models import Connection, Trigger
 from iex.access import AuthedRequest, get_member, get_member_rw
+from iex.lib.queueing import publish_on_commit
 from iex.models import Member
 from scheduling.models import INTERVALS, Job
-from scheduling.tasks import run_job
+from scheduling.tasks import RUN_JOB
 from transferlog.models import Transfer
 
 
@@ -16,6 +17,10 @@ def _job(member: Member, code: str) -> Job:
     return get_object_or_404(
         member.integration.jobs.select_related("connection__source", "connection__target"), code=code
     )
+
+
+def _connection(member: Member, code: str) -> Connection:
+    return get_object_or_404(member.integration.connections.select_related("source", "target"), code=code)
 
 
 def _row(job: Job) -> dict:
@@ -40,6 +45,7 @@ def _row(job: Job) -> dict:
 @require_GET
 def schedule(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member(request, number)
+    Job.ensure_all(member.integration)  # connections of systems added since: each gets its job
     jobs = member.integration.jobs.select_related("connection__source", "connection__target").order_by(
         "connection__created"
     )
@@ -57,12 +63,12 @@ def job_row(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def job_run_now(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def run_job_now(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     job = _job(member, code)
     reason = job.connection.skip_reason()
     if not reason:
-        transaction.on_commit(lambda: run_job.delay(job.pk))
+        publish_on_commit(RUN_JOB, job.pk)
     if request.htmx:  # type: ignore[attr-defined]
         # The row polls itself until the run has finished; a refusal shows in the row.
         job.refresh_from_db()
@@ -79,7 +85,7 @@ def job_run_now(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def job_interval(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def set_job_interval(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     job = _job(member, code)
     try:
@@ -95,3 +101,42 @@ def job_interval(request: AuthedRequest, number: str, code: str) -> HttpResponse
     job.save(update_fields=["interval", "next_run_at"])
     messages.success(request, f"{job.connection.label} now runs every {job.get_interval_display()}.")
     return redirect("schedule", number)
+
+
+# /i/<number>/connections/
+
+
+@login_required
+@require_GET
+def connections(request: AuthedRequest, number: str) -> HttpResponse:
+    """The flows between the integration's systems: whether each runs, and what starts it (its job, or webhooks)."""
+    member = get_member(request, number)
+    rows = member.integration.connections.select_related("source", "target").order_by("flow", "created")
+    return render(request, "scheduling/connections.html", {"connections": rows, "triggers": Trigger.choices})
+
+
+@login_required
+@require_POST
+def update_connection(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    member = get_member_rw(request, number)
+    conn = _connection(member, code)
+    if "trigger" in request.POST:
+        if request.POST["trigger"] not in Trigger.values:
+            messages.error(request, "Choose schedule or webhook.")
+            return redirect("connections", number)
+        conn.trigger = request.POST["trigger"]
+    if "active" in request.POST:
+        active = request.POST["active"] == "on"
+        missing = [m.system.label for m in (conn.source, conn.target) if not m.connected]
+        if active and missing:
+            messages.error(request, f"Connect {' and '.join(missing)} before activating {conn.label}.")
+            return redirect("connections", number)
+        if active and not conn.active:
+            Job.ensure_for(conn).start_now()  # from now: a connection transfers from the moment it is activated
+        conn.active = active
+    conn.save(update_fields=["trigger", "active"])
+    messages.success(
+        request,
+        f"{conn.label}: {'active' if conn.active else 'inactive'}, {conn.get_trigger_display().lower()}-driven.",
+    )
+    return redirect("connections", number)

@@ -36,13 +36,13 @@ def test_sign_up_needs_a_verified_email_then_leads_to_creating_an_integration(cl
     response = client.post(confirm_url)
     assert response.status_code == 302
     response = client.get(response.url)
-    assert response.status_code == 302 and response.url == reverse("integration_new")
+    assert response.status_code == 302 and response.url == reverse("create_integration")
 
-    page = client.get(reverse("integration_new")).content.decode()
+    page = client.get(reverse("create_integration")).content.decode()
     assert "Welcome to IEX" in page
     assert 'value="standard"' not in page and "Standard: 1,000 orders a month" in page  # plans offered
     premium = Plan.objects.get(code="premium")
-    response = client.post(reverse("integration_new"), {"name": "  Nordic   Bikes ", "plan": premium.pk})
+    response = client.post(reverse("create_integration"), {"name": "  Nordic   Bikes ", "plan": premium.pk})
     integration = Integration.objects.get()
     sub = integration.subscription
     assert (sub.plan, sub.status) == (premium, "trialing")
@@ -57,7 +57,7 @@ def test_sign_up_needs_a_verified_email_then_leads_to_creating_an_integration(cl
 
 def test_blank_integration_name_is_refused_next_to_the_field(client):
     client.force_login(make_user("a@b.example"))
-    response = client.post(reverse("integration_new"), {"name": "   "})
+    response = client.post(reverse("create_integration"), {"name": "   "})
     assert response.status_code == 200
     assert "This field is required." in response.content.decode()
     assert not Integration.objects.exists()

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from connections import pipeline
 from iex.models import Integration
 from tests.conftest import make_user
 
@@ -64,7 +65,7 @@ def failed_transfer(connection, ref="1001", reason="restapi.e-conomic.com answer
 
     from transferlog.models import Status, Transfer
 
-    made = Transfer.receive(connection, ref, f"#{ref}", timezone.now(), {"id": ref, "name": f"#{ref}"})
+    made = pipeline.receive(connection, ref, f"#{ref}", timezone.now(), {"id": ref, "name": f"#{ref}"})
     Transfer.objects.filter(pk=made.pk).update(status=Status.FAILED, reason=reason)
     return made
 
@@ -72,11 +73,10 @@ def failed_transfer(connection, ref="1001", reason="restapi.e-conomic.com answer
 def test_integrations_list_shows_plan_usage_and_systems_in_a_fixed_number_of_queries(
     personas, connected, staff_client, django_assert_max_num_queries
 ):
-    from billing import metering
-    from billing.models import Subscription
+    from billing.models import Subscription, Usage
 
     Subscription.of(personas.integration)
-    usage = metering.usage_of(personas.integration)
+    usage = Usage.of(personas.integration)
     usage.used, usage.bought = 12, 100
     usage.save()
     with CaptureQueriesContext(connection) as few:

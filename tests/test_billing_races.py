@@ -11,8 +11,9 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from billing import metering
+from billing import packs
 from billing.models import Pack, Subscription, Usage
+from billing.usage import reserve, settle
 from tests.test_billing import card_on_file, order_transfer, use_up
 
 pytestmark = [
@@ -47,12 +48,12 @@ def create_at_once(transfers) -> list[str]:
                     return
                 while True:
                     try:
-                        held = metering.reserve(transfer)
+                        held = reserve(transfer)
                         break
-                    except metering.PackInFlight:
+                    except packs.PackInFlight:
                         time.sleep(0.02)  # the pipeline retries in a few seconds
                 if not held:
-                    metering.settle(transfer, created=True)
+                    settle(transfer, created=True)
                 outcomes.append(held)
         finally:
             connections.close_all()

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from iex.lib import queueing
 from iex.models import Integration, Role
 from scheduling.models import Job
 from tests.conftest import make_user
@@ -27,7 +28,7 @@ def run(*args) -> str:
 
 # --- every command ----------------------------------------------------------------------------------------
 
-OURS = {"iex", "connections", "scheduling", "billing", "transferlog"}
+OURS = {"iex", "transferlog", "billing", "connections", "scheduling", "dashboard"}
 
 
 def test_every_command_has_a_one_line_help(monkeypatch):
@@ -37,7 +38,7 @@ def test_every_command_has_a_one_line_help(monkeypatch):
     ours = {name: app for name, app in get_commands().items() if app in OURS}
     assert set(ours) >= {
         "create_integration", "retry_transfers", "run_due_jobs", "seed_demo", "sweep_inbox", "purge_transfers",
-        "usage_report",
+        "purge_deliveries", "usage_report", *BEAT_COMMANDS.values(),
     }  # fmt: skip
     for name, app in ours.items():
         command = load_command_class(app, name)
@@ -45,6 +46,27 @@ def test_every_command_has_a_one_line_help(monkeypatch):
         assert usage.startswith(f"usage: manage.py {name}")
         assert "\n" not in description and description == command.help.strip(), name
         assert description.endswith(".") and len(description) > 20, name
+
+
+# Beat's jobs, each also a command an operator can run (STYLE.md: "beat only calls it").
+BEAT_COMMANDS = {
+    "scheduling.tasks.dispatch_due_jobs": "run_due_jobs",
+    "connections.tasks.sweep_inbox": "sweep_inbox",
+    "transferlog.tasks.purge_transfers": "purge_transfers",
+    "connections.tasks.purge_deliveries": "purge_deliveries",
+    "billing.tasks.roll_periods": "roll_billing_periods",
+    "billing.tasks.release_held": "release_held_transfers",
+    "billing.tasks.ask_again_about_packs": "ask_again_about_packs",
+    "dashboard.tasks.send_error_digests": "send_error_digests",
+    "dashboard.tasks.send_status_reports": "send_status_reports",
+}
+
+
+def test_every_beat_job_is_also_a_command_that_ends_with_a_summary_line(settings):
+    assert {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()} == set(BEAT_COMMANDS)
+    for command in BEAT_COMMANDS.values():
+        out = run(command, *(["--once"] if command == "run_due_jobs" else []))  # run_due_jobs loops without
+        assert re.fullmatch(rf"{command}: \w.*\n", out.splitlines(keepends=True)[-1]), out
 
 
 # --- create_integration ------------------------------------------------------------------------------------
@@ -105,17 +127,20 @@ def test_create_integration_refuses_bad_arguments(personas, args, message):
 
 
 def transfer(connection, ref: str, status: str, updated: datetime | None = None) -> Transfer:
-    made = Transfer.receive(connection, ref, f"#{ref}", timezone.now(), {"id": ref})
-    assert made is not None
+    made = Transfer(
+        integration_id=connection.integration_id, connection=connection, connection_label=connection.label,
+        entity=connection.entity, source_ref=ref, reference=f"#{ref}", source_data={"id": ref},
+    )  # fmt: skip
+    assert made.save_received("As received")  # and not queued: the tests below see what the commands queue
     Transfer.objects.filter(pk=made.pk).update(status=status, updated=updated or timezone.now())
     return made
 
 
 @pytest.fixture
 def enqueued(monkeypatch):
-    """What the retry enqueued (transferlog.tasks enqueues after commit; the test's transaction never commits)."""
+    """What the retry enqueued (Transfer.retry enqueues after commit; the test's transaction never commits)."""
     ids: list[int] = []
-    monkeypatch.setattr("transferlog.tasks.enqueue", lambda transfer: ids.append(transfer.pk))
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: ids.append(self.pk))
     return ids
 
 
@@ -196,7 +221,7 @@ def test_retry_transfers_refuses_an_inactive_integration(connected, personas, en
 @pytest.fixture
 def dispatched(monkeypatch):
     ids: list[int] = []
-    monkeypatch.setattr("scheduling.tasks.run_job.delay", ids.append)
+    monkeypatch.setattr(queueing, "publish", lambda name, job_id: ids.append(job_id))
     return ids
 
 
@@ -214,11 +239,11 @@ def test_run_due_jobs_once_dispatches_what_is_due(connected, dispatched):
 # transaction would end it.
 @pytest.mark.django_db(transaction=True)
 def test_run_due_jobs_loops_until_interrupted_and_survives_a_failed_round(connected, dispatched, monkeypatch):
-    from scheduling import runner
+    from scheduling import tasks
 
     Job.ensure_for(connected).start_now()
     rounds = iter([None, RuntimeError("broker down"), None])
-    real_dispatch = runner.dispatch
+    real_dispatch = tasks.dispatch
 
     def dispatch():
         if isinstance(error := next(rounds), Exception):
@@ -232,7 +257,7 @@ def test_run_due_jobs_loops_until_interrupted_and_survives_a_failed_round(connec
         if len(sleeps) == 3:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(runner, "dispatch", dispatch)
+    monkeypatch.setattr(tasks, "dispatch", dispatch)
     monkeypatch.setattr("scheduling.management.commands.run_due_jobs.time.sleep", sleep)
     out, err = StringIO(), StringIO()
     call_command("run_due_jobs", stdout=out, stderr=err)
@@ -245,10 +270,11 @@ def test_run_due_jobs_loops_until_interrupted_and_survives_a_failed_round(connec
     assert sleeps == [30.0, 30.0, 30.0]
 
 
-# --- purge_transfers ---------------------------------------------------------------------------------------
+# --- purge_transfers, purge_deliveries ---------------------------------------------------------------------
 
 
 def test_purge_transfers_deletes_what_is_past_retention_and_says_how_many(connected, personas):
+    from billing.models import Plan, Subscription
     from connections.models import Delivery
 
     now = timezone.now()
@@ -275,14 +301,17 @@ def test_purge_transfers_deletes_what_is_past_retention_and_says_how_many(connec
 
     out = run("purge_transfers", "--batch", "1")
     assert out == (
-        "purge_transfers: deleted 2 transfers (kept 30/90/180/365 days by plan; failed ones twice as long) "
-        "and 1 webhook deliveries (kept 30 days)\n"
+        "purge_transfers: deleted 2 transfers (kept 90 days by the integrations' plans; failed ones twice as long)\n"
     )
     assert set(Transfer.objects.values_list("pk", flat=True)) == {t.pk for t in kept}
     assert not gone[0].states.exists()
+    assert run("purge_transfers") == out.replace("deleted 2", "deleted 0")
+    Subscription.of(personas.integration, Plan.objects.get(code="basic"))
+    assert "(kept 30/90 days by the integrations' plans;" in run("purge_transfers")  # another integration: 90
+
+    assert run("purge_deliveries") == "purge_deliveries: deleted 1 webhook deliveries handled over 30 days ago\n"
     assert set(Delivery.objects.values_list("pk", flat=True)) == {waiting.pk, recent.pk}
     assert not Delivery.objects.filter(pk=old_delivery.pk).exists()
-    assert run("purge_transfers") == out.replace("deleted 2", "deleted 0").replace("and 1", "and 0")
 
 
 # --- seed_demo ---------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@ draft; fetched again, nothing new is created. Products and stock flow too."""
 import pytest
 import requests
 
-from billing.metering import usage_of
+from billing.models import Usage
 from iex.celery import app as celery_app
-from scheduling import runner
 from scheduling.models import Job
+from scheduling.tasks import run_job
 from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def eager():
 
 def run(job, capture):
     with capture(execute=True):
-        runner.run(job.pk)
+        run_job(job.pk)
 
 
 def economic(sandbox):
@@ -60,7 +60,7 @@ def test_order_becomes_one_draft_then_updates_it(sandboxed, sandbox, eager, djan
     assert Transfer.objects.count() == 2
     assert len(economic(sandbox)["drafts"]) == 1
     # Metering: the create counted once; the update and the repeated fetch did not.
-    usage = usage_of(sandboxed.integration)
+    usage = Usage.of(sandboxed.integration)
     assert (usage.used, usage.reserved) == (1, 0)
 
 

@@ -33,7 +33,7 @@ def webhook(connected):
 def processed(monkeypatch):
     """Deliveries are processed on commit, their transfers received (not sent: no HTTP here)."""
     celery_app.conf.task_always_eager = True
-    monkeypatch.setattr("connections.pipeline.enqueue", lambda *a, **k: None)
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)
     yield
     celery_app.conf.task_always_eager = False
 
@@ -213,7 +213,7 @@ def test_unknown_token_is_404_and_get_is_405(webhook):
 
 def test_the_sweeper_re_enqueues_deliveries_left_behind(webhook, monkeypatch):
     sent = []
-    monkeypatch.setattr("connections.pipeline.publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
+    monkeypatch.setattr("iex.lib.queueing.publish", lambda name, pk, countdown=0, priority=0: sent.append(pk))
     post(webhook.source, ORDER)  # stored, its drain flagged; its on-commit publish never ran (as if it crashed)
     delivery = Delivery.objects.get()
     assert intake.sweep() == 0  # not waiting long enough yet
@@ -241,12 +241,12 @@ def drains(monkeypatch):
     """The drains intake queues (module ids), instead of publishing them."""
     sent: list[int] = []
 
-    def publish(task, module_id, countdown=0):
-        assert task.name == "connections.tasks.drain_inbox"
+    def publish(name, module_id, countdown=0, priority=0):
+        assert name == "connections.tasks.drain_inbox"
         sent.append(module_id)
         return True
 
-    monkeypatch.setattr("connections.pipeline.publish", publish)
+    monkeypatch.setattr("iex.lib.queueing.publish", publish)
     return sent
 
 
@@ -322,7 +322,7 @@ def test_deliveries_held_back_by_a_lost_drain_are_swept(webhook, drains, django_
 def test_a_drain_the_broker_refused_holds_nothing_back(webhook, monkeypatch, django_capture_on_commit_callbacks):
     tries = []
     monkeypatch.setattr(
-        "connections.pipeline.publish", lambda task, pk, countdown=0, priority=0: tries.append(pk) and False
+        "iex.lib.queueing.publish", lambda name, pk, countdown=0, priority=0: tries.append(pk) and False
     )
     for n in (1, 2):
         with django_capture_on_commit_callbacks(execute=True):  # each request commits on its own
@@ -388,8 +388,8 @@ def test_handled_deliveries_go_after_30_days_and_waiting_ones_stay(webhook, caps
     Delivery.objects.filter(pk=old_rejected.pk).update(status="rejected")
     Delivery.objects.filter(pk=recent.pk).update(status="processed")
     Delivery.objects.exclude(pk=recent.pk).update(received_at=timezone.now() - timedelta(days=31))
-    call_command("purge_transfers", "--dry-run")
-    assert "and 2 webhook deliveries (kept 30 days)" in capsys.readouterr().out
+    call_command("purge_deliveries", "--dry-run")
+    assert "would delete 2 webhook deliveries handled over 30 days ago" in capsys.readouterr().out
     assert Delivery.objects.count() == 4
     assert intake.purge_deliveries(timezone.now()) == 2
     assert set(Delivery.objects.values_list("pk", flat=True)) == {old_waiting.pk, recent.pk}

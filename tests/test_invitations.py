@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 
 
 def invite_url(personas):
-    return reverse("invite", args=[personas.integration.number])
+    return reverse("invite_member", args=[personas.integration.number])
 
 
 def link_from(message):
@@ -126,7 +126,7 @@ def test_resend_replaces_the_old_link(personas, invitation, django_capture_on_co
     old, old_token = invitation
     with django_capture_on_commit_callbacks(execute=True):
         response = personas.client(personas.admin).post(
-            reverse("invitation_resend", args=[personas.integration.number, old.code])
+            reverse("resend_invitation", args=[personas.integration.number, old.code])
         )
     assert response.status_code == 302
     new = personas.integration.invitations.pending().get()
@@ -140,7 +140,7 @@ def test_resend_replaces_the_old_link(personas, invitation, django_capture_on_co
 def test_revoke_stops_the_link(personas, invitation):
     inv, token = invitation
     response = personas.client(personas.admin).post(
-        reverse("invitation_revoke", args=[personas.integration.number, inv.code])
+        reverse("revoke_invitation", args=[personas.integration.number, inv.code])
     )
     assert response.status_code == 302
     response = Client().get(reverse("invitation", args=[token]))
@@ -148,7 +148,7 @@ def test_revoke_stops_the_link(personas, invitation):
     assert "revoked" in response.content.decode()
 
 
-@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+@pytest.mark.parametrize("action", ["resend_invitation", "revoke_invitation"])
 def test_viewer_cannot_resend_or_revoke(personas, invitation, action):
     inv, _ = invitation
     response = personas.client(personas.viewer).post(reverse(action, args=[personas.integration.number, inv.code]))
@@ -157,14 +157,14 @@ def test_viewer_cannot_resend_or_revoke(personas, invitation, action):
     assert inv.status == "pending"
 
 
-@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+@pytest.mark.parametrize("action", ["resend_invitation", "revoke_invitation"])
 def test_resend_and_revoke_reject_get(personas, invitation, action):
     inv, _ = invitation
     client = personas.client(personas.owner)
     assert client.get(reverse(action, args=[personas.integration.number, inv.code])).status_code == 405
 
 
-@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+@pytest.mark.parametrize("action", ["resend_invitation", "revoke_invitation"])
 def test_invitation_of_another_integration_is_404_by_code(personas, action):
     foreign, _ = Invitation.issue(personas.other, "x@y.example", Role.VIEWER, personas.outsider)
     response = personas.client(personas.owner).post(
@@ -176,7 +176,7 @@ def test_invitation_of_another_integration_is_404_by_code(personas, action):
     assert personas.other.invitations.count() == 1
 
 
-@pytest.mark.parametrize("action", ["invitation_resend", "invitation_revoke"])
+@pytest.mark.parametrize("action", ["resend_invitation", "revoke_invitation"])
 def test_admin_cannot_resend_or_revoke_an_owner_invitation(personas, action):
     inv, _ = Invitation.issue(personas.integration, "boss@shop.example", Role.OWNER, personas.owner)
     response = personas.client(personas.admin).post(reverse(action, args=[personas.integration.number, inv.code]))

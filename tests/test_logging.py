@@ -86,7 +86,7 @@ def test_a_transfers_log_lines_carry_its_integration_and_id(connected, personas,
         raise RuntimeError("a bug in a transform")
 
     monkeypatch.setitem(FLOWS, "orders", dataclasses.replace(FLOWS["orders"], send=boom))
-    transfer = Transfer.receive(
+    transfer = pipeline.receive(
         connected, "1042", "#1042", timezone.now(), {"id": 1042, "financial_status": "paid"}
     )
     with CaptureQueriesContext(connection) as queries:
@@ -118,8 +118,8 @@ def test_a_requests_log_lines_carry_its_integration_and_the_next_request_starts_
 
 @pytest.mark.django_db
 def test_a_job_runs_log_lines_carry_its_integration(connected, personas, lines, monkeypatch):
-    from scheduling import runner
     from scheduling.models import Job
+    from scheduling.tasks import run_job
 
     def sync(connection, since):
         logging.getLogger("connections.pipeline").warning("fetching")
@@ -127,10 +127,8 @@ def test_a_job_runs_log_lines_carry_its_integration(connected, personas, lines, 
 
     monkeypatch.setattr(pipeline, "sync", sync)
     job = Job.ensure_for(connected)
-    runner.run(job.pk)
-    fetching, failed = [
-        line for line in lines() if line["logger"] in ("connections.pipeline", "scheduling.runner")
-    ]
+    run_job(job.pk)
+    fetching, failed = [line for line in lines() if line["logger"] in ("connections.pipeline", "scheduling.tasks")]
     assert fetching["message"] == "fetching" and failed["message"] == f"job {job.pk} failed"
     assert fetching["integration"] == failed["integration"] == personas.integration.number
     assert "RuntimeError: a bug in a client" in failed["exception"]
@@ -177,14 +175,14 @@ def test_an_inbox_drains_log_lines_carry_the_integration(connected, personas, li
 def test_a_failed_error_digest_logs_the_integration_number(connected, personas, lines, monkeypatch):
     from datetime import timedelta
 
-    from iex import notifications
+    from dashboard import notifications
     from iex.lib import emails
 
-    transfer = Transfer.receive(connected, "1042", "#1042", timezone.now(), {"id": 1042})
+    transfer = pipeline.receive(connected, "1042", "#1042", timezone.now(), {"id": 1042})
     Transfer.objects.filter(pk=transfer.pk).update(status="failed", updated=timezone.now() - timedelta(minutes=5))
     monkeypatch.setattr(emails, "send", lambda *a, **k: (_ for _ in ()).throw(OSError("SMTP refused")))
     assert notifications.send_error_digests() == 0
-    [line] = [line for line in lines() if line["logger"] == "iex.notifications"]
+    [line] = [line for line in lines() if line["logger"] == "dashboard.notifications"]
     assert line["message"] == "error digest failed" and line["integration"] == personas.integration.number
     assert "OSError: SMTP refused" in line["exception"]
     assert logs.current() == {}

@@ -12,6 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from connections import pipeline
 from connections.models import Delivery
 from scheduling.models import Job
 from transferlog.models import Status, Transfer
@@ -100,7 +101,7 @@ def test_the_values_come_from_the_database(connected, personas):
     delivery(Delivery.Status.REJECTED, timedelta(minutes=3))
 
     def transfer(ref, status, created_ago=timedelta(0), due_ago=timedelta(0)):
-        made = Transfer.receive(connected, ref, f"#{ref}", now, {"id": ref})
+        made = pipeline.receive(connected, ref, f"#{ref}", now, {"id": ref})
         Transfer.objects.filter(pk=made.pk).update(status=status, created=now - created_ago, due_at=now - due_ago)
 
     transfer("1", Status.PENDING, due_ago=timedelta(minutes=7))

@@ -9,10 +9,10 @@ import time_machine
 from django.core import mail
 from django.urls import reverse
 
-from iex import notifications
+from dashboard import notifications
 from iex.models import Member, ReportFrequency
-from scheduling import runner
 from scheduling.models import Job
+from scheduling.tasks import run_job
 from transferlog.models import DailyCount, Status, Transfer
 
 pytestmark = pytest.mark.django_db
@@ -130,7 +130,7 @@ def test_a_job_that_fails_every_run_is_told_late_once_with_its_last_error(person
         responses.get(SHOP_ORDERS, status=status, json={"orders": []} if status == 200 else None)
         for m in minutes:
             with time_machine.travel(NOW + timedelta(minutes=m), tick=False):
-                runner.run(job.pk)
+                run_job(job.pk)
 
     runs(502, -20, -15, -10, -5)
     assert digest(NOW, committed) == 1
@@ -176,10 +176,10 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
         skipped=2,
         failed=1,
     )
-    from billing import metering
+    from billing.models import Usage
 
     with time_machine.travel(datetime(2026, 11, 22, tzinfo=UTC)):
-        metering.usage_of(personas.integration)
+        Usage.of(personas.integration)
     sent = set()
     for day in (date(2026, 11, 23), date(2026, 11, 24), date(2026, 12, 1)):
         for hour in (0, 5):  # beat runs it every hour: the second run sends nothing
@@ -245,7 +245,7 @@ def test_a_status_report_tells_the_allowance_of_a_month_without_usage_and_makes_
 
 
 def test_each_member_sets_their_own_notifications(personas):
-    url = reverse("notifications", args=[personas.integration.number])
+    url = reverse("save_notifications", args=[personas.integration.number])
     response = personas.client(personas.viewer).post(url, {"report_frequency": "daily"})
     assert response.status_code == 302
     viewer = personas.member(personas.viewer)
@@ -255,7 +255,7 @@ def test_each_member_sets_their_own_notifications(personas):
 
 def test_admins_choose_who_gets_error_emails_and_viewers_cannot(personas):
     owner = personas.member(personas.owner)
-    url = reverse("member_error_emails", args=[personas.integration.number, owner.code])
+    url = reverse("set_member_error_emails", args=[personas.integration.number, owner.code])
     assert personas.client(personas.viewer).post(url, {}).status_code == 403
     assert personas.client(personas.admin).post(url, {}).status_code == 302
     owner.refresh_from_db()

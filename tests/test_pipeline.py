@@ -11,7 +11,8 @@ from cryptography.fernet import Fernet
 from connections import pipeline
 from connections.models import Mapping
 from iex.celery import app as celery_app
-from transferlog.models import Status, Transfer
+from iex.lib import queueing
+from transferlog.models import RESWEEP_AFTER, Status, Transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -182,7 +183,7 @@ def test_undecryptable_credentials_fail_clearly(connected, settings):
 def test_a_record_being_sent_by_another_transfer_waits(connected, monkeypatch):
     transfer = receive(connected)
     enqueued = []
-    monkeypatch.setattr(pipeline, "enqueue", lambda transfer, countdown=0: enqueued.append(countdown))
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: enqueued.append(countdown))
     assert Mapping.lease(connected, transfer.source_ref, holder=0) is not None  # someone else holds it
     pipeline.process(transfer.pk)
     transfer.refresh_from_db()
@@ -197,12 +198,12 @@ def test_overdue_transfers_are_swept_back_into_the_queue(connected, monkeypatch)
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
+    monkeypatch.setattr(queueing, "publish", lambda name, pk, countdown=0, priority=0: sent.append(pk))
     transfer = receive(connected)
-    assert pipeline.sweep() == 0
+    assert Transfer.sweep() == 0
     Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
-    assert pipeline.sweep(dry_run=True) == 1 and sent == []
-    assert pipeline.sweep() == 1 and sent == [transfer.pk]
+    assert Transfer.sweep(dry_run=True) == 1 and sent == []
+    assert Transfer.sweep() == 1 and sent == [transfer.pk]
 
 
 def test_a_flood_from_one_integration_goes_into_lower_lanes_and_leaves_the_others_first(
@@ -212,17 +213,17 @@ def test_a_flood_from_one_integration_goes_into_lower_lanes_and_leaves_the_other
     first 20, the 201st behind those, and so on. Another integration's first transfer is still in lane 0."""
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     with time_machine.travel("2026-11-27 10:00:00+00:00", tick=False):
-        lanes = [pipeline.lane(connected.integration_id) for _ in range(2001)]
-        assert pipeline.lane(personas.other.pk) == 0
+        lanes = [queueing.lane(connected.integration_id) for _ in range(2001)]
+        assert queueing.lane(personas.other.pk) == 0
     assert lanes[:20] == [0] * 20
-    assert set(lanes[20:200]) == {3} and set(lanes[200:2000]) == {6} and lanes[2000] == pipeline.LOWEST_LANE
+    assert set(lanes[20:200]) == {3} and set(lanes[200:2000]) == {6} and lanes[2000] == queueing.LOWEST_LANE
     with time_machine.travel("2026-11-27 10:01:00+00:00", tick=False):
-        assert pipeline.lane(connected.integration_id) == 0  # a new minute
+        assert queueing.lane(connected.integration_id) == 0  # a new minute
 
 
 def test_without_redis_there_are_no_lanes(connected, settings):
     settings.CELERY_BROKER_URL = "filesystem://"
-    assert {pipeline.lane(connected.integration_id) for _ in range(30)} == {0}
+    assert {queueing.lane(connected.integration_id) for _ in range(30)} == {0}
 
 
 def test_transfers_are_published_in_their_integrations_lane(
@@ -230,10 +231,10 @@ def test_transfers_are_published_in_their_integrations_lane(
 ):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(priority))
+    monkeypatch.setattr(queueing, "publish", lambda name, pk, countdown=0, priority=0: sent.append(priority))
     with time_machine.travel("2026-11-27 10:00:00+00:00", tick=False):
         for _ in range(20):
-            pipeline.lane(connected.integration_id)
+            queueing.lane(connected.integration_id)
         with django_capture_on_commit_callbacks(execute=True):
             receive(connected)
     assert sent == [3]
@@ -245,16 +246,16 @@ def test_the_sweeper_queues_a_backlog_rarely_and_in_fair_lanes(connected, monkey
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(priority))
+    monkeypatch.setattr(queueing, "publish", lambda name, pk, countdown=0, priority=0: sent.append(priority))
     for n in range(25):
         receive(connected, {**ORDER, "id": 5000 + n})
     Transfer.objects.update(due_at=timezone.now() - timedelta(minutes=3))
     # In lanes by their number in the integration, as if queued this minute: its first 20 in lane 0.
-    assert pipeline.sweep() == 25 and sent == [0] * 20 + [3] * 5
-    assert pipeline.sweep() == 0  # swept: not queued again at every sweep...
-    later = timezone.now() + pipeline.RESWEEP_AFTER * timedelta(seconds=settings.SWEEP_AFTER_SECONDS)
+    assert Transfer.sweep() == 25 and sent == [0] * 20 + [3] * 5
+    assert Transfer.sweep() == 0  # swept: not queued again at every sweep...
+    later = timezone.now() + RESWEEP_AFTER * timedelta(seconds=settings.SWEEP_AFTER_SECONDS)
     with time_machine.travel(later):
-        assert pipeline.sweep() == 25  # ...but now and then, in case Redis lost them
+        assert Transfer.sweep() == 25  # ...but now and then, in case Redis lost them
     assert not Transfer.objects.filter(due_at__gt=timezone.now() - timedelta(minutes=3)).exists()  # due_at kept
 
 
@@ -266,14 +267,14 @@ def test_a_transfer_whose_worker_died_runs_again_after_the_lease(connected, monk
     from django.utils import timezone
 
     sent = []
-    monkeypatch.setattr(pipeline, "publish", lambda task, pk, countdown=0, priority=0: sent.append(pk))
+    monkeypatch.setattr(queueing, "publish", lambda name, pk, countdown=0, priority=0: sent.append(pk))
     transfer = receive(connected)
     assert Transfer.claim(transfer.pk, task_id="lost-task")
-    assert pipeline.sweep() == 0  # running, and within its lease
+    assert Transfer.sweep() == 0  # running, and within its lease
     Transfer.objects.update(updated=timezone.now() - timedelta(seconds=settings.TRANSFER_LEASE_SECONDS + 1))
-    assert pipeline.sweep(dry_run=True) == 1 and sent == []
+    assert Transfer.sweep(dry_run=True) == 1 and sent == []
     assert Transfer.objects.get().status == "running"
-    assert pipeline.sweep() == 1 and sent == [transfer.pk]
+    assert Transfer.sweep() == 1 and sent == [transfer.pk]
     assert Transfer.objects.get().status == "pending"
     # The new task claims it; the lost one, redelivered by Redis hours later, finds it taken.
     assert Transfer.claim(transfer.pk, task_id="new-task").attempts == 2
@@ -290,16 +291,15 @@ def test_transfer_tasks_run_again_when_the_database_goes_away():
         assert set(task.autoretry_for) == {InterfaceError, OperationalError}
 
 
-def test_a_broker_outage_at_enqueue_time_loses_nothing(connected, caplog):
+def test_a_broker_outage_at_enqueue_time_loses_nothing(connected, caplog, monkeypatch):
     from kombu.exceptions import OperationalError
 
     class DownBroker:
-        name = "connections.tasks.process_transfer"
-
         def apply_async(self, *args, **kwargs):
             raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    pipeline.publish(DownBroker(), 42)
+    monkeypatch.setattr(queueing, "_task", lambda name: DownBroker())
+    assert queueing.publish("connections.tasks.process_transfer", 42) is False
     assert "left to the sweeper" in caplog.text
 
 

@@ -49,8 +49,8 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(personas):
     a, b = personas.client(personas.owner), personas.client(personas.admin)
     for _ in range(10):
         run_together(
-            lambda: a.post(reverse("member_role", args=[number, second.code]), {"role": "viewer"}),
-            lambda: b.post(reverse("member_role", args=[number, first.code]), {"role": "viewer"}),
+            lambda: a.post(reverse("change_member_role", args=[number, second.code]), {"role": "viewer"}),
+            lambda: b.post(reverse("change_member_role", args=[number, first.code]), {"role": "viewer"}),
         )
         assert personas.integration.owner_count() == 1
         personas.integration.members.filter(pk__in=[first.pk, second.pk]).update(role=Role.OWNER)
@@ -62,7 +62,7 @@ def test_concurrent_invites_cannot_pass_the_hourly_limit(personas, settings):
     settings.INVITATIONS_PER_HOUR = 3
     Subscription.of(personas.integration, Plan.objects.get(code="enterprise"))  # room for 50 members
     clients = [personas.client(personas.owner) for _ in range(6)]
-    url = reverse("invite", args=[personas.integration.number])
+    url = reverse("invite_member", args=[personas.integration.number])
     run_together(
         *[
             (lambda c=c, i=i: c.post(url, {"email": f"p{i}@shop.example", "role": "viewer"}))
@@ -139,7 +139,7 @@ def test_deliveries_posted_while_drains_run_are_each_processed_once_and_none_lef
 
     connected.trigger = "webhook"
     connected.save()
-    monkeypatch.setattr("connections.pipeline.enqueue", lambda *a, **k: None)  # transfers received, not sent
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)  # transfers received, not sent
     monkeypatch.setattr(intake, "DRAIN_BATCH", 7)
     pool = ThreadPoolExecutor(3)
     queued = []
@@ -150,11 +150,11 @@ def test_deliveries_posted_while_drains_run_are_each_processed_once_and_none_lef
         finally:
             connections.close_all()
 
-    def publish(task, module_id, countdown=0):
+    def publish(name, module_id, countdown=0, priority=0):
         queued.append(pool.submit(drain, module_id))
         return True
 
-    monkeypatch.setattr("connections.pipeline.publish", publish)
+    monkeypatch.setattr("iex.lib.queueing.publish", publish)
     order = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
     url = f"/hooks/{connected.source.webhook_token}/"
 
@@ -187,7 +187,7 @@ def test_deliveries_posted_while_drains_run_are_each_processed_once_and_none_lef
 def test_concurrent_invites_cannot_pass_the_plans_member_limit(personas):
     """Standard has room for 5: three members, so two of six invitations at once are issued."""
     clients = [personas.client(personas.owner) for _ in range(6)]
-    url = reverse("invite", args=[personas.integration.number])
+    url = reverse("invite_member", args=[personas.integration.number])
     run_together(
         *[
             (lambda c=c, i=i: c.post(url, {"email": f"p{i}@shop.example", "role": "viewer"}))

@@ -10,8 +10,8 @@ import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduling import runner
 from scheduling.models import OVERLAP, Job
+from scheduling.tasks import run_job
 from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
@@ -50,7 +50,7 @@ def test_a_run_fetches_since_the_cursor_and_moves_it_after_success(job, django_c
     cursor = job.cursor
     responses.get(f"{SHOP_API}/orders.json", json={"orders": [ORDER, {**ORDER, "id": 2, "name": "#2"}]})
     with time_machine.travel(cursor + timedelta(minutes=5), tick=False):
-        runner.run(job.pk)
+        run_job(job.pk)
         started = timezone.now()
     job.refresh_from_db()
     assert (job.last_outcome, job.last_fetched, job.last_received, job.running_since) == ("ok", 2, 2, None)
@@ -61,7 +61,7 @@ def test_a_run_fetches_since_the_cursor_and_moves_it_after_success(job, django_c
 
     # The overlap fetches the same orders again: they are received once.
     with time_machine.travel(started + timedelta(minutes=5)):
-        runner.run(job.pk)
+        run_job(job.pk)
     job.refresh_from_db()
     assert (job.last_fetched, job.last_received) == (2, 0)
     assert Transfer.objects.count() == 2
@@ -71,7 +71,7 @@ def test_a_run_fetches_since_the_cursor_and_moves_it_after_success(job, django_c
 def test_a_failed_run_keeps_the_cursor(job):
     cursor = job.cursor
     responses.get(f"{SHOP_API}/orders.json", status=502, body="Bad gateway")
-    runner.run(job.pk)
+    run_job(job.pk)
     job.refresh_from_db()
     assert job.last_outcome == "failed"
     assert job.last_message == "nordic-bikes.myshopify.com answered 502: Bad gateway"
@@ -80,7 +80,7 @@ def test_a_failed_run_keeps_the_cursor(job):
 
 def test_a_run_during_a_run_does_nothing(job):
     assert job.claim_run(timezone.now())
-    runner.run(job.pk)  # would fail without HTTP faked: it must not even start
+    run_job(job.pk)  # would fail without HTTP faked: it must not even start
     job.refresh_from_db()
     assert job.last_outcome == ""
     # A run whose worker died is taken over after STALE_RUN.
@@ -89,7 +89,7 @@ def test_a_run_during_a_run_does_nothing(job):
 
 def test_inactive_integration_is_skipped(job, personas):
     personas.integration.set_active(False, personas.owner)
-    runner.run(job.pk)
+    run_job(job.pk)
     job.refresh_from_db()
     assert (job.last_outcome, job.last_message) == ("skipped", "Integration is inactive")
 
@@ -113,13 +113,13 @@ def test_late_when_not_completed_successfully_within_two_intervals(job):
 
 @responses.activate
 def test_a_job_that_fails_every_run_is_late_in_the_health_endpoint_and_metrics(job, client):
-    from iex.metrics import registry
+    from dashboard.metrics import registry
 
     responses.get(f"{SHOP_API}/orders.json", status=502, body="Bad gateway")
     start = timezone.now()
     for minutes in (0, 5, 10, 15):
         with time_machine.travel(start + timedelta(minutes=minutes, seconds=1), tick=False):
-            runner.run(job.pk)
+            run_job(job.pk)
     job.refresh_from_db()
     assert (job.last_outcome, job.last_ok_at) == ("failed", None)
     with time_machine.travel(start + timedelta(minutes=15, seconds=1), tick=False):
@@ -138,7 +138,7 @@ def test_a_job_activated_long_after_it_was_made_or_last_ran_is_not_late(personas
     with time_machine.travel(long_ago, tick=False):
         job = Job.ensure_for(connected)  # made when the systems were connected, inactive since
     client = personas.client(personas.admin)
-    update = reverse("connection_update", args=[personas.integration.number, connected.code])
+    update = reverse("update_connection", args=[personas.integration.number, connected.code])
     client.post(update, {"active": "on", "trigger": "schedule"})
     job.refresh_from_db()
     assert not job.is_late() and Job.count_late() == 0
@@ -156,7 +156,7 @@ def test_skipped_runs_are_not_late(job, personas):
     start = timezone.now()
     for minutes in (5, 10, 15, 20):
         with time_machine.travel(start + timedelta(minutes=minutes), tick=False):
-            runner.run(job.pk)
+            run_job(job.pk)
     job.refresh_from_db()
     assert job.last_outcome == "skipped" and job.last_ok_at is None
     assert not job.is_late(start + timedelta(minutes=21)) and Job.count_late(start + timedelta(minutes=21)) == 0
@@ -222,9 +222,9 @@ def test_schedule_page_lists_jobs_with_their_last_run(personas, job):
 
 def test_run_now_enqueues_the_job(personas, job, monkeypatch, django_capture_on_commit_callbacks):
     ran = []
-    monkeypatch.setattr("scheduling.views.run_job.delay", ran.append)
+    monkeypatch.setattr("iex.lib.queueing.publish", lambda name, job_id, **kw: ran.append(job_id))
     with django_capture_on_commit_callbacks(execute=True):
-        response = personas.client(personas.admin).post(url("job_run_now", job), HTTP_HX_REQUEST="true")
+        response = personas.client(personas.admin).post(url("run_job_now", job), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert 'hx-trigger="every 2s"' in response.content.decode()  # the row polls until the run is done
     assert ran == [job.pk]
@@ -232,32 +232,32 @@ def test_run_now_enqueues_the_job(personas, job, monkeypatch, django_capture_on_
 
 def test_run_now_of_an_inactive_connection_says_why(personas, job, monkeypatch):
     ran = []
-    monkeypatch.setattr("scheduling.views.run_job.delay", ran.append)
+    monkeypatch.setattr("iex.lib.queueing.publish", lambda name, job_id, **kw: ran.append(job_id))
     job.connection.source.disconnect()
-    response = personas.client(personas.admin).post(url("job_run_now", job), follow=True)
+    response = personas.client(personas.admin).post(url("run_job_now", job), follow=True)
     assert "cannot run: Shopify is not connected" in response.content.decode()
     assert ran == []
 
 
 def test_change_interval(personas, job):
     client = personas.client(personas.admin)
-    client.post(url("job_interval", job), {"interval": "60"})
+    client.post(url("set_job_interval", job), {"interval": "60"})
     job.refresh_from_db()
     assert job.interval == 60
-    response = client.post(url("job_interval", job), {"interval": "7"}, follow=True)
+    response = client.post(url("set_job_interval", job), {"interval": "7"}, follow=True)
     assert "Choose one of the listed intervals" in response.content.decode()
     job.refresh_from_db()
     assert job.interval == 60
 
 
-@pytest.mark.parametrize("name", ["job_run_now", "job_interval"])
+@pytest.mark.parametrize("name", ["run_job_now", "set_job_interval"])
 def test_viewer_cannot_change_jobs(personas, job, name):
     assert personas.client(personas.viewer).post(url(name, job), {"interval": "60"}).status_code == 403
     job.refresh_from_db()
     assert job.interval == 300
 
 
-@pytest.mark.parametrize("name", ["job_run_now", "job_interval"])
+@pytest.mark.parametrize("name", ["run_job_now", "set_job_interval"])
 def test_job_changes_reject_get(personas, job, name):
     assert personas.client(personas.admin).get(url(name, job)).status_code == 405
 
@@ -271,7 +271,7 @@ def test_schedule_rejects_post(personas, job):
 
 def test_run_now_refusal_shows_in_the_row(personas, job):
     job.connection.source.disconnect()
-    response = personas.client(personas.admin).post(url("job_run_now", job), HTTP_HX_REQUEST="true")
+    response = personas.client(personas.admin).post(url("run_job_now", job), HTTP_HX_REQUEST="true")
     body = response.content.decode()
     assert "Cannot run: Shopify is not connected" in body
     assert "every 2s" not in body

@@ -43,7 +43,7 @@ def test_menu_lists_only_pages_that_exist_and_marks_the_current(personas):
 
 def test_admin_deactivates_and_reactivates_with_who_and_when(personas):
     client = personas.client(personas.admin)
-    response = client.post(url("set_active", personas))
+    response = client.post(url("set_integration_active", personas))
     assert response.status_code == 302
     personas.integration.refresh_from_db()
     assert personas.integration.active is False
@@ -53,7 +53,7 @@ def test_admin_deactivates_and_reactivates_with_who_and_when(personas):
     assert "This integration is inactive" in page
     assert "Deactivated by admin@shop.example" in page
 
-    client.post(url("set_active", personas), {"active": "on"})
+    client.post(url("set_integration_active", personas), {"active": "on"})
     personas.integration.refresh_from_db()
     assert personas.integration.active is True
     assert "This integration is inactive" not in client.get(url("home", personas)).content.decode()
@@ -67,14 +67,14 @@ def test_inactive_banner_shows_on_every_page(personas):
 
 
 def test_viewer_cannot_deactivate(personas):
-    response = personas.client(personas.viewer).post(url("set_active", personas))
+    response = personas.client(personas.viewer).post(url("set_integration_active", personas))
     assert response.status_code == 403
     personas.integration.refresh_from_db()
     assert personas.integration.active is True
 
 
 def test_set_active_rejects_get(personas):
-    assert personas.client(personas.owner).get(url("set_active", personas)).status_code == 405
+    assert personas.client(personas.owner).get(url("set_integration_active", personas)).status_code == 405
 
 
 # /i/<number>/members/<code>/role/
@@ -82,7 +82,9 @@ def test_set_active_rejects_get(personas):
 
 def test_owner_changes_a_role(personas):
     viewer = personas.member(personas.viewer)
-    response = personas.client(personas.owner).post(url("member_role", personas, viewer.code), {"role": "admin"})
+    response = personas.client(personas.owner).post(
+        url("change_member_role", personas, viewer.code), {"role": "admin"}
+    )
     assert response.status_code == 302
     viewer.refresh_from_db()
     assert viewer.role == Role.ADMIN
@@ -92,7 +94,7 @@ def test_owner_changes_a_role(personas):
 def test_only_an_owner_changes_roles(personas, who):
     viewer = personas.member(personas.viewer)
     client = personas.client(getattr(personas, who))
-    assert client.post(url("member_role", personas, viewer.code), {"role": "owner"}).status_code == 403
+    assert client.post(url("change_member_role", personas, viewer.code), {"role": "owner"}).status_code == 403
     viewer.refresh_from_db()
     assert viewer.role == Role.VIEWER
 
@@ -100,7 +102,7 @@ def test_only_an_owner_changes_roles(personas, who):
 def test_last_owner_cannot_be_demoted(personas):
     owner = personas.member(personas.owner)
     client = personas.client(personas.owner)
-    response = client.post(url("member_role", personas, owner.code), {"role": "admin"}, follow=True)
+    response = client.post(url("change_member_role", personas, owner.code), {"role": "admin"}, follow=True)
     assert "at least one owner" in response.content.decode()
     owner.refresh_from_db()
     assert owner.role == Role.OWNER
@@ -110,8 +112,8 @@ def test_an_owner_can_step_down_once_there_is_another(personas):
     admin = personas.member(personas.admin)
     owner = personas.member(personas.owner)
     client = personas.client(personas.owner)
-    client.post(url("member_role", personas, admin.code), {"role": "owner"})
-    client.post(url("member_role", personas, owner.code), {"role": "viewer"})
+    client.post(url("change_member_role", personas, admin.code), {"role": "owner"})
+    client.post(url("change_member_role", personas, owner.code), {"role": "viewer"})
     owner.refresh_from_db()
     assert owner.role == Role.VIEWER
     assert personas.integration.owner_count() == 1
@@ -120,7 +122,7 @@ def test_an_owner_can_step_down_once_there_is_another(personas):
 def test_bad_role_is_refused_with_a_message(personas):
     viewer = personas.member(personas.viewer)
     response = personas.client(personas.owner).post(
-        url("member_role", personas, viewer.code), {"role": "god"}, follow=True
+        url("change_member_role", personas, viewer.code), {"role": "god"}, follow=True
     )
     assert "Choose one of the roles" in response.content.decode()
     viewer.refresh_from_db()
@@ -129,7 +131,9 @@ def test_bad_role_is_refused_with_a_message(personas):
 
 def test_member_of_another_integration_is_404_by_code(personas):
     foreign = personas.other.members.get()
-    response = personas.client(personas.owner).post(url("member_role", personas, foreign.code), {"role": "viewer"})
+    response = personas.client(personas.owner).post(
+        url("change_member_role", personas, foreign.code), {"role": "viewer"}
+    )
     assert response.status_code == 404
 
 
@@ -140,54 +144,54 @@ def test_admin_removes_a_viewer_who_loses_access_at_once(personas):
     viewer_client = personas.client(personas.viewer)
     assert viewer_client.get(url("home", personas)).status_code == 200
     viewer = personas.member(personas.viewer)
-    assert personas.client(personas.admin).post(url("member_remove", personas, viewer.code)).status_code == 302
+    assert personas.client(personas.admin).post(url("remove_member", personas, viewer.code)).status_code == 302
     assert not personas.integration.members.filter(user=personas.viewer).exists()
     assert viewer_client.get(url("home", personas)).status_code == 404
 
 
 def test_admin_cannot_remove_an_owner(personas):
     owner = personas.member(personas.owner)
-    assert personas.client(personas.admin).post(url("member_remove", personas, owner.code)).status_code == 403
+    assert personas.client(personas.admin).post(url("remove_member", personas, owner.code)).status_code == 403
     assert personas.integration.members.filter(user=personas.owner).exists()
 
 
 def test_viewer_can_leave(personas):
     viewer = personas.member(personas.viewer)
-    response = personas.client(personas.viewer).post(url("member_remove", personas, viewer.code))
+    response = personas.client(personas.viewer).post(url("remove_member", personas, viewer.code))
     assert response.status_code == 302 and response.url == reverse("index")
     assert not personas.integration.members.filter(user=personas.viewer).exists()
 
 
 def test_member_of_another_integration_cannot_be_removed_by_code(personas):
     foreign = personas.other.members.get()
-    response = personas.client(personas.owner).post(url("member_remove", personas, foreign.code))
+    response = personas.client(personas.owner).post(url("remove_member", personas, foreign.code))
     assert response.status_code == 404
     assert personas.other.members.filter(pk=foreign.pk).exists()
 
 
 def test_viewer_cannot_remove(personas):
     admin = personas.member(personas.admin)
-    assert personas.client(personas.viewer).post(url("member_remove", personas, admin.code)).status_code == 403
+    assert personas.client(personas.viewer).post(url("remove_member", personas, admin.code)).status_code == 403
     assert personas.integration.members.filter(user=personas.admin).exists()
 
 
 def test_last_owner_cannot_be_removed_or_leave(personas):
     owner = personas.member(personas.owner)
-    response = personas.client(personas.owner).post(url("member_remove", personas, owner.code), follow=True)
+    response = personas.client(personas.owner).post(url("remove_member", personas, owner.code), follow=True)
     assert "last owner cannot be removed" in response.content.decode()
     assert personas.integration.members.filter(user=personas.owner).exists()
 
 
 def test_admin_can_leave(personas):
     admin = personas.member(personas.admin)
-    response = personas.client(personas.admin).post(url("member_remove", personas, admin.code))
+    response = personas.client(personas.admin).post(url("remove_member", personas, admin.code))
     assert response.status_code == 302 and response.url == reverse("index")
     assert not personas.integration.members.filter(user=personas.admin).exists()
 
 
 def test_remove_rejects_get(personas):
     viewer = personas.member(personas.viewer)
-    assert personas.client(personas.owner).get(url("member_remove", personas, viewer.code)).status_code == 405
+    assert personas.client(personas.owner).get(url("remove_member", personas, viewer.code)).status_code == 405
 
 
 # /i/<number>/

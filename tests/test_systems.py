@@ -17,7 +17,7 @@ def url(name, personas, *args):
 
 def add(personas, kind, user=None):
     client = personas.client(user or personas.admin)
-    return client.post(url("system_add", personas), {"kind": kind})
+    return client.post(url("add_system", personas), {"kind": kind})
 
 
 def test_systems_page_lists_the_catalogue(personas):
@@ -56,7 +56,7 @@ def test_connect_saves_encrypted_credentials_and_tests_them(personas):
     responses.get(f"{SHOP_API}/shop.json", json={"shop": {"name": "Nordic Bikes", "domain": "nordicbikes.dk"}})
     client = personas.client(personas.admin)
     response = client.post(
-        url("module_connect", personas, module.code),
+        url("connect_module", personas, module.code),
         {
             "shop_domain": "https://Nordic-Bikes.myshopify.com/",
             "access_token": " shpat_secret ",
@@ -77,7 +77,7 @@ def test_connect_saves_encrypted_credentials_and_tests_them(personas):
     assert responses.calls[0].request.headers["X-Shopify-Access-Token"] == "shpat_secret"
 
     # Saving again with the secrets left empty keeps them.
-    client.post(url("module_connect", personas, module.code), {"shop_domain": "nordic-bikes.myshopify.com"})
+    client.post(url("connect_module", personas, module.code), {"shop_domain": "nordic-bikes.myshopify.com"})
     module.refresh_from_db()
     assert module.get_credentials()["access_token"] == "shpat_secret"
 
@@ -86,7 +86,7 @@ def test_connect_saves_encrypted_credentials_and_tests_them(personas):
 def test_failed_test_shows_the_systems_answer(personas, connected):
     responses.get(f"{SHOP_API}/shop.json", status=401, json={"errors": "[API] Invalid API key or access token"})
     shop = personas.integration.modules.get(kind="shopify")
-    response = personas.client(personas.viewer).post(url("module_test", personas, shop.code), follow=True)
+    response = personas.client(personas.viewer).post(url("test_module", personas, shop.code), follow=True)
     assert "Test connection failed: nordic-bikes.myshopify.com answered 401: [API] Invalid API key" in (
         response.content.decode()
     )
@@ -96,7 +96,7 @@ def test_bad_credentials_form_shows_errors_next_to_fields(personas):
     add(personas, "shopify")
     module = personas.integration.modules.get()
     response = personas.client(personas.admin).post(
-        url("module_connect", personas, module.code), {"shop_domain": "not a domain"}
+        url("connect_module", personas, module.code), {"shop_domain": "not a domain"}
     )
     assert response.status_code == 400
     body = response.content.decode()
@@ -110,13 +110,13 @@ def test_settings_are_saved_and_validated(personas, connected):
     client = personas.client(personas.admin)
     data = {**books.settings_values(), "rounding_threshold": "0.25", "document_type": "booked"}
     data = {k: v for k, v in data.items() if v is not False}
-    assert client.post(url("module_settings", personas, books.code), data).status_code == 302
+    assert client.post(url("save_module_settings", personas, books.code), data).status_code == 302
     books.refresh_from_db()
     assert books.settings_values()["rounding_threshold"] == "0.25"
     assert books.settings_values()["document_type"] == "booked"
     assert books.settings_values()["update_drafts"] is True
 
-    response = client.post(url("module_settings", personas, books.code), {**data, "rounding_threshold": "-1"})
+    response = client.post(url("save_module_settings", personas, books.code), {**data, "rounding_threshold": "-1"})
     assert response.status_code == 400
     assert "greater than or equal to 0" in response.content.decode()
 
@@ -125,12 +125,12 @@ def test_viewer_cannot_change_a_module(personas, connected):
     shop = personas.integration.modules.get(kind="shopify")
     client = personas.client(personas.viewer)
     for name in [
-        "module_connect",
-        "module_settings",
-        "module_active",
-        "module_disconnect",
-        "module_remove",
-        "module_rotate_webhook",
+        "connect_module",
+        "save_module_settings",
+        "set_module_active",
+        "disconnect_module",
+        "remove_module",
+        "rotate_webhook_address",
     ]:
         assert client.post(url(name, personas, shop.code)).status_code == 403, name
     shop.refresh_from_db()
@@ -140,17 +140,17 @@ def test_viewer_cannot_change_a_module(personas, connected):
 def test_deactivate_disconnect_and_remove(personas, connected):
     shop = personas.integration.modules.get(kind="shopify")
     client = personas.client(personas.admin)
-    client.post(url("module_active", personas, shop.code), {"next": url("settings", personas)})
+    client.post(url("set_module_active", personas, shop.code), {"next": url("settings", personas)})
     shop.refresh_from_db()
     assert not shop.active
     assert connected.skip_reason() == "Shopify is inactive"
 
-    client.post(url("module_disconnect", personas, shop.code))
+    client.post(url("disconnect_module", personas, shop.code))
     shop.refresh_from_db()
     connected.refresh_from_db()
     assert not shop.connected and not connected.active
 
-    client.post(url("module_remove", personas, shop.code))
+    client.post(url("remove_module", personas, shop.code))
     assert not personas.integration.modules.filter(kind="shopify").exists()
     assert not Connection.objects.filter(source=shop.pk).exists()
 
@@ -158,7 +158,7 @@ def test_deactivate_disconnect_and_remove(personas, connected):
 def test_module_active_never_redirects_off_site(personas, connected):
     shop = personas.integration.modules.get(kind="shopify")
     response = personas.client(personas.admin).post(
-        url("module_active", personas, shop.code), {"next": "https://evil.example/"}
+        url("set_module_active", personas, shop.code), {"next": "https://evil.example/"}
     )
     assert response.url == shop.get_absolute_url()
 
@@ -168,7 +168,7 @@ def test_webhook_address_is_shown_and_can_be_rotated(personas, connected):
     client = personas.client(personas.admin)
     assert shop.webhook_url in client.get(shop.get_absolute_url()).content.decode()
     old = shop.webhook_token
-    client.post(url("module_rotate_webhook", personas, shop.code))
+    client.post(url("rotate_webhook_address", personas, shop.code))
     shop.refresh_from_db()
     assert shop.webhook_token != old and len(shop.webhook_token) >= 32
 
@@ -181,19 +181,19 @@ def test_pages_reject_post(personas, name):
 @pytest.mark.parametrize(
     "name",
     [
-        "system_add",
-        "module_connect",
-        "module_test",
-        "module_settings",
-        "module_active",
-        "module_disconnect",
-        "module_remove",
-        "module_rotate_webhook",
+        "add_system",
+        "connect_module",
+        "test_module",
+        "save_module_settings",
+        "set_module_active",
+        "disconnect_module",
+        "remove_module",
+        "rotate_webhook_address",
     ],
 )
 def test_changes_reject_get(personas, connected, name):
     shop = personas.integration.modules.get(kind="shopify")
-    args = [] if name == "system_add" else [shop.code]
+    args = [] if name == "add_system" else [shop.code]
     assert personas.client(personas.owner).get(url(name, personas, *args)).status_code == 405
 
 
@@ -205,11 +205,11 @@ def test_connections_page_activates_and_sets_the_trigger(personas, connected):
     client = personas.client(personas.admin)
     body = client.get(url("connections", personas)).content.decode()
     assert "Shopify &gt; e-conomic: orders" in body and "e-conomic &gt; Shopify: stock" in body
-    client.post(url("connection_update", personas, products.code), {"active": "on"})
-    client.post(url("connection_update", personas, products.code), {"trigger": "webhook"})
+    client.post(url("update_connection", personas, products.code), {"active": "on"})
+    client.post(url("update_connection", personas, products.code), {"trigger": "webhook"})
     products.refresh_from_db()
     assert products.active and products.trigger == "webhook"
-    client.post(url("connection_update", personas, products.code), {"active": "off"})
+    client.post(url("update_connection", personas, products.code), {"active": "off"})
     products.refresh_from_db()
     assert not products.active
 
@@ -218,7 +218,7 @@ def test_a_connection_needs_both_systems_connected(personas, connected):
     personas.integration.modules.get(kind="economic").disconnect()
     products = personas.integration.connections.get(flow="products")
     response = personas.client(personas.admin).post(
-        url("connection_update", personas, products.code), {"active": "on"}, follow=True
+        url("update_connection", personas, products.code), {"active": "on"}, follow=True
     )
     assert "Connect e-conomic before activating" in response.content.decode()
     products.refresh_from_db()
@@ -226,7 +226,7 @@ def test_a_connection_needs_both_systems_connected(personas, connected):
 
 
 def test_viewer_cannot_change_a_connection(personas, connected):
-    response = personas.client(personas.viewer).post(url("connection_update", personas, connected.code), {})
+    response = personas.client(personas.viewer).post(url("update_connection", personas, connected.code), {})
     assert response.status_code == 403
     connected.refresh_from_db()
     assert connected.active
@@ -234,7 +234,7 @@ def test_viewer_cannot_change_a_connection(personas, connected):
 
 def test_connection_update_rejects_get(personas, connected):
     assert (
-        personas.client(personas.admin).get(url("connection_update", personas, connected.code)).status_code == 405
+        personas.client(personas.admin).get(url("update_connection", personas, connected.code)).status_code == 405
     )
 
 
@@ -260,7 +260,7 @@ def test_modules_are_switched_from_the_settings_page_too(personas, connected):
     assert "Deactivate Shopify" in page and "Deactivate e-conomic" in page
     shop = personas.integration.modules.get(kind="shopify")
     response = client.post(
-        url("module_active", personas, shop.code), {"next": url("settings", personas) + "#systems"}
+        url("set_module_active", personas, shop.code), {"next": url("settings", personas) + "#systems"}
     )
     assert response.url == url("settings", personas) + "#systems"
     shop.refresh_from_db()
@@ -276,7 +276,7 @@ def test_credentials_saved_under_an_old_key_can_be_entered_again(personas, conne
     page = client.get(shop.get_absolute_url()).content.decode()
     assert "cannot be decrypted with the configured keys" in page
     client.post(
-        url("module_connect", personas, shop.code),
+        url("connect_module", personas, shop.code),
         {"shop_domain": "nordic-bikes.myshopify.com", "access_token": "shpat_new", "webhook_secret": "w"},
     )
     shop.refresh_from_db()

@@ -29,7 +29,7 @@ def tenant_patterns(resolver: URLResolver | None = None, prefix_has_number: bool
 
 @pytest.fixture
 def objects(personas, invitation):
-    """One object of every kind the target integration owns, by the URL-name prefix that addresses it."""
+    """One object of every kind the target integration owns, by the start of the route that addresses it."""
     shop = Module.objects.create(integration=personas.integration, kind="shopify")
     Module.objects.create(integration=personas.integration, kind="economic")
     Connection.ensure_for(personas.integration)
@@ -48,13 +48,13 @@ def objects(personas, invitation):
         source="automatic", status="action_required", payment_intent="pi_tenancy",
     )  # fmt: skip
     return {
-        "subscription_pack_": pack.code,
-        "transfer_": transfer.code,
-        "job_": personas.integration.jobs.first().code,
-        "member_": personas.member(personas.viewer).code,
-        "invitation_": invitation[0].code,
-        "module": shop.code,
-        "connection_": personas.integration.connections.first().code,
+        "subscription/packs/": pack.code,
+        "log/": transfer.code,
+        "schedule/": personas.integration.jobs.first().code,
+        "members/": personas.member(personas.viewer).code,
+        "invitations/": invitation[0].code,
+        "systems/": shop.code,
+        "connections/": personas.integration.connections.first().code,
     }
 
 
@@ -64,7 +64,7 @@ def tenant_kwargs(pattern, personas, objects):
     for name in pattern.pattern.converters:
         if name == "number":
             continue
-        prefix = next((p for p in objects if pattern.name.startswith(p)), None)
+        prefix = next((p for p in objects if str(pattern.pattern).startswith(p)), None)
         if name == "code" and prefix:
             kwargs["code"] = objects[prefix]
         else:
@@ -74,7 +74,14 @@ def tenant_kwargs(pattern, personas, objects):
 
 def test_the_walk_finds_the_tenant_views():
     names = {p.name for p in tenant_patterns()}
-    assert {"home", "settings", "set_active", "member_role", "invite", "invitation_revoke"} <= names
+    assert {
+        "home",
+        "settings",
+        "set_integration_active",
+        "change_member_role",
+        "invite_member",
+        "revoke_invitation",
+    } <= names
 
 
 @pytest.mark.parametrize("method", ["get", "post"])

@@ -10,9 +10,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from connections.flows import FLOWS
 from iex.models import Integration
-from transferlog.models import Transfer, TransferState
+from transferlog.models import ENTITIES, Transfer, TransferState
 
 
 def pretty_json(data: Any) -> SafeString:
@@ -55,7 +54,7 @@ class EntityFilter(admin.SimpleListFilter):
     parameter_name = "entity"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(entity, entity) for entity in sorted({flow.entity for flow in FLOWS.values()})]
+        return [(entity, entity) for entity in ENTITIES]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Transfer]) -> QuerySet[Transfer]:
         return queryset.filter(entity=self.value()) if self.value() else queryset

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from iex.lib import queueing
+from iex.lib.batches import PURGE_SHARE, delete_in_batches
 from iex.models import Integration
 
 
@@ -25,6 +27,13 @@ class Status(models.TextChoices):
     WARNING = "warning", "Warning"
     FAILED = "failed", "Failed"
 
+
+# What a transfer can be about (a flow's entity), for the Log's filter and Home's counts.
+ENTITIES = ["orders", "products", "stock"]
+# The pipeline's task, a floor above: published by its name (iex/lib/queueing.py).
+PROCESS_TRANSFER = "connections.tasks.process_transfer"
+# A transfer still waiting its turn is queued again by the sweeper this rarely: times SWEEP_AFTER_SECONDS.
+RESWEEP_AFTER = 10
 
 OPEN = [Status.PENDING, Status.RETRYING]
 UNFINISHED = [*OPEN, Status.RUNNING, Status.HELD]
@@ -120,28 +129,17 @@ class Transfer(models.Model):
     def __str__(self) -> str:
         return f"{self.connection_label} {self.reference or self.source_ref}: {self.status}"
 
-    @classmethod
-    def receive(
-        cls, connection: Any, source_ref: str, reference: str, updated_at: datetime | None, data: Any
-    ) -> Transfer | None:
-        """Record a source record as received; None when this version of it was received before."""
+    def save_received(self, note: str) -> bool:
+        """Insert this new transfer with its first state, "received"; False when this version of its source record
+        was received before (on this connection, by whichever path: webhook, its retry, the schedule's overlap)."""
         try:
             with transaction.atomic():
-                transfer = cls.objects.create(
-                    integration_id=connection.integration_id,
-                    connection=connection,
-                    connection_label=connection.label,
-                    entity=connection.entity,
-                    source_ref=source_ref,
-                    reference=reference,
-                    source_updated_at=updated_at,
-                    source_data=data,
-                )
-                transfer.record("received", None, f"As received from {connection.source.system.label}")
-                transfer.save_states()
-                return transfer
+                self.save(force_insert=True)
+                self.record("received", None, note)
+                self.save_states()
         except IntegrityError:
-            return None
+            return False
+        return True
 
     def record(self, kind: str, data: Any = None, note: str = "") -> None:
         """Note a state; it is written with the transfer's outcome (`finish`), in one INSERT for all of them."""
@@ -164,9 +162,11 @@ class Transfer(models.Model):
         )
         if not claimed:
             return None
-        return cls.objects.select_related(
-            "integration", "connection__integration", "connection__source", "connection__target"
-        ).get(pk=pk)
+        # What the pipeline needs, in one query: the integration (once), the connection and both its modules.
+        transfer = cls.objects.select_related("integration", "connection__source", "connection__target").get(pk=pk)
+        if transfer.connection is not None:
+            transfer.connection.integration = transfer.integration
+        return transfer
 
     @property
     def run_attempts(self) -> int:
@@ -176,6 +176,12 @@ class Transfer(models.Model):
     @property
     def retryable(self) -> bool:
         return self.status in (Status.FAILED, Status.HELD)
+
+    def enqueue(self, countdown: float = 0) -> None:
+        """Queue the pipeline for this transfer once the current transaction commits, in its integration's lane."""
+        queueing.publish_on_commit(
+            PROCESS_TRANSFER, self.pk, countdown=countdown, integration_id=self.integration_id
+        )
 
     def retry(self, by: str) -> bool:
         """Queue a failed or held transfer again, with today's settings, as a new attempt on this transfer."""
@@ -187,16 +193,74 @@ class Transfer(models.Model):
         )
         if claimed:
             TransferState.objects.create(transfer=self, kind="retry", note=f"Retry requested by {by}")
+            self.enqueue()
         return bool(claimed)
 
-    def finish(self, status: str, reason: str = "", *, action: str = "", target_ref: str = "") -> None:
+    @classmethod
+    def release_held(cls, integration: Integration, because: str) -> int:
+        """Queue the integration's held transfers again, oldest first (whatever held them is fixed: a pack paid, a
+        card saved, the integration activated); each one that creates reserves its allowance again as it runs."""
+        if not integration.active:
+            return 0  # an inactive integration would only skip them; activating it releases them
+        released = 0
+        held = cls.objects.filter(integration=integration, status=Status.HELD).order_by("created", "id")
+        for transfer in held.only("pk", "integration_id")[:10_000]:
+            released += transfer.retry(because)
+        return released
+
+    @classmethod
+    def sweep(cls, overdue_seconds: int | None = None, dry_run: bool = False) -> int:
+        """Queue again pending and retrying transfers long past due (SWEEP_AFTER_SECONDS), and run again those still
+        running after TRANSFER_LEASE_SECONDS: their worker's host died, and Redis would only redeliver the task
+        after its visibility timeout. Returns how many.
+
+        Most of them may only be waiting their turn in a backlog: each is queued again only every RESWEEP_AFTER
+        sweeps' worth of time, and each integration's go into lanes by their number, as if queued this minute, so a
+        sweep after a lost Redis keeps the shares fair."""
+        now = timezone.now()
+        overdue = timedelta(seconds=settings.SWEEP_AFTER_SECONDS if overdue_seconds is None else overdue_seconds)
+        lost = cls.objects.filter(
+            status=Status.RUNNING, updated__lt=now - timedelta(seconds=settings.TRANSFER_LEASE_SECONDS)
+        )
+        waiting = cls.objects.filter(status__in=OPEN, due_at__lt=now - overdue).filter(
+            models.Q(swept_at=None) | models.Q(swept_at__lt=now - RESWEEP_AFTER * overdue)
+        )
+        found = list(lost.values_list("pk", "integration_id")[:10_000])
+        lost_ids = [pk for pk, _ in found]
+        found += waiting.order_by("due_at").values_list("pk", "integration_id")[:10_000]
+        if dry_run:
+            return len(found)
+        if lost_ids:
+            # Pending again, so a new task can claim it (the lost task's id no longer takes its claim over).
+            lost.filter(pk__in=lost_ids).update(status=Status.PENDING, task_id="", updated=now)
+            TransferState.objects.bulk_create(
+                TransferState(
+                    transfer_id=pk, kind="retrying", at=now, note="Its worker stopped answering; run again"
+                )
+                for pk in lost_ids
+            )
+        cls.objects.filter(pk__in=[pk for pk, _ in found]).update(swept_at=now)
+        counts: dict[int, int] = defaultdict(int)
+        for transfer_id, integration_id in found:
+            counts[integration_id] += 1
+            queueing.publish(PROCESS_TRANSFER, transfer_id, priority=queueing.lane_of(counts[integration_id]))
+        return len(found)
+
+    def finish(
+        self, status: str, reason: str = "", *, action: str = "", target_ref: str = "", **changes: Any
+    ) -> None:
+        """Record the outcome of this attempt, its states and its day's count; `changes`: more fields to save with
+        it (a retry's due time)."""
         self.status = status
         self.reason = reason
         self.action = action or self.action
         self.target_ref = target_ref or self.target_ref
         self.updated = timezone.now()
+        for name, value in changes.items():
+            setattr(self, name, value)
         counted = (status, self.updated.astimezone(UTC).date()) if status in COUNTED else ("", None)
-        with transaction.atomic():  # the counters move with the transfer, or not at all
+        # The counters move with the transfer, or not at all. (No savepoint inside the pipeline's transaction.)
+        with transaction.atomic(savepoint=False):
             if counted != (self.counted_status, self.counted_on):
                 if self.counted_status and self.counted_on:
                     DailyCount.add(self, self.counted_on, self.counted_status, -1)
@@ -204,46 +268,20 @@ class Transfer(models.Model):
                     DailyCount.add(self, counted[1], counted[0], 1)
                 self.counted_status, self.counted_on = counted
             self.save_states()
-            self.save(
-                update_fields=[
-                    "status",
-                    "reason",
-                    "action",
-                    "target_ref",
-                    "updated",
-                    "counted_status",
-                    "counted_on",
-                ]
-            )
-
-
-def retention_days(integration: Integration) -> tuple[int, int]:
-    """How long an integration's transfers are kept: (days, days for failed ones, kept twice as long to be looked
-    into). Its plan decides; settings.LOG_RETENTION_DAYS for an integration without a subscription."""
-    from billing.models import Subscription
-
-    sub = Subscription.objects.filter(integration=integration).select_related("plan").first()
-    days = sub.plan.retention_days if sub else settings.LOG_RETENTION_DAYS
-    return days, 2 * days
+            fields = ["status", "reason", "action", "target_ref", "updated", "counted_status", "counted_on"]
+            self.save(update_fields=[*fields, *changes])
 
 
 def retention_groups() -> list[tuple[int, models.Q]]:
-    """(days, the integrations kept that long, as a filter on Integration): one group per plan's retention, and the
-    default."""
-    from billing.models import Plan
-
+    """(days, the integrations kept that long, as a filter on Integration): one group per retention of the plans in
+    use, and the default for integrations without a subscription (as Integration.retention_days says)."""
+    in_use = Integration.objects.exclude(subscription=None).values_list("subscription__plan__retention_days")
     groups = [
         (days, models.Q(subscription__plan__retention_days=days))
-        for days in sorted(set(Plan.objects.values_list("retention_days", flat=True)))
+        for days in sorted({days for (days,) in in_use.order_by().distinct()})
     ]
     groups.append((settings.LOG_RETENTION_DAYS, models.Q(subscription__isnull=True)))
     return groups
-
-
-# The purge takes at most this share of the time it runs: after a batch that took t seconds it rests
-# t * (1 - SHARE) / SHARE, so webhook intake and the pipeline keep the database whatever the batch cost. Measured
-# by bench/log.py on two cores: at 0.25 intake p95 rose 1.28x while the purge ran, at 0.15 1.12x.
-PURGE_SHARE = 0.15
 
 
 def purge(
@@ -277,42 +315,6 @@ def purge(
                 share=share,
             )
     return deleted
-
-
-def delete_in_batches(
-    candidates: models.QuerySet[Any],
-    *,
-    by: str,
-    cascade: tuple[tuple[str, str], ...] = (),
-    batch: int = 1000,
-    pause: float = 0.05,
-    share: float = PURGE_SHARE,
-) -> int:
-    """Delete the candidates oldest `by` first, `batch` rows a transaction, resting after each batch so that it takes
-    `share` of the time. `cascade`: (table, column) of the rows referring to them, deleted first. Returns how many."""
-    model = candidates.model
-    deleted = 0
-    remaining = candidates
-    while True:
-        started = time.perf_counter()
-        rows = list(remaining.order_by(by, "pk").values_list("pk", by)[:batch])
-        if not rows:
-            return deleted
-        ids = [pk for pk, _ in rows]
-        # The next batch starts where this one ended, not at the index entries of the rows deleted so far.
-        remaining = candidates.filter(**{f"{by}__gte": rows[-1][1]})
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # A batch lost in a crash is deleted the next day: its commit need not wait for the disk, and
-                # intake's commits, which must, do not queue behind it.
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            # Plain statements: the ORM's delete would load every row (and its data) to cascade.
-            placeholders = ", ".join(["%s"] * len(ids))
-            for table, column in (*cascade, (model._meta.db_table, "id")):
-                cursor.execute(f"DELETE FROM {table} WHERE {column} IN ({placeholders})", ids)  # noqa: S608
-            deleted += cursor.rowcount
-        # The rest counts the batch's whole cost, finding its rows included.
-        time.sleep(max(pause, (time.perf_counter() - started) * (1 - share) / share))
 
 
 class DailyCount(models.Model):

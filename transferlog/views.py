@@ -9,7 +9,6 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,10 +17,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
-from connections.pipeline import enqueue
 from iex.access import AuthedRequest, get_member
+from iex.lib.ids import is_uuid
+from iex.lib.queueing import publish_on_commit
 from iex.models import Integration, Member
-from transferlog.models import Status, Transfer, retention_days
+from transferlog.models import ENTITIES, Status, Transfer
 
 PAGE = 50
 FILTERS = ("q", "status", "connection", "entity", "from", "to")
@@ -40,7 +40,7 @@ def _filtered(integration: Integration, params: QueryDict) -> QuerySet[Transfer]
     if (status := params.get("status")) in Status.values:
         rows = rows.filter(status=status)
     if connection := params.get("connection"):
-        rows = rows.filter(connection__code=connection) if _is_uuid(connection) else rows.none()
+        rows = rows.filter(connection__code=connection) if is_uuid(connection) else rows.none()
     if entity := params.get("entity"):
         rows = rows.filter(entity=entity)
     if day := parse_date(params.get("from", "") or ""):
@@ -48,16 +48,6 @@ def _filtered(integration: Integration, params: QueryDict) -> QuerySet[Transfer]
     if day := parse_date(params.get("to", "") or ""):
         rows = rows.filter(created__lte=timezone.make_aware(datetime.combine(day, time.max)))
     return rows
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _cursor(value: str) -> tuple[datetime, int] | None:
@@ -125,6 +115,7 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
         # Formatted here: the template's date filter and choice display cost more than the rest of a line.
         t.when = f"{t.created.day} {t.created:%b %Y, %H:%M:%S}"  # type: ignore[attr-defined]  # UTC, like the page
         t.status_label = labels.get(t.status, t.status)  # type: ignore[attr-defined]
+    retention = member.integration.retention_days()
     ctx = {
         "transfers": page,
         "filters": {name: request.GET.get(name, "") for name in FILTERS},
@@ -134,8 +125,9 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
         "newer": _key(page[0]) if page and has_newer else "",
         "statuses": Status.choices,
         "connections": member.integration.connections.select_related("source", "target"),
-        "entities": ["orders", "products", "stock"],
-        "retention": retention_days(member.integration),
+        "entities": ENTITIES,
+        "retention": retention,
+        "retention_failed": 2 * retention,
     }
     return render(request, "transferlog/log.html", ctx)
 
@@ -147,7 +139,7 @@ class _Echo:
 
 @login_required
 @require_GET
-def log_export(request: AuthedRequest, number: str) -> StreamingHttpResponse:
+def export_log(request: AuthedRequest, number: str) -> StreamingHttpResponse:
     """The current filter as CSV, streamed row by row: a year of transfers downloads without filling memory."""
     member = get_member(request, number)
     rows = _filtered(member.integration, request.GET).order_by("-created", "-id")
@@ -202,12 +194,11 @@ def transfer_detail(request: AuthedRequest, number: str, code: str) -> HttpRespo
 
 @login_required
 @require_POST
-def transfer_retry(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def retry_transfer(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     # Viewers may retry (DESIGN.md): it changes no setting, it runs what was meant to run.
     member = get_member(request, number)
     transfer = _transfer(member, code)
     if transfer.retry(by=request.user.email):
-        enqueue(transfer)
         messages.success(request, f"{transfer.reference or transfer.source_ref} is queued again.")
     else:
         messages.error(request, "Only failed or held transfers can be retried.")
@@ -216,10 +207,8 @@ def transfer_retry(request: AuthedRequest, number: str, code: str) -> HttpRespon
 
 @login_required
 @require_POST
-def transfers_retry_failed(request: AuthedRequest, number: str) -> HttpResponse:
+def retry_failed_transfers(request: AuthedRequest, number: str) -> HttpResponse:
     """Retry every failed transfer in the current filter, in the background."""
-    from transferlog.tasks import retry_transfers
-
     member = get_member(request, number)
     ids = list(
         _filtered(member.integration, request.POST)
@@ -227,7 +216,7 @@ def transfers_retry_failed(request: AuthedRequest, number: str) -> HttpResponse:
         .values_list("pk", flat=True)[:10_000]
     )
     if ids:
-        transaction.on_commit(lambda: retry_transfers.delay(ids, request.user.email))
+        publish_on_commit("transferlog.tasks.retry_transfers", ids, request.user.email)
     messages.success(request, f"{len(ids)} failed transfer{'s' if len(ids) != 1 else ''} queued for retry.")
     query = QueryDict(mutable=True)
     for name in FILTERS:

@@ -1,37 +1,191 @@
-"""The system catalogue. Each kind is a sub-package of the same shape: `client.py` (the system's API),
-`transforms.py` (its records to and from connections/common.py), `forms.py` (credentials and settings),
-and for webshops `webhooks.py` (signature verification). Adding a system means adding a folder and a line below.
+"""The system catalogue, and the contract every connector is written against.
+
+How to add a system
+-------------------
+1. Copy the nearest connector: `shopify/` for a webshop, `economic/` for an accounting system. Every connector has
+   the same shape:
+   - `client.py`: the system's API. One class, made from a Module (`Client(module)`), with the methods of
+     `WebshopClient` or `AccountingClient` below. Every request goes through `iex.lib.http` (timeouts, retry
+     classification, redaction); the base URL comes from `module.base_url`, so tests and the sandbox can point it
+     at a local server.
+   - `transforms.py`: the system's records to and from IEX's common format (`connections/common.py`). A webshop's
+     module offers the functions of `WebshopTransforms`; an accounting system's are used by its own client.
+   - `webhooks.py` (systems that post webhooks): the functions of `WebhookReader`.
+   - `forms.py`: `CredentialsForm`, `SettingsForm` and `DEFAULT_SETTINGS`.
+   - `__init__.py`: `SYSTEM = Webshop(...)` or `SYSTEM = Accounting(...)`, naming the parts above.
+2. Add it to SYSTEMS at the bottom of this file, its monthly price to billing's seed (billing/migrations), and its
+   API's shapes to the sandbox (`sandbox/`), as strict as the real system.
+3. `make typecheck`: mypy checks the connector against the Protocols below. Then the shared tests: a connector
+   imports nothing from another connector, nor any page (views) module.
+
+A connector never imports another connector: a webshop and an accounting system meet only in the common format,
+so each new shop works with every accounting system, and the other way round.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import abc
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, Literal
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from django import forms
 
+from connections.common import Order, Outcome, Product, StockLevel
 
-@dataclass(frozen=True)
-class System:
+if TYPE_CHECKING:
+    from connections.models import Mapping, Module
+
+# A value as the systems' JSON APIs give it, and a record: a JSON object.
+JSON = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
+Raw = dict[str, JSON]
+# A module's settings: its system's DEFAULT_SETTINGS overlaid with what the merchant saved.
+Settings = dict[str, JSON]
+# (source_ref, reference, updated_at): the source system's stable id of a record, what people call it ("#1042"),
+# and the version's time (two transfers of one version are one).
+SourceRef = tuple[str, str, datetime | None]
+# Notes a state of the transfer with its data, for the Log: ("sent" | "answer" | ..., data, note).
+Record = Callable[[str, JSON, str], None]
+
+
+class WebshopClient(Protocol):
+    """What the flows ask of a webshop's API."""
+
+    def test(self) -> str:
+        """A request that proves the credentials work; what to tell the merchant ("Connected to ...")."""
+        ...
+
+    def orders_since(self, since: datetime) -> Iterable[Raw]:
+        """Every order created or changed since `since`, as the shop gives it."""
+        ...
+
+    def products_since(self, since: datetime) -> Iterable[Raw]:
+        """Every product created or changed since `since`, as the shop gives it."""
+        ...
+
+    def set_stock(self, levels: list[StockLevel]) -> list[Raw]:
+        """Set the available quantity of each SKU; one answer per level, `{"skipped": reason}` for an unknown SKU."""
+        ...
+
+
+class AccountingClient(Protocol):
+    """What the flows ask of an accounting system's API. A send is idempotent through the record's `mapping`: a
+    document the mapping knows (or the system finds by IEX's reference) is updated, never created twice."""
+
+    def test(self) -> str:
+        """A request that proves the credentials work; what to tell the merchant ("Connected to ...")."""
+        ...
+
+    def send_order(self, order: Order, mapping: Mapping, record: Record) -> Outcome:
+        """Create or update the order's document; the Outcome's action says which the system confirmed."""
+        ...
+
+    def send_product(self, product: Product, mapping: Mapping, record: Record) -> Outcome:
+        """Create or update the product by its number (the shop's SKU)."""
+        ...
+
+    def stock_levels(self) -> list[StockLevel]:
+        """The available quantity of every product that has one."""
+        ...
+
+
+class WebshopTransforms(Protocol):
+    """A webshop's records to IEX's common format (the module `<kind>/transforms.py`)."""
+
+    def order_ref(self, order: Raw) -> SourceRef: ...
+
+    def product_ref(self, product: Raw) -> SourceRef: ...
+
+    def skip_reason(self, order: Raw, settings: Settings) -> str:
+        """Why this order is not transferred under the module's settings (not in an allowed state), or ""."""
+        ...
+
+    def to_order(self, order: Raw, settings: Settings) -> Order: ...
+
+    def to_products(self, product: Raw, settings: Settings) -> list[Product]:
+        """One common product per variant that has a product number (SKU)."""
+        ...
+
+
+class WebhookReader(Protocol):
+    """How a system's webhooks are verified and read (the module `<kind>/webhooks.py`)."""
+
+    @property
+    def TOPICS(self) -> abc.Mapping[str, str]:  # a module constant
+        """The topics IEX handles, each to the entity its body is a record of ("" for events about the app)."""
+        ...
+
+    @property
+    def KEPT_HEADERS(self) -> abc.Sequence[str]:  # a module constant
+        """The headers stored with a delivery, for the Log and for support."""
+        ...
+
+    def verify(self, secret: str, body: bytes, headers: abc.Mapping[str, str]) -> bool:
+        """Whether the raw body is signed with the module's webhook secret (compared in constant time)."""
+        ...
+
+    def topic(self, headers: abc.Mapping[str, str]) -> str: ...
+
+    def event_id(self, headers: abc.Mapping[str, str]) -> str:
+        """The id the system gives the event, the same on every retry of it: the key deliveries are stored once by
+        ("" when the system gives none that stays the same)."""
+        ...
+
+    def record_ref(self, entity: str, record: Raw) -> SourceRef:
+        """The reference of the record a delivery's body is (raises KeyError, TypeError or ValueError when the body
+        is not the record its topic promised)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class _System:
     kind: str
     label: str
-    category: Literal["webshop", "accounting"]
     credentials_form: type[forms.Form]
     settings_form: type[forms.Form]
-    default_settings: dict[str, Any]
-    client: Callable[[Any], Any]
-    transforms: ModuleType
-    # Webshops: how their webhooks are verified and read (see shopify/webhooks.py).
-    webhooks: ModuleType | None = None
+    default_settings: Settings
+    # Systems that post webhooks to /hooks/<token>/: how they are verified and read.
+    webhooks: WebhookReader | None = None
 
     @property
     def posts_webhooks(self) -> bool:
         return self.webhooks is not None
 
 
-# The kinds import System from this module, so they are imported after it is defined.
+@dataclass(frozen=True, kw_only=True)
+class Webshop(_System):
+    category: ClassVar[Literal["webshop"]] = "webshop"
+    client: Callable[[Module], WebshopClient]
+    transforms: WebshopTransforms
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accounting(_System):
+    category: ClassVar[Literal["accounting"]] = "accounting"
+    client: Callable[[Module], AccountingClient]
+
+
+System = Webshop | Accounting
+
+
+def webshop(kind: str) -> Webshop:
+    """The webshop of this kind (a flow's source or target that must be one)."""
+    system = SYSTEMS[kind]
+    if not isinstance(system, Webshop):
+        raise TypeError(f"{system.label} is not a webshop")
+    return system
+
+
+def accounting(kind: str) -> Accounting:
+    """The accounting system of this kind."""
+    system = SYSTEMS[kind]
+    if not isinstance(system, Accounting):
+        raise TypeError(f"{system.label} is not an accounting system")
+    return system
+
+
+# The kinds import the classes above from this module, so they are imported after them.
 from connections.systems import economic, shopify  # noqa: E402
 
 SYSTEMS: dict[str, System] = {system.kind: system for system in (shopify.SYSTEM, economic.SYSTEM)}

@@ -8,8 +8,8 @@ from itertools import product
 import pytest
 from playwright.sync_api import expect
 
-from scheduling import runner
 from scheduling.models import Job
+from scheduling.tasks import run_job
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.test_systems import sign_in
 from transferlog.models import Transfer
@@ -32,11 +32,11 @@ def shop(personas, invitation, sandbox, sandboxed, transactional_db):
     orders job has run twice: orders created, one skipped for its state, then a change e-conomic refused."""
     Job.ensure_all(personas.integration)
     orders = [sandbox.create_order({"financial_status": s}) for s in ("paid", "paid", "paid", "pending")]
-    runner.run(sandboxed.job.pk)
+    run_job(sandboxed.job.pk)
     sandbox.update_order(orders[0]["id"], {"shipping_lines": [{"price": "49.00"}]})
     refusal = {"path_contains": "/economic/invoices/drafts/", "status": 400}
     sandbox.configure({"faults": [{**refusal, "body": '{"message": "Layout 19 does not exist"}'}]})
-    runner.run(sandboxed.job.pk)
+    run_job(sandboxed.job.pk)
     assert Counter(Transfer.objects.values_list("status", flat=True)) == {"created": 3, "skipped": 1, "failed": 1}
     return personas
 

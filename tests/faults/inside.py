@@ -8,8 +8,8 @@ from django.db.models import Count
 def pack_due(integration_id: int) -> None:
     """Basic plan, billing information and a Visa test card in Stripe, top-up on: and this month's orders used up,
     so the next order needs a pack."""
-    from billing import metering, stripe_api, subscriptions
-    from billing.models import Plan, Subscription
+    from billing import stripe_api, subscriptions
+    from billing.models import Plan, Subscription, Usage
     from iex.models import Integration
 
     integration = Integration.objects.get(pk=integration_id)
@@ -30,7 +30,7 @@ def pack_due(integration_id: int) -> None:
         },
     )
     subscriptions.set_card(sub, stripe_api.test_card("4242424242424242", 12, 2030, "123"))
-    usage = metering.usage_of(integration)
+    usage = Usage.of(integration)
     usage.included = usage.used = sub.plan.included_orders
     usage.save()
 

@@ -1,7 +1,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from connections import intake, pipeline
+from connections import intake
+from transferlog.models import Transfer
 
 
 class Command(BaseCommand):
@@ -21,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         deliveries = intake.sweep(options["older_than"], dry_run=options["dry_run"])
-        transfers = pipeline.sweep(options["older_than"], dry_run=options["dry_run"])
+        transfers = Transfer.sweep(options["older_than"], dry_run=options["dry_run"])
         verb = "would queue again" if options["dry_run"] else "queued again"
         older_than = settings.SWEEP_AFTER_SECONDS if options["older_than"] is None else options["older_than"]
         self.stdout.write(

@@ -3,25 +3,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from connections.common import Order, OrderLine, Outcome, Product, StockLevel, money
+from connections.systems import Record
 from connections.systems.economic import transforms
 from iex.lib import http
+
+if TYPE_CHECKING:
+    from connections.models import Mapping, Module
 
 BASE_URL = "https://restapi.e-conomic.com"
 DOCUMENTS = {"draft": "invoices/drafts", "booked": "invoices/drafts", "order": "orders/drafts"}
 NUMBER_FIELD = {"invoices/drafts": "draftInvoiceNumber", "orders/drafts": "orderNumber"}
 
-Record = Callable[[str, Any, str], Any]
-
 
 class EconomicClient:
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
         self.base = (module.base_url or BASE_URL).rstrip("/")
         self.settings = module.settings_values()
@@ -67,7 +69,7 @@ class EconomicClient:
 
     # --- orders --------------------------------------------------------------------------------------------
 
-    def send_order(self, order: Order, mapping: Any, record: Record) -> Outcome:
+    def send_order(self, order: Order, mapping: Mapping, record: Record) -> Outcome:
         """Create or update the order's document; idempotent through `mapping` and references.other."""
         s = self.settings
         path = DOCUMENTS[s["document_type"]]
@@ -130,7 +132,7 @@ class EconomicClient:
             mapping.target_ref, mapping.target_state = number, "booked"
         return Outcome(action, "", action, number)
 
-    def _existing_document(self, order: Order, path: str, mapping: Any) -> str:
+    def _existing_document(self, order: Order, path: str, mapping: Mapping) -> str:
         """Our mapping is lost if we crashed after e-conomic saved the document: look it up by reference."""
         ref = transforms.document_ref(order)
         found = self._find(path, **{"references.other": ref})
@@ -180,7 +182,7 @@ class EconomicClient:
 
     # --- products and stock --------------------------------------------------------------------------------
 
-    def send_product(self, product: Product, mapping: Any, record: Record) -> Outcome:
+    def send_product(self, product: Product, mapping: Mapping, record: Record) -> Outcome:
         payload = transforms.product_from_common(product, self.settings)
         existing = self.product(product.sku)
         if existing is None:

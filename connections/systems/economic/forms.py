@@ -2,11 +2,13 @@ from decimal import Decimal
 
 from django import forms
 
+from connections.systems import Settings
+
 DOCUMENT_TYPES = [("draft", "Invoice draft"), ("booked", "Booked invoice"), ("order", "Order")]
 CUSTOMER_FIELDS = [("email", "Email"), ("phone", "Phone"), ("vat_number", "VAT number")]
 
 # e-conomic's standard settings (support article 167165).
-DEFAULT_SETTINGS = {
+DEFAULT_SETTINGS: Settings = {
     "document_type": "draft",
     "customer_match": "email",
     "allow_customer_create": True,

@@ -6,19 +6,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from connections.common import StockLevel
 from iex.lib import http
 
+if TYPE_CHECKING:
+    from connections.models import Module
+
 # Shopify's leaky bucket answers 429 with Retry-After; a short wait is cheaper than failing a whole fetch.
 MAX_INLINE_WAIT = 10.0
 
 
 class ShopifyClient:
-    def __init__(self, module: Any) -> None:
+    def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
         version = module.settings_values()["api_version"]
         base = module.base_url or f"https://{credentials['shop_domain']}"

@@ -2,6 +2,8 @@ import re
 
 from django import forms
 
+from connections.systems import Settings
+
 FINANCIAL_STATES = [
     ("pending", "Pending"),
     ("authorized", "Authorized"),
@@ -17,7 +19,7 @@ FULFILLMENT_STATES = [
     ("fulfilled", "Fulfilled"),
 ]
 
-DEFAULT_SETTINGS = {
+DEFAULT_SETTINGS: Settings = {
     # IEX's default: transfer paid and partially paid orders (support article 81904).
     "financial_states": ["paid", "partially_paid"],
     "fulfillment_states": [],

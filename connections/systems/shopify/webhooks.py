@@ -1,9 +1,14 @@
-"""Shopify webhook verification: X-Shopify-Hmac-Sha256 is base64(HMAC-SHA256(app secret, raw body))."""
+"""Shopify's webhooks: X-Shopify-Hmac-Sha256 is base64(HMAC-SHA256(app secret, raw body)); the topic and the event id
+(the same on every retry of one event) are headers; the body is the order or product itself."""
 
 import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from connections.systems.shopify import transforms
 
 TOPICS = {
     "orders/create": "orders",
@@ -15,9 +20,16 @@ TOPICS = {
 }
 
 
-def describe(headers: Mapping[str, str]) -> tuple[str, str]:
-    """(topic, the shop's event id). The event id is the same on every retry of one event: the dedup key."""
-    return headers.get("X-Shopify-Topic", ""), headers.get("X-Shopify-Event-Id", "")
+def topic(headers: Mapping[str, str]) -> str:
+    return headers.get("X-Shopify-Topic", "")
+
+
+def event_id(headers: Mapping[str, str]) -> str:
+    return headers.get("X-Shopify-Event-Id", "")
+
+
+def record_ref(entity: str, record: dict[str, Any]) -> tuple[str, str, datetime | None]:
+    return transforms.order_ref(record) if entity == "orders" else transforms.product_ref(record)
 
 
 KEPT_HEADERS = [

@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from scheduling import runner
+from scheduling import tasks
 
 INTERVAL = 30.0  # seconds, as beat's dispatch-due-jobs
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         if options["once"]:
-            self.stdout.write(f"run_due_jobs: dispatched {runner.dispatch()} jobs")
+            self.stdout.write(f"run_due_jobs: dispatched {tasks.dispatch()} jobs")
             return
         # Safe beside beat: each due job is claimed by one dispatcher only (Job.claim_due skips locked rows).
         rounds = dispatched = 0
@@ -26,7 +26,7 @@ class Command(BaseCommand):
             while True:
                 close_old_connections()  # a connection the database dropped meanwhile is not reused
                 try:
-                    count = runner.dispatch()
+                    count = tasks.dispatch()
                 except Exception as exc:
                     # The broker or the database is down for a moment: say so, and try again next round.
                     self.stderr.write(f"run_due_jobs: dispatch failed: {type(exc).__name__}: {exc}")

@@ -1,14 +1,12 @@
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from connections.intake import DELIVERY_RETENTION_DAYS, purge_deliveries
 from transferlog.models import purge, retention_groups
 
 
 class Command(BaseCommand):
     help = (
-        "Delete transfers past their plan's retention (failed ones are kept twice as long) and handled webhook "
-        "deliveries past 30 days; beat runs this daily."
+        "Delete transfers past their plan's retention (failed ones are kept twice as long); beat runs this daily."
     )
 
     def add_arguments(self, parser) -> None:
@@ -16,12 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=1000, help="rows deleted per transaction")
 
     def handle(self, *args, **options) -> None:
-        now = timezone.now()
-        count = purge(now, batch=options["batch"], dry_run=options["dry_run"])
-        deliveries = purge_deliveries(now, dry_run=options["dry_run"])
+        count = purge(timezone.now(), batch=options["batch"], dry_run=options["dry_run"])
         verb = "would delete" if options["dry_run"] else "deleted"
         self.stdout.write(
             f"purge_transfers: {verb} {count} transfers "
-            f"(kept {'/'.join(str(d) for d in sorted({d for d, _ in retention_groups()}))} days by plan; "
-            f"failed ones twice as long) and {deliveries} webhook deliveries (kept {DELIVERY_RETENTION_DAYS} days)"
+            f"(kept {'/'.join(str(d) for d in sorted({d for d, _ in retention_groups()}))} days by the "
+            "integrations' plans; failed ones twice as long)"
         )

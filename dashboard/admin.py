@@ -54,7 +54,7 @@ class IntegrationAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Integration]:
-        # Read, never made: metering.usage_of would create this month's row (and a trial for an integration
+        # Read, never made: Usage.of would create this month's row (and a trial for an integration
         # without a subscription) on a page view. No row yet means nothing used of the plan's orders.
         usage = Usage.objects.filter(integration=OuterRef("pk"), month=month_of(timezone.now()))
         return (
@@ -74,10 +74,9 @@ class IntegrationAdmin(admin.ModelAdmin):
 
     @admin.display(description="Orders this month")
     def orders_this_month(self, obj: Integration) -> str:
-        sub = _subscription(obj)
         allowance = obj.orders_allowance  # type: ignore[attr-defined]
         if allowance is None:
-            allowance = sub.plan.included_orders if sub else 0
+            allowance = obj.included_orders()
         return f"{obj.orders_used or 0:,} of {allowance:,}"  # type: ignore[attr-defined]
 
     @admin.display(description="Systems")

@@ -16,9 +16,8 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from iex.models import Integration
-from transferlog.models import COUNTED, PROBLEMS, DailyCount, Transfer
+from transferlog.models import COUNTED, ENTITIES, PROBLEMS, DailyCount, Transfer
 
-ENTITIES = ["orders", "products", "stock"]
 CHART_DAYS = 30
 # The chart's drawing area, in SVG user units; the SVG scales to its container.
 WIDTH, HEIGHT, LEFT, BOTTOM = 640, 180, 36, 22

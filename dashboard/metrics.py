@@ -86,7 +86,7 @@ class DatabaseCollector(Collector):
             "Webhook posts refused before anything was stored (wrong address, over 1 MB, bad signature), by reason",
             labels=["reason"],
         )
-        for reason, count in intake.refused().items():
+        for reason, count in intake.refusal_counts().items():
             refusals.add_metric([reason], count)
         yield refusals
 

@@ -52,7 +52,3 @@ class NotificationsForm(forms.ModelForm):
     class Meta:
         model = Member
         fields = ["error_emails", "report_frequency"]
-
-
-class ActiveForm(forms.Form):
-    active = forms.BooleanField(required=False)

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q, QuerySet, Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.models import Usage, month_of
+from connections.models import Module
 from iex.lib import emails
 from iex.lib.logs import log_context
 from iex.models import Integration, Member, ReportFrequency
-
-if TYPE_CHECKING:
-    from billing.models import Usage
-    from transferlog.models import Transfer
+from scheduling.models import Job
+from transferlog.models import DailyCount, Status, Transfer
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,6 @@ SETTLE = timedelta(minutes=1)
 
 def send_error_digests(now: datetime | None = None) -> int:
     """Send the digests that are due; returns how many went out."""
-    from connections.models import Module
-    from scheduling.models import Job
-    from transferlog.models import Status, Transfer
-
     now = now or timezone.now()
     since = now - timedelta(days=1)  # older news is not news: a digest tells what happened since yesterday
     candidates = set(
@@ -64,9 +60,6 @@ def send_error_digests(now: datetime | None = None) -> int:
 
 
 def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
-    from scheduling.models import Job
-    from transferlog.models import Status, Transfer
-
     # A failure is stamped just before its transaction commits: leave the last minute to the next digest, so
     # one committing late is not passed by the cursor.
     until = now - SETTLE
@@ -161,9 +154,6 @@ def _send_report(member: Member, period: tuple[date, date], today: date) -> bool
 def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
     """Created / updated / skipped / warnings / held / failed per connection over the days, and the allowance of
     the month the period ends in."""
-    from billing.models import month_of
-    from transferlog.models import DailyCount
-
     rows = (
         DailyCount.objects.filter(integration=integration, day__gte=first, day__lte=last)
         .values("connection_label")
@@ -182,20 +172,7 @@ def report(integration: Integration, first: date, last: date) -> dict[str, Any]:
         "first": first,
         "last": last,
         "connections": list(rows),
-        "usage": _usage(integration, month_of(datetime.combine(last, time(), UTC))),
+        # Read, never made: a report changes nothing.
+        "usage": Usage.peek(integration, month_of(datetime.combine(last, time(), UTC))),
         "home_url": reverse("home", args=[integration.number]),
     }
-
-
-def _usage(integration: Integration, month: date) -> Usage:
-    """The month's usage, read and never made (a report changes nothing). A month without its row yet (no order
-    was sent in it) has used none of the plan's orders: the row metering.usage_of would start, unsaved."""
-    from billing.models import Plan, Subscription, Usage
-
-    usage = Usage.objects.filter(integration=integration, month=month).first()
-    if usage is None:
-        sub = Subscription.objects.filter(integration=integration).select_related("plan").first()
-        # No subscription yet: the plan Subscription.of starts a trial on.
-        plan = sub.plan if sub else Plan.objects.filter(code="standard").first()
-        usage = Usage(integration=integration, month=month, included=plan.included_orders if plan else 0)
-    return usage

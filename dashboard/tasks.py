@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from iex import notifications
+from dashboard import notifications
 
 
 @shared_task

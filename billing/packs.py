@@ -1,23 +1,19 @@
-"""Metering by IEX's rule, order packs and automatic top-up.
+"""Order packs: automatic top-up when the month's allowance runs out, paying for a pack, the card holder's
+confirmation, and packs bought by hand.
 
-An order counts when the receiving system confirms a create; updates do not count; each receiving system counts;
-the month is the calendar month in UTC. Before a create the pipeline reserves one unit under the lock of the
-integration's usage row for the month (`reserve`); when the send ends the unit is either used or given back
-(`settle`). The reservation is marked on the transfer in the same transaction (a conditional UPDATE), so a transfer
-holds at most one unit, takes it over when its worker died and it runs again, and settles it once.
-
-When nothing is left, automatic top-up decides under that lock: one pending Pack row is committed (a partial unique
-index allows one per integration), the lock is let go, and Stripe is asked with the pack's own idempotency key.
-Creates arriving meanwhile find the pending pack and wait a few seconds (`PackInFlight`) instead of paying again:
-fifty creates racing for the last five units buy one pack, not forty-five. A payment whose answer was lost stays
-pending; the next create asks Stripe again with the same key and amount, and Stripe replays its first answer.
+When nothing is left, automatic top-up decides under the usage row's lock: one pending Pack row is committed (a
+partial unique index allows one per integration), the lock is let go, and Stripe is asked with the pack's own
+idempotency key. Creates arriving meanwhile find the pending pack and wait a few seconds (`PackInFlight`) instead of
+paying again: fifty creates racing for the last five units buy one pack, not forty-five. A payment whose answer was
+lost stays pending; the next create asks Stripe again with the same key and amount, and Stripe replays its first
+answer.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -25,28 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing import stripe_api
-from billing.models import Pack, Subscription, Usage, kroner, month_of
-from iex.lib import emails
+from billing.models import Pack, Subscription, Usage
+from billing.notices import notify
 from iex.models import Integration
-from transferlog.models import Status, Transfer
+from transferlog.models import Transfer
 
 logger = logging.getLogger(__name__)
-
-
-def usage_of(integration: Integration, month: date | None = None, *, lock: bool = False) -> Usage:
-    """The month's usage row (made on first use with the plan's orders); locked for update when asked."""
-    month = month or month_of(timezone.now())
-    rows = Usage.objects.filter(integration=integration, month=month)
-    usage = (rows.select_for_update() if lock else rows).first()
-    if usage is None:
-        Usage.objects.get_or_create(
-            integration=integration,
-            month=month,
-            defaults={"included": Subscription.of(integration).plan.included_orders},
-        )
-        usage = (rows.select_for_update() if lock else rows).get()
-    usage.integration = integration
-    return usage
 
 
 class PackInFlight(Exception):
@@ -58,104 +38,7 @@ STALE_PAYMENT = timedelta(minutes=2)
 ASK_AGAIN_AFTER = timedelta(seconds=5)  # after a payment call that failed
 
 
-def reserve(transfer: Transfer) -> str:
-    """Reserve one unit for the create this transfer is about to make. Returns "" when reserved (or already
-    holding one), else why the transfer is held. Raises PackInFlight while another create pays for a pack, and
-    StripeError when Stripe's answer was lost (the pack stays pending; the transfer is retried)."""
-    if transfer.reserved_month:
-        return ""
-    integration = transfer.integration
-    for _ in range(3):
-        with transaction.atomic():
-            usage = usage_of(integration, lock=True)
-            if usage.available > 0:
-                if Transfer.objects.filter(pk=transfer.pk, reserved_month=None).update(reserved_month=usage.month):
-                    usage.reserved += 1
-                    usage.save(update_fields=["reserved"])
-                transfer.reserved_month = usage.month
-                return ""
-            pack = _top_up(usage)
-            if isinstance(pack, str):
-                return pack
-        # The pending pack is committed and the lock let go: Stripe is asked outside it.
-        pay_or_ask_again_soon(pack)
-        if pack.status != Pack.Status.PAID:
-            return f"No orders left this month; paying for an order pack failed: {pack.failure}"
-    raise PackInFlight  # the packs paid were used up by other creates meanwhile: take a turn again shortly
-
-
-def settle(transfer: Transfer, created: bool) -> None:
-    """End the transfer's reservation: a confirmed create uses the unit, anything else gives it back. Once."""
-    month = transfer.reserved_month
-    if not month:
-        return
-    with transaction.atomic():
-        usage = usage_of(transfer.integration, month, lock=True)
-        transfer.reserved_month = None
-        if not Transfer.objects.filter(pk=transfer.pk, reserved_month=month).update(reserved_month=None):
-            return  # settled already (the same task ran twice)
-        usage.reserved -= 1
-        fields = ["reserved"]
-        if created:
-            usage.used += 1
-            fields += ["used", *_warnings(usage)]
-        usage.save(update_fields=fields)
-
-
-def _warnings(usage: Usage) -> list[str]:
-    """Tell the owners at 80% and at 100% of the allowance, once a month each. Returns the fields changed."""
-    if not usage.allowance:
-        return []
-    if not usage.warned_100 and usage.used >= usage.allowance:
-        usage.warned_100 = usage.warned_80 = True
-        _notify_usage(usage, 100)
-        return ["warned_100", "warned_80"]
-    if not usage.warned_80 and usage.used >= 0.8 * usage.allowance:
-        usage.warned_80 = True
-        _notify_usage(usage, 80)
-        return ["warned_80"]
-    return []
-
-
-def _notify_usage(usage: Usage, percent: int) -> None:
-    integration = usage.integration
-    sub = Subscription.of(integration)
-    after = (
-        "Automatic top-up buys a pack of "
-        f"{sub.plan.pack_orders} orders for {kroner(sub.plan.pack_price)} when they run out "
-        f"(at most {sub.topup_cap} a month)."
-        if sub.topup_enabled
-        else "Automatic top-up is off: orders beyond the allowance are held until you buy a pack."
-    )
-    notify(
-        integration,
-        f"{integration.name} has used {percent}% of this month's orders",
-        [
-            f"The integration {integration.name} (no. {integration.number}) has used {usage.used} of "
-            f"{usage.allowance} orders in {usage.month:%B %Y}.",
-            after,
-        ],
-    )
-
-
-def notify(
-    integration: Integration, subject: str, paragraphs: list[str], link_label: str = "", anchor: str = ""
-) -> None:
-    """Email the owners about billing, once the transaction commits, with a link to the Subscription page."""
-    context = {
-        "integration": integration,
-        "subject": subject,
-        "paragraphs": paragraphs,
-        "link": reverse("subscription", args=[integration.number]) + anchor,
-        "link_label": link_label or "Open the Subscription page",
-    }
-    transaction.on_commit(lambda: emails.send("billing_notice", integration.owner_emails(), context))
-
-
-# --- packs ------------------------------------------------------------------------------------------------
-
-
-def _top_up(usage: Usage) -> Pack | str:
+def top_up(usage: Usage) -> Pack | str:
     """Under the usage lock, with nothing left: the pack to pay for now, or why the transfer is held."""
     integration = usage.integration
     sub = Subscription.of(integration)
@@ -246,25 +129,25 @@ def pay(pack: Pack, owner_here: bool = False) -> Pack:
         f"IEX: {pack.orders} orders for integration no. {integration.number}, {pack.month:%B %Y}",
         pack.idempotency_key,
         {"integration": integration.number, "pack": str(pack.code)},
-        back_from_bank(pack) if pack.source == Pack.Source.MANUAL else "",
+        bank_return_url(pack) if pack.source == Pack.Source.MANUAL else "",
     )
     return _take(pack, payment, owner_here)
 
 
-def back_from_bank(pack: Pack) -> str:
+def bank_return_url(pack: Pack) -> str:
     """Where the bank sends the card holder back to; the same for every attempt (part of the keyed request)."""
-    path = reverse("subscription_pack_back", args=[pack.integration.number, pack.code])
+    path = reverse("return_from_bank", args=[pack.integration.number, pack.code])
     return settings.SITE_URL.rstrip("/") + path
 
 
 def confirm(pack: Pack) -> Pack:
     """The owner confirms, on-session, a pack's payment the bank wanted the card holder for."""
     sub = Subscription.of(pack.integration)
-    payment = stripe_api.confirm(pack.payment_intent, sub.payment_method, back_from_bank(pack))
+    payment = stripe_api.confirm(pack.payment_intent, sub.payment_method, bank_return_url(pack))
     return _take(pack, payment, owner_here=True)
 
 
-def take_back_from_bank(pack: Pack) -> Pack:
+def read_after_bank(pack: Pack) -> Pack:
     """The card holder is back from their bank: read the payment again and take what Stripe says."""
     payment = stripe_api.payment_of(stripe_api.retrieve_payment_intent(pack.payment_intent))
     return _take(pack, payment, owner_here=True)
@@ -322,7 +205,7 @@ def apply_payment(
     Returns True when it became paid now."""
     integration = pack.integration
     with transaction.atomic():
-        usage = usage_of(integration, pack.month, lock=True)
+        usage = Usage.of(integration, pack.month, lock=True)
         pack = Pack.objects.select_for_update().get(pk=pack.pk)
         pack.integration = integration
         pack.payment_intent = payment_intent or pack.payment_intent
@@ -338,7 +221,7 @@ def apply_payment(
             usage.save(update_fields=["bought", "warned_held"])
             Subscription.objects.filter(pk=sub.pk).update(payment_problem="")
             _receipt(pack)
-            transaction.on_commit(lambda: release_held(integration, "a paid order pack"))
+            transaction.on_commit(lambda: Transfer.release_held(integration, "a paid order pack"))
             return True
         pack.status = Pack.Status.FAILED if status == "failed" else Pack.Status.ACTION_REQUIRED
         pack.failure = (failure or pack.failure or "The card was declined")[:300]
@@ -384,39 +267,10 @@ def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID) -> Pack |
     (None)."""
     sub = Subscription.of(integration)
     with transaction.atomic():
-        usage = usage_of(integration, lock=True)
+        usage = Usage.of(integration, lock=True)
         if Pack.objects.filter(code=code).exists():
             return None
         if Pack.objects.filter(integration=integration, status=Pack.Status.PENDING).exists():
             raise PackInFlight
         pack = _new_pack(usage, sub, packs, Pack.Source.MANUAL, code)
     return pay_or_ask_again_soon(pack, owner_here=True)
-
-
-# --- releasing held transfers ------------------------------------------------------------------------------
-
-
-def release_held(integration: Integration, because: str) -> int:
-    """Queue the integration's held transfers again (oldest first); each reserves again when it runs."""
-    from connections import pipeline
-
-    if not integration.active:
-        return 0  # an inactive integration would only skip them; activating it releases them
-    released = 0
-    held = Transfer.objects.filter(integration=integration, status=Status.HELD).order_by("created", "id")
-    for transfer in held.only("pk", "integration_id")[:10_000]:
-        if transfer.retry(because):
-            pipeline.enqueue(transfer)
-            released += 1
-    return released
-
-
-def release_where_possible() -> int:
-    """Release held transfers wherever orders are available again (a new month, a pack paid elsewhere)."""
-    released = 0
-    ids = Transfer.objects.filter(status=Status.HELD).values_list("integration_id", flat=True).distinct()
-    for integration in Integration.objects.filter(pk__in=list(ids), active=True):
-        if usage_of(integration).available > 0:
-            with transaction.atomic():
-                released += release_held(integration, "orders available again")
-    return released

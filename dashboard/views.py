@@ -13,15 +13,16 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from billing.metering import release_held, usage_of
-from billing.models import Subscription
-from billing.views import banners
+from billing.models import Subscription, Usage
+from billing.usage import banners
+from dashboard.forms import IntegrationForm, InviteForm, NotificationsForm, RoleForm
+from dashboard.home import context as home_context
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
 from iex.celery import app as celery_app
-from iex.forms import ActiveForm, IntegrationForm, InviteForm, NotificationsForm, RoleForm
-from iex.home import context as home_context
 from iex.lib import emails
 from iex.models import ROLE_HELP, Integration, Invitation, Member, Role
+from scheduling.models import Job
+from transferlog.models import Transfer
 
 PENDING_INVITATION = "pending_invitation"
 
@@ -41,12 +42,12 @@ def index(request: AuthedRequest) -> HttpResponse:
             return redirect(member.integration)
     if first := memberships.first():
         return redirect(first.integration)
-    return redirect("integration_new")
+    return redirect("create_integration")
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def integration_new(request: AuthedRequest) -> HttpResponse:
+def create_integration(request: AuthedRequest) -> HttpResponse:
     form = IntegrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
@@ -55,7 +56,7 @@ def integration_new(request: AuthedRequest) -> HttpResponse:
         messages.success(request, f"Integration {integration.name} created. Its number is {integration.number}.")
         return redirect(integration)
     first = not Member.objects.filter(user=request.user).exists()
-    return render(request, "iex/integration_new.html", {"form": form, "first": first})
+    return render(request, "dashboard/integration_new.html", {"form": form, "first": first})
 
 
 # /i/<number>/
@@ -71,11 +72,11 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
         **home_context(integration),
         # Systems that refuse IEX's credentials: nothing moves to or from them until they are entered again.
         "refused": integration.modules.filter(credentials_failed_at__isnull=False),
-        "usage": usage_of(integration),
+        "usage": Usage.of(integration),
         "member_count": integration.members.count(),
         "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),
     }
-    return render(request, "iex/home.html", ctx)
+    return render(request, "dashboard/home.html", ctx)
 
 
 @login_required
@@ -104,16 +105,14 @@ def _render_settings(
         "valid_hours": settings.INVITATION_VALID_HOURS,
         "notifications_form": NotificationsForm(instance=member),
     }
-    return render(request, "iex/settings.html", ctx, status=status)
+    return render(request, "dashboard/settings.html", ctx, status=status)
 
 
 @login_required
 @require_POST
-def set_active(request: AuthedRequest, number: str) -> HttpResponse:
+def set_integration_active(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member_rw(request, number)
-    form = ActiveForm(request.POST)
-    form.is_valid()
-    active = form.cleaned_data.get("active", False)
+    active = request.POST.get("active") == "on"
     if active and Subscription.of(member.integration).status == Subscription.Status.CANCELED:
         messages.error(
             request,
@@ -123,14 +122,14 @@ def set_active(request: AuthedRequest, number: str) -> HttpResponse:
     member.integration.set_active(active, request.user)
     if active:
         messages.success(request, "The integration is active: connections transfer data again.")
-        release_held(member.integration, f"activation by {request.user.email}")
+        Transfer.release_held(member.integration, f"activation by {request.user.email}")
     # Deactivating needs no message: the inactive banner on every page says it.
     return redirect("settings", number)
 
 
 @login_required
 @require_POST
-def notifications(request: AuthedRequest, number: str) -> HttpResponse:
+def save_notifications(request: AuthedRequest, number: str) -> HttpResponse:
     """A member's own notification settings: every member, viewers too, decides what they get."""
     member = get_member(request, number)
     form = NotificationsForm(request.POST, instance=member)
@@ -145,7 +144,7 @@ def notifications(request: AuthedRequest, number: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_error_emails(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def set_member_error_emails(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     """Admins and owners choose which members get error emails."""
     member = get_member_rw(request, number)
     target = get_object_or_404(member.integration.members.select_related("user"), code=code)
@@ -158,7 +157,7 @@ def member_error_emails(request: AuthedRequest, number: str, code: str) -> HttpR
 
 @login_required
 @require_POST
-def member_role(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def change_member_role(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_owner(request, number)
     form = RoleForm(request.POST)
     if not form.is_valid():
@@ -180,7 +179,7 @@ def member_role(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_remove(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def remove_member(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     """Remove a member, or leave (anyone may remove themselves, viewers too), but never the last owner."""
     member = get_member(request, number)
     with transaction.atomic():
@@ -203,7 +202,7 @@ def member_remove(request: AuthedRequest, number: str, code: str) -> HttpRespons
 
 @login_required
 @require_POST
-def invite(request: AuthedRequest, number: str) -> HttpResponse:
+def invite_member(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member_rw(request, number)
     integration = member.integration
     form = InviteForm(request.POST, roles=member.grantable_roles())
@@ -235,17 +234,17 @@ def _seats_left(integration: Integration) -> str | None:
     """None while the plan has room for one more member (pending invitations count), else why not."""
     plan = Subscription.of(integration).plan
     pending = integration.invitations.pending().filter(expires__gt=timezone.now()).count()
-    if integration.members.count() + pending < plan.member_limit:
+    if integration.members.count() + pending < integration.member_limit():
         return None
     return (
-        f"The {plan.name} plan has room for {plan.member_limit} members, invitations included. Remove a member "
+        f"The {plan.name} plan has room for {integration.member_limit()} members, invitations included. Remove a member "
         "or revoke an invitation, or choose a bigger plan on the Subscription page."
     )
 
 
 @login_required
 @require_POST
-def invitation_resend(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def resend_invitation(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     integration = member.integration
     invitation = get_object_or_404(integration.invitations, code=code)
@@ -266,7 +265,7 @@ def invitation_resend(request: AuthedRequest, number: str, code: str) -> HttpRes
 
 @login_required
 @require_POST
-def invitation_revoke(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+def revoke_invitation(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     invitation = get_object_or_404(member.integration.invitations, code=code)
     if invitation.role not in member.grantable_roles():
@@ -323,11 +322,11 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         # Remember the link across sign-up, email verification and sign-in; `index` brings the user back here.
         request.session[PENDING_INVITATION] = token
         ctx["account_exists"] = EmailAddress.objects.filter(email__iexact=found.email).exists()
-        return render(request, "iex/invitation.html", ctx)
+        return render(request, "dashboard/invitation.html", ctx)
     has_address = EmailAddress.objects.filter(user=request.user, email__iexact=found.email, verified=True).exists()
     if not has_address:
         ctx["wrong_address"] = True
-        return render(request, "iex/invitation.html", ctx, status=403)
+        return render(request, "dashboard/invitation.html", ctx, status=403)
     if request.method == "POST":
         accepted = found.accept(request.user)
         if accepted is None:  # expired, revoked or used since the page was shown
@@ -340,13 +339,13 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         else:
             messages.info(request, f"You were already a member of {member.integration.name} ({role}).")
         return redirect(member.integration)
-    return render(request, "iex/invitation.html", ctx)
+    return render(request, "dashboard/invitation.html", ctx)
 
 
 def _invitation_invalid(request: HttpRequest, found: Invitation | None) -> HttpResponse:
     reason = found.status if found else "unknown"
     ctx = {"reason": reason, "invitation": found}
-    return render(request, "iex/invitation_invalid.html", ctx, status=410 if found else 404)
+    return render(request, "dashboard/invitation_invalid.html", ctx, status=410 if found else 404)
 
 
 # /healthz
@@ -370,7 +369,5 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body: dict = {"status": "ok" if ok else "error", **state}
     if state["database"] == "ok":
         # Reported, not failing the probe: a late job needs an operator, not a restart of this web process.
-        from scheduling.models import Job
-
         body["late_jobs"] = Job.count_late()
     return JsonResponse(body, status=200 if ok else 503)

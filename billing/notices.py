@@ -1,0 +1,23 @@
+"""What billing tells the owners by email: a subject, a few paragraphs and a link to the Subscription page."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.urls import reverse
+
+from iex.lib import emails
+from iex.models import Integration
+
+
+def notify(
+    integration: Integration, subject: str, paragraphs: list[str], link_label: str = "", anchor: str = ""
+) -> None:
+    """Email the owners about billing, once the transaction commits, with a link to the Subscription page."""
+    context = {
+        "integration": integration,
+        "subject": subject,
+        "paragraphs": paragraphs,
+        "link": reverse("subscription", args=[integration.number]) + anchor,
+        "link_label": link_label or "Open the Subscription page",
+    }
+    transaction.on_commit(lambda: emails.send("billing_notice", integration.owner_emails(), context))
