@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from billing import packs
 from billing.models import Pack, Subscription, Usage, kroner, month_of
 from billing.notices import notify
+from iex.lib import sql
 from iex.models import Integration
 from transferlog.models import Status, Transfer
 
@@ -34,22 +34,18 @@ def reserve(transfer: Transfer) -> str:
         # The common case, a unit left, in two statements and no read: mark the transfer, then take the unit. The
         # UPDATE waits for the usage row's lock and checks what is left under it, so two creates never take the
         # last unit both. Nothing left (or no row yet this month): undone, and decided under the lock below.
-        if Transfer.objects.filter(pk=transfer.pk, reserved_month=None).update(reserved_month=month):
-            left = Usage.objects.filter(
-                integration_id=transfer.integration_id,
-                month=month,
-                included__gt=F("used") + F("reserved") - F("bought"),
-            )
-            if left.update(reserved=F("reserved") + 1):
-                transfer.reserved_month = month
+        if transfer.take_reservation(month):
+            left = "integration_id = %s AND month = %s AND included + bought - used - reserved > 0"
+            if sql.update(Usage, left, [transfer.integration_id, month], reserved=sql.Add(1)):
                 return ""
             transaction.set_rollback(True)
+            transfer.reserved_month = None
     integration = transfer.integration
     for _ in range(3):
         with transaction.atomic():
             usage = Usage.of(integration, lock=True)
             if usage.available > 0:
-                if Transfer.objects.filter(pk=transfer.pk, reserved_month=None).update(reserved_month=usage.month):
+                if transfer.take_reservation(usage.month):
                     usage.reserved += 1
                     usage.save(update_fields=["reserved"])
                 transfer.reserved_month = usage.month
@@ -69,10 +65,9 @@ def settle(transfer: Transfer, created: bool) -> None:
     month = transfer.reserved_month
     if not month:
         return
-    transfer.reserved_month = None
     # Part of the transaction that records the transfer's outcome, when there is one (no savepoint of its own).
     with transaction.atomic(savepoint=False):
-        if not Transfer.objects.filter(pk=transfer.pk, reserved_month=month).update(reserved_month=None):
+        if not transfer.give_up_reservation(month):
             return  # settled already (the same task ran twice)
         # One statement under the row's lock, returning the counts the warnings need: no read for update first.
         table = Usage._meta.db_table

@@ -17,6 +17,7 @@ from django.utils import timezone
 from connections.flows import FLOWS, Flow
 from connections.systems import SYSTEMS, AccountingClient, System, WebshopClient
 from iex.lib import secrets as credentials_crypto
+from iex.lib import sql
 from iex.models import Integration
 
 
@@ -213,22 +214,20 @@ class Mapping(models.Model):
         )
         return next(iter(leased), None)
 
-    def release(self, **changes: Any) -> None:
-        for name, value in changes.items():
-            setattr(self, name, value)
+    def release(self) -> None:
+        """Let the lease go, saving what the transfer learnt: the document it made or found, and the version sent."""
         self.leased_until = self.leased_by = None
         self.updated = timezone.now()
-        self.save(
-            update_fields=[
-                "target_ref",
-                "target_state",
-                "data",
-                "source_updated_at",
-                "leased_until",
-                "leased_by",
-                "updated",
-            ]
-        )
+        fields = [
+            "target_ref",
+            "target_state",
+            "data",
+            "source_updated_at",
+            "leased_until",
+            "leased_by",
+            "updated",
+        ]
+        sql.update(Mapping, "id = %s", [self.pk], **{name: getattr(self, name) for name in fields})
 
 
 class Delivery(models.Model):

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
-from iex.lib import queueing
+from iex.lib import queueing, sql
 from iex.lib.batches import PURGE_SHARE, delete_in_batches
 from iex.models import Integration
 
@@ -154,11 +154,14 @@ class Transfer(models.Model):
         """Mark as running if pending or retrying, and load it with its connection; None if another worker has it
         or it is done. Two workers may get the same task: the conditional UPDATE lets one of them win. A task whose
         worker was killed mid-transfer is redelivered with the same id and takes its own claim over."""
-        claimable = models.Q(status__in=OPEN)
-        if task_id:
-            claimable |= models.Q(status=Status.RUNNING, task_id=task_id)
-        claimed = cls.objects.filter(claimable, pk=pk).update(
-            status=Status.RUNNING, attempts=models.F("attempts") + 1, task_id=task_id, updated=timezone.now()
+        claimed = sql.update(
+            cls,
+            "id = %s AND (status IN (%s, %s) OR (status = %s AND task_id = %s AND task_id <> ''))",
+            [pk, *OPEN, Status.RUNNING, task_id],
+            status=Status.RUNNING,
+            attempts=sql.Add(1),
+            task_id=task_id,
+            updated=timezone.now(),
         )
         if not claimed:
             return None
@@ -167,6 +170,19 @@ class Transfer(models.Model):
         if transfer.connection is not None:
             transfer.connection.integration = transfer.integration
         return transfer
+
+    def take_reservation(self, month: date) -> bool:
+        """Mark that this transfer holds a unit of `month`'s allowance for its create (billing.usage); False when it
+        holds one already. Durable before the send: a transfer whose worker died takes its unit over."""
+        if not sql.update(Transfer, "id = %s AND reserved_month IS NULL", [self.pk], reserved_month=month):
+            return False
+        self.reserved_month = month
+        return True
+
+    def give_up_reservation(self, month: date) -> bool:
+        """The transfer no longer holds its unit of `month`; False when it was given up already (settled twice)."""
+        self.reserved_month = None
+        return bool(sql.update(Transfer, "id = %s AND reserved_month = %s", [self.pk, month], reserved_month=None))
 
     @property
     def run_attempts(self) -> int:
@@ -268,8 +284,17 @@ class Transfer(models.Model):
                     DailyCount.add(self, counted[1], counted[0], 1)
                 self.counted_status, self.counted_on = counted
             self.save_states()
-            fields = ["status", "reason", "action", "target_ref", "updated", "counted_status", "counted_on"]
-            self.save(update_fields=[*fields, *changes])
+            fields = [
+                "status",
+                "reason",
+                "action",
+                "target_ref",
+                "updated",
+                "counted_status",
+                "counted_on",
+                *changes,
+            ]
+            sql.update(Transfer, "id = %s", [self.pk], **{name: getattr(self, name) for name in fields})
 
 
 def retention_groups() -> list[tuple[int, models.Q]]:
