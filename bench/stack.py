@@ -503,7 +503,7 @@ def make_integrations(count: int, shop_base: str, books_base: str, plan: str = "
         )
         shop.save()
         books = Module(integration=integration, kind="economic", base_url=f"{books_base}/economic")
-        books.set_credentials({"app_secret_token": "demo", "agreement_grant_token": "demo"})
+        books.set_credentials({"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"})
         books.save()
         Connection.ensure_for(integration)
         integration.connections.filter(flow="orders").update(active=True, trigger="webhook")

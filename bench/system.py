@@ -81,7 +81,7 @@ def schedule(args: argparse.Namespace) -> list[Post]:
     arrivals(args.busy_rate, args.seconds, 2 * args.seconds, [0])
     posts.sort(key=lambda p: p.at)
     for post in posts:
-        post.order = shop.create_order({"financial_status": "paid"})
+        post.order = shop.create_order({"financial_status": "paid", "country": "DK"})
     return posts
 
 

@@ -95,7 +95,12 @@ def start_sandbox(port: int, latency_ms: int) -> subprocess.Popen:
 
 def make_orders(base: str, count: int) -> None:
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda _: control(base, "shopify/orders", {"financial_status": "paid"}), range(count)))
+        list(
+            pool.map(
+                lambda _: control(base, "shopify/orders", {"financial_status": "paid", "country": "DK"}),
+                range(count),
+            )
+        )
 
 
 def integration(base: str):
@@ -114,7 +119,7 @@ def integration(base: str):
     shop.set_credentials({"shop_domain": "sandbox.myshopify.com", "access_token": "shpat_sandbox"})
     shop.save()
     books = Module(integration=integ, kind="economic", base_url=f"{base}/economic")
-    books.set_credentials({"app_secret_token": "demo", "agreement_grant_token": "demo"})
+    books.set_credentials({"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"})
     books.save()
     Connection.ensure_for(integ)
     orders = integ.connections.get(flow="orders")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from billing import packs
@@ -20,7 +21,7 @@ from billing.models import Pack, Subscription, Usage, kroner, month_of
 from billing.notices import notify
 from iex.lib import sql
 from iex.models import Integration
-from transferlog.models import Status, Transfer
+from transferlog.models import HeldFor, Status, Transfer
 
 
 def reserve(transfer: Transfer) -> str:
@@ -120,7 +121,8 @@ def _notify_usage(usage: Usage, percent: int) -> None:
 def release_where_possible() -> int:
     """Release held transfers wherever orders are available again (a new month, a pack paid elsewhere)."""
     released = 0
-    ids = Transfer.objects.filter(status=Status.HELD).values_list("integration_id", flat=True).distinct()
+    held = Transfer.objects.filter(status=Status.HELD, held_for=HeldFor.ORDERS)
+    ids = held.values_list("integration_id", flat=True).distinct()
     for integration in Integration.objects.filter(pk__in=list(ids), active=True):
         if Usage.of(integration).available > 0:
             with transaction.atomic():
@@ -131,8 +133,14 @@ def release_where_possible() -> int:
 def banners(integration: Integration) -> dict[str, Any]:
     """What needs action about orders and payments, for the banners on Home and Subscription."""
     sub = Subscription.of(integration)
+    held = Transfer.objects.filter(integration=integration, status=Status.HELD).aggregate(
+        orders=Count("id", filter=Q(held_for=HeldFor.ORDERS)),
+        settings=Count("id", filter=Q(held_for=HeldFor.SETTINGS)),
+    )
     return {
-        "held": Transfer.objects.filter(integration=integration, status=Status.HELD).count(),
+        "held": held["orders"],
+        # Held until a setting of the receiving system can book them (a VAT rate): nothing to buy.
+        "held_for_settings": held["settings"],
         "payment_problem": sub.payment_problem,
         # A pack the bank wants the card holder to confirm: the owner can, from the Subscription page.
         "to_confirm": Pack.objects.filter(

@@ -1,8 +1,13 @@
 """The common format every connector translates to and from.
 
-A webshop's transforms turn its own records into these; an accounting system's transforms turn these into its
-own documents. So a new shop works with every accounting system, and the other way round.
-Money is Decimal in the order's currency; `unit_price_net` is excluding VAT.
+A webshop's transforms turn its own records into these; an accounting system's client turns these into its own
+documents. So a new shop works with every accounting system, and the other way round.
+
+Money is Decimal in the document's currency. A line keeps the shop's own figures: what it comes to excluding tax
+after its discounts (`net`) and the tax the shop charged on it (`tax`), both to the cent as the shop computed them,
+so `net + tax` of every line adds up to what the customer paid; and the list price it came from (`unit_price`,
+excluding tax, exact: it may have more decimals than a receiving system takes). A receiving system that wants two
+decimals derives its unit price and discount from these, and says where a cent of rounding went.
 """
 
 from __future__ import annotations
@@ -13,8 +18,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0")
 
-LineKind = Literal["product", "shipping", "fee", "discount", "rounding"]
+# product: goods; shipping, fee: charges; discount: an order-level discount the shop did not put on a line;
+# adjustment: an amount refunded without goods (a refund's discrepancy); rounding: a correction IEX adds.
+LineKind = Literal["product", "shipping", "fee", "discount", "adjustment", "rounding"]
 
 
 def money(value: Any) -> Decimal:
@@ -46,35 +54,82 @@ class OrderLine:
     kind: LineKind
     description: str
     quantity: Decimal
-    unit_price_net: Decimal  # excluding VAT, after line discounts, unrounded beyond 4 decimals
-    vat_rate: Decimal  # 0.25 for 25 %
+    unit_price: Decimal  # the list price of one, excluding tax, exact (not rounded)
+    net: Decimal  # what the line comes to excluding tax, after its discounts: the shop's figure, to the cent
+    tax: Decimal  # the tax the shop charged on the line, to the cent
+    vat_rate: Decimal  # the rate of that tax (several tax lines, e.g. state and county, add up): 0.25 for 25 %
     sku: str = ""
-
-    @property
-    def net(self) -> Decimal:
-        return money(self.quantity * self.unit_price_net)
+    discount_codes: list[str] = field(
+        default_factory=list
+    )  # the discounts that lowered it, as the shop names them
+    source_ref: str = ""  # the shop's id of the line (refunds refer to it)
+    taxable: bool = True  # taxed at home: for a product made from the line, the group of products with VAT
 
     @property
     def gross(self) -> Decimal:
-        return money(self.net * (1 + self.vat_rate))
+        return self.net + self.tax
+
+
+class Lines:
+    """What a document's lines come to."""
+
+    lines: list[OrderLine]
+
+    @property
+    def lines_total(self) -> Decimal:
+        return sum((line.gross for line in self.lines), ZERO)
+
+    @property
+    def total_tax(self) -> Decimal:
+        return sum((line.tax for line in self.lines), ZERO)
 
 
 @dataclass
-class Order:
+class Order(Lines):
     source_ref: str  # the shop's id, stable across changes
     reference: str  # what people call it: "#1042"
     updated_at: datetime | None
     currency: str
-    total: Decimal  # what the customer pays, VAT included
+    total: Decimal  # what the customer pays, tax included: the shop's total
     customer: Customer
     lines: list[OrderLine]
     financial_status: str = ""
     fulfillment_status: str = ""
     date: str = ""  # YYYY-MM-DD
+    taxes_included: bool = True  # the shop's prices include its tax
+    country_code: str = ""  # where the goods go: decides the VAT (domestic, EU, abroad)
+    cancelled: bool = False  # cancelled in the shop
+    # What is left of the order after refunds and removed items: what the invoice minus its credit notes comes to.
+    current_total: Decimal | None = None
+    # Lines with what is left of each (refunded and removed quantities taken off): what a cancellation credits.
+    current_lines: list[OrderLine] = field(default_factory=list)
+    refunds: list[str] = field(default_factory=list)  # the shop's ids of the refunds made so far
 
     @property
-    def lines_total(self) -> Decimal:
-        return sum((line.gross for line in self.lines), Decimal("0"))
+    def left(self) -> Decimal:
+        """What a cancellation credits: the shop's current total, else what the current lines come to."""
+        if self.current_total is not None:
+            return self.current_total
+        return sum((line.gross for line in self.current_lines), ZERO)
+
+
+@dataclass
+class CreditNote(Lines):
+    """A refund of (part of) an order: what the accounting system credits against the order's invoice."""
+
+    source_ref: str  # the shop's id of the refund
+    reference: str  # what people call it: "#1001 refund 2"
+    order_ref: str  # the order's source_ref: which invoice it credits
+    order_reference: str  # "#1001"
+    updated_at: datetime | None
+    currency: str
+    total: Decimal  # the amount credited, tax included (positive): the money the shop paid back
+    customer: Customer
+    lines: list[OrderLine]  # what is credited, with positive quantities and amounts
+    date: str = ""
+    taxes_included: bool = True
+    country_code: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -91,6 +146,7 @@ class Product:
 class StockLevel:
     sku: str
     available: int
+    item_ref: str = ""  # the shop's id of the stock item, once a write has found it
 
 
 def to_data(obj: Any) -> dict:
@@ -121,3 +177,5 @@ class Outcome:
     reason: str = ""
     action: str = ""  # "created" or "updated" when the receiving system confirmed one
     target_ref: str = ""
+    held_for: str = ""  # status "held": what releases it (transferlog.models.HeldFor); the settings by default
+    reference: str = ""  # what people call the record, when the sending learnt a better name ("#1001 refund 1")

@@ -68,7 +68,7 @@ def _take(request: HttpRequest, token: str, *, fresh: bool) -> HttpResponse | No
     if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
         return refuse("too_large")
     body = request.body
-    if not receiver.hooks.verify(receiver.secret, body, request.headers):
+    if not receiver.hooks.verify(receiver.secrets.valid(), body, request.headers):
         # Its secret may have changed since this process read it: only a secret read afresh refuses.
         return refuse("bad_signature") if receiver.fresh else None
     topic, event_id = receiver.hooks.topic(request.headers), receiver.hooks.event_id(request.headers)
@@ -133,12 +133,26 @@ def refusal_counts() -> dict[str, int]:
 
 
 @dataclass(frozen=True)
+class Secrets:
+    """A module's webhook secret, and the one it replaced while the shop may still sign with that."""
+
+    current: str
+    previous: str = ""
+    previous_until: datetime | None = None
+
+    def valid(self) -> tuple[str, ...]:
+        if self.previous and self.previous_until and timezone.now() < self.previous_until:
+            return (self.current, self.previous)
+        return (self.current,)
+
+
+@dataclass(frozen=True)
 class Receiver:
     module_id: int
     integration_id: int
     hooks: WebhookReader
-    secret: str
-    credentials: str  # the ciphertext the secret came from, as the module held it when read
+    secrets: Secrets
+    credentials: str  # the ciphertext the secrets came from, as the module held it when read
     fresh: bool  # read from the database for this request
 
 
@@ -158,11 +172,11 @@ def _receiver(token: str, fresh: bool) -> Receiver | None:
     if system is None or system.webhooks is None:
         return None
     try:
-        secret = _webhook_secret(credentials)
+        secrets = _webhook_secrets(credentials)
     except DecryptionError:
         logger.error("webhook secret of module %s cannot be decrypted", module_id)
-        secret = ""
-    receiver = Receiver(module_id, integration_id, system.webhooks, secret, credentials, True)
+        secrets = Secrets("")
+    receiver = Receiver(module_id, integration_id, system.webhooks, secrets, credentials, True)
     if len(_known) >= KNOWN_MAX:
         _known.clear()
     _known[token] = replace(receiver, fresh=False)
@@ -205,11 +219,17 @@ def _execute(sql: str, params: list[Any]) -> tuple | None:
 
 
 @lru_cache(maxsize=4096)
-def _webhook_secret(credentials: str) -> str:
+def _webhook_secrets(credentials: str) -> Secrets:
     """Keyed by the ciphertext itself: new credentials are a new key, so nothing stale is ever used."""
     if not credentials:
-        return ""
-    return json.loads(credentials_crypto.decrypt(credentials)).get("webhook_secret", "")
+        return Secrets("")
+    values = json.loads(credentials_crypto.decrypt(credentials))
+    until = values.get("previous_webhook_secret_until")
+    return Secrets(
+        values.get("webhook_secret", ""),
+        values.get("previous_webhook_secret", ""),
+        datetime.fromisoformat(until) if until else None,
+    )
 
 
 def _store(

@@ -20,6 +20,9 @@ from iex.lib import secrets as credentials_crypto
 from iex.lib import sql
 from iex.models import Integration
 
+# After a webhook secret is changed, the one it replaced is accepted this long (Shopify: "up to an hour").
+PREVIOUS_SECRET_VALID = timedelta(hours=1)
+
 
 def new_webhook_token() -> str:
     return secrets.token_urlsafe(24)
@@ -76,6 +79,19 @@ class Module(models.Model):
         return json.loads(credentials_crypto.decrypt(self.credentials))
 
     def set_credentials(self, values: dict[str, Any]) -> None:
+        """Encrypt and keep `values`. A new webhook secret replaces the old one, which stays valid for an hour:
+        Shopify may sign with the old secret for up to an hour after it is rotated."""
+        values = dict(values)
+        try:
+            old = self.get_credentials()
+        except credentials_crypto.DecryptionError:
+            old = {}  # unreadable with today's keys: nothing to keep
+        if old.get("webhook_secret") and values.get("webhook_secret") != old["webhook_secret"]:
+            values["previous_webhook_secret"] = old["webhook_secret"]
+            values["previous_webhook_secret_until"] = (timezone.now() + PREVIOUS_SECRET_VALID).isoformat()
+        elif old.get("previous_webhook_secret"):
+            values["previous_webhook_secret"] = old["previous_webhook_secret"]
+            values["previous_webhook_secret_until"] = old.get("previous_webhook_secret_until", "")
         self.credentials = credentials_crypto.encrypt(json.dumps(values))
         self.connected_at = timezone.now()
         self.credentials_failed_at, self.credentials_error = None, ""

@@ -11,6 +11,7 @@ fail with the reason; other 4xx fail at once with the receiving system's message
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import time
@@ -28,11 +29,11 @@ from billing.packs import PackInFlight
 from billing.stripe_api import StripeError
 from connections.common import Outcome
 from connections.models import Connection, Mapping
-from connections.systems import JSON, Raw, Record
+from connections.systems import JSON, Busy, Raw, Record
 from iex.lib import http
 from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
-from transferlog.models import Status, Transfer
+from transferlog.models import HeldFor, Status, Transfer
 
 logger = logging.getLogger(__name__)
 
@@ -116,13 +117,44 @@ def _process(transfer: Transfer) -> None:
     # Whatever the attempt's end, the mapping is released with it, in one transaction: the document the receiving
     # system made (the mapping), its usage and the transfer's outcome are recorded together. (When the database
     # itself is away, the attempt raises and the task runs again: its transfer takes its own lease back.)
-    end = _attempt(transfer, connection, data, mapping)
+    claims = Claims(connection, holder=transfer.pk)
+    end = _attempt(transfer, connection, data, mapping, claims)
     with transaction.atomic():
         mapping.release()
+        claims.release()
         end()
 
 
-def _attempt(transfer: Transfer, connection: Connection, data: Raw, mapping: Mapping) -> Ending:
+class Claims:
+    """What a transfer claims in the receiving system beside its own record: a customer it may create, so that two
+    orders of one new customer at once make it once. Each claim is a Mapping leased to the transfer (its target_ref
+    notes what was made), let go with the transfer's end. Claims are kept on the connection that carries orders
+    between the two systems, so a refund's credit note and an order share them."""
+
+    def __init__(self, connection: Connection, holder: int) -> None:
+        self.holder = holder
+        self.connection = connection
+        if connection.flow != "orders":
+            orders = Connection.objects.filter(
+                source=connection.source_id, target=connection.target_id, flow="orders"
+            )
+            self.connection = orders.first() or connection
+        self.held: list[Mapping] = []
+
+    def __call__(self, key: str) -> Mapping:
+        source_ref = "claim:" + hashlib.sha256(key.encode()).hexdigest()[:40]
+        mapping = Mapping.lease(self.connection, source_ref, holder=self.holder)
+        if mapping is None:
+            raise Busy("Another transfer is making what this one needs in the receiving system (its customer)")
+        self.held.append(mapping)
+        return mapping
+
+    def release(self) -> None:
+        for mapping in self.held:
+            mapping.release()
+
+
+def _attempt(transfer: Transfer, connection: Connection, data: Raw, mapping: Mapping, claims: Claims) -> Ending:
     """Reserve the allowance for a create and send the record; how the transfer ends."""
     version = transfer.source_updated_at
     if version and mapping.source_updated_at and version < mapping.source_updated_at:
@@ -133,9 +165,18 @@ def _attempt(transfer: Transfer, connection: Connection, data: Raw, mapping: Map
     if connection.flow_def.metered and not known and (held := _reserve(transfer)):
         return held
     try:
-        outcome = connection.flow_def.send(connection, data, mapping, _within_lease(transfer))
+        outcome = connection.flow_def.send(connection, data, mapping, _within_lease(transfer), claims)
     except (InterfaceError, OperationalError):
         raise  # the database is away: the task runs again (tasks.RELIABLE)
+    except Busy as exc:
+        return partial(
+            _retry,
+            transfer,
+            str(exc),
+            LEASE_BUSY_DELAY,
+            count=False,
+            created=not known and bool(mapping.target_ref),
+        )
     except Exception as exc:
         # The receiving system may have saved the document before the failure (booking it failed, say): that
         # create counts now, and the next attempt updates it.
@@ -199,15 +240,32 @@ def _within_lease(transfer: Transfer) -> Record:
 
 
 def _finish(transfer: Transfer, outcome: Outcome) -> None:
-    usage.settle(transfer, created=outcome.action == "created")
+    created = outcome.action == "created"
+    usage.settle(transfer, created=created)
     transfer.record(outcome.status, None, outcome.reason or outcome.status.capitalize())
-    transfer.finish(outcome.status, outcome.reason, action=outcome.action, target_ref=outcome.target_ref)
+    named = {"reference": outcome.reference} if outcome.reference else {}
+    transfer.finish(
+        outcome.status,
+        outcome.reason,
+        action=outcome.action,
+        target_ref=outcome.target_ref,
+        held_for=(outcome.held_for or HeldFor.SETTINGS) if outcome.status == Status.HELD else "",
+        **named,
+    )
+    connection = transfer.connection
+    if created and connection is not None and connection.flow_def.awaited:
+        # What waited for this record to reach the receiving system (a refund, for its invoice) goes now: queued
+        # when this transaction commits, so it finds the document made.
+        waiting = HeldFor.record(connection.pk, transfer.source_ref)
+        Transfer.release_held(
+            transfer.integration, f"{transfer.reference or transfer.source_ref} was sent", waiting
+        )
 
 
 def _hold(transfer: Transfer, reason: str) -> None:
     """No allowance left, and none could be bought: kept with its data until what fixes it releases it."""
     transfer.record("held", None, reason)
-    transfer.finish(Status.HELD, reason)
+    transfer.finish(Status.HELD, reason, held_for=HeldFor.ORDERS)
 
 
 def _fail(transfer: Transfer, reason: str, answer: Any = None, created: bool = False) -> None:

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
@@ -18,6 +19,7 @@ from iex.lib import http
 from iex.lib.queueing import publish_on_commit
 from iex.lib.secrets import DecryptionError
 from iex.models import Member
+from transferlog.models import HeldFor, Transfer
 
 
 def _module(member: Member, code: str) -> Module:
@@ -85,7 +87,7 @@ def _render_module(
     ctx = {
         "module": mod,
         "credentials_form": credentials_form or _credentials_form(request, mod),
-        "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values()),
+        "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values(), module=mod),
         "connections": Connection.objects.filter(Q(source=mod) | Q(target=mod)).select_related("source", "target"),
     }
     return render(request, "connections/module.html", ctx, status=status)
@@ -167,12 +169,16 @@ def test_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
 def save_module_settings(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
-    form = mod.system.settings_form(request.POST)
+    form = mod.system.settings_form(request.POST, module=mod)
     if not form.is_valid():
         return _render_module(request, mod, settings_form=form, status=400)
     mod.settings = {k: str(v) if isinstance(v, Decimal) else v for k, v in form.cleaned_data.items()}
     mod.save(update_fields=["settings"])
-    messages.success(request, f"Settings of {mod.system.label} saved.")
+    # What its settings could not book (a VAT rate) runs again with them.
+    because = f"the settings of {mod.system.label} saved by {request.user.email}"
+    released = Transfer.release_held(member.integration, because, HeldFor.SETTINGS)
+    again = f" {released} held transfer{pluralize(released)} queued again." if released else ""
+    messages.success(request, f"Settings of {mod.system.label} saved.{again}")
     return redirect("module", number, mod.code)
 
 

@@ -33,7 +33,10 @@ def totals(integration: Integration, today: date) -> list[dict[str, Any]]:
             [today.replace(day=1), integration.pk],
         )
         found = {entity: (all_time, month) for entity, all_time, month in cursor.fetchall()}
-    return [{"entity": e, "month": found.get(e, (0, 0))[1], "all_time": found.get(e, (0, 0))[0]} for e in ENTITIES]
+    return [
+        {"entity": label, "month": found.get(e, (0, 0))[1], "all_time": found.get(e, (0, 0))[0]}
+        for e, label in ENTITIES.items()
+    ]
 
 
 @dataclass

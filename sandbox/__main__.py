@@ -17,6 +17,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--latency-ms", type=int, default=0, help="sleep this long in every API request")
     parser.add_argument("--order-interval", type=float, default=0, help="create an order every N seconds (0: off)")
+    parser.add_argument(
+        "--refund-every",
+        type=int,
+        default=0,
+        help="with every N-th order, refund an item of an earlier one (0: never)",
+    )
     parser.add_argument("--webhook-url", help="where to POST Shopify webhooks")
     parser.add_argument("--webhook-secret", help="the secret that signs the webhooks")
     parser.add_argument("--seed", type=int, help="seed for the order generator (default: random)")
@@ -33,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
             args.port,
             latency_ms=args.latency_ms,
             order_interval=args.order_interval,
+            refund_every=args.refund_every,
             webhook_url=args.webhook_url,
             webhook_secret=args.webhook_secret,
             seed=args.seed,

@@ -1,21 +1,35 @@
 """The fake Shopify Admin REST API: the shop's state, its routes and its webhook requests.
 
-Served under /shopify/admin/api/{version}/ (any version). Lists page like Shopify's cursor pagination: a `Link`
-header with rel="next" / rel="previous" URLs carrying an opaque `page_info`.
+Served under /shopify/admin/api/{version}/ (any version), as strict as Shopify where its documentation says how:
+
+- Authentication first: a wrong X-Shopify-Access-Token gets 401 (and no call-limit header: no app, no bucket).
+- The leaky bucket: each request adds one to the shop's bucket, which leaks `leak_per_second` (default 2) and holds
+  `bucket_size` (default 40); a request that finds it full gets 429 with `Retry-After: 2.0`. Every other answer
+  (and the 429) carries X-Shopify-Shop-Api-Call-Limit: {requests in the bucket}/{size}.
+- Lists page with Shopify's cursor pagination: a `Link` header with rel="next" / rel="previous" URLs carrying an
+  opaque `page_info` that holds the first request's filters; next to page_info only `limit` and `fields` may be
+  passed (anything else: 400). `limit` is at most 250. `fields` keeps only the named top-level fields.
+- GET /orders.json lists open orders unless `status` says otherwise (any, closed, cancelled).
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import hmac
+import itertools
 import json
+import math
 import random
 import re
+import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from sandbox import orders
 from sandbox.common import (
     BadRequest,
     Refusal,
@@ -34,45 +48,159 @@ from sandbox.common import (
 from sandbox.orders import CATALOGUE, apply_changes, make_order
 
 API_VERSION = "2025-01"
-DOMAIN = "sandbox.myshopify.com"
-HEADERS = {"X-Shopify-Shop-Api-Call-Limit": "1/40"}
+DOMAIN = orders.SHOP_DOMAIN
+CALL_LIMIT = "X-Shopify-Shop-Api-Call-Limit"
+HEADERS: dict[str, str] = {}  # on every Admin API answer (the call limit is added per request: see `admit`)
 AUTH_ERROR = "[API] Invalid API key or access token (unrecognized login or wrong password)"
+# Shopify's documented example sends "2.0", and clients parse it as a float. It stays "2.0" when a benchmark
+# raises the leak rate (a plan's rate shows in the message, not here).
+RETRY_AFTER = "2.0"
+THROTTLED = (
+    "Exceeded {rate} calls per second for api client. Reduce request rates to resume uninterrupted service."
+)
+PAGINATION_DOCS = "https://shopify.dev/api/usage/pagination-rest"
+WAREHOUSE_ID, SHOP_FRONT_ID = 65_000_000_001, 65_000_000_002
+LOCATIONS_SINCE = "2024-01-02T09:00:00+00:00"
 SHOP = {
     "id": 1,
     "name": "Sandbox Shop",
-    "domain": DOMAIN,
-    "myshopify_domain": DOMAIN,
-    "currency": "DKK",
     "email": "shop@sandbox.example",
+    "domain": DOMAIN,
+    "province": None,
+    "country": "DK",
+    "address1": "Industrivej 12",
+    "zip": "7100",
+    "city": "Vejle",
+    "phone": None,
+    "primary_locale": "da",
+    "created_at": LOCATIONS_SINCE,
+    "updated_at": LOCATIONS_SINCE,
+    "country_code": "DK",
+    "country_name": "Denmark",
+    "currency": "DKK",
+    "customer_email": "shop@sandbox.example",
+    "timezone": "(GMT+01:00) Europe/Copenhagen",
+    "iana_timezone": "Europe/Copenhagen",
+    "shop_owner": "Sandbox Owner",
+    "money_format": "{{amount_with_comma_separator}} kr",
+    "weight_unit": "kg",
+    "province_code": None,
+    "taxes_included": True,
+    "tax_shipping": None,
+    "county_taxes": True,
+    "plan_name": "basic",
+    "myshopify_domain": DOMAIN,
+    "primary_location_id": WAREHOUSE_ID,
+    "multi_location_enabled": True,
+    "enabled_presentment_currencies": ["DKK"],
 }
-LOCATION = {"id": 65000000001, "name": "Warehouse", "active": True}
+
+
+def _location(location_id: int, name: str, address1: str, zip_code: str, city: str) -> dict[str, Any]:
+    return {
+        "id": location_id,
+        "name": name,
+        "address1": address1,
+        "address2": None,
+        "city": city,
+        "zip": zip_code,
+        "province": None,
+        "country": "DK",
+        "phone": None,
+        "created_at": LOCATIONS_SINCE,
+        "updated_at": LOCATIONS_SINCE,
+        "country_code": "DK",
+        "country_name": "Denmark",
+        "province_code": None,
+        "legacy": False,
+        "active": True,
+        "admin_graphql_api_id": f"gid://shopify/Location/{location_id}",
+        "localized_country_name": "Denmark",
+        "localized_province_name": None,
+    }
+
+
+# The primary location first: Shopify has no primary flag on a location, only the shop's primary_location_id.
+LOCATIONS = [
+    _location(WAREHOUSE_ID, "Warehouse", "Industrivej 12", "7100", "Vejle"),
+    _location(SHOP_FRONT_ID, "Shop front", "Vestergade 20", "8000", "Aarhus C"),
+]
+# Stock at the shop front; the rest of the catalogue's stock is at the warehouse.
+SHOP_FRONT_STOCK = {"HELMET-M": 4, "LOCK-U": 6, "PUMP-MINI": 10}
 PRODUCT_ID_BASE = 8_000_000_000_000
 VARIANT_ID_BASE = 45_000_000_000_000
 INVENTORY_ITEM_ID_BASE = 47_000_000_000_000
 FIRST_ORDER_NUMBER = 1001
 DEFAULT_LIMIT, MAX_LIMIT = 50, 250
+MAX_INVENTORY_IDS = 50
+PAGE_PARAMS = ("page_info", "limit", "fields")
+ORDER_STATUSES = ("open", "closed", "cancelled", "any")
+FINANCIAL_STATUSES = (
+    *("authorized", "pending", "paid", "partially_paid", "refunded", "voided", "partially_refunded"),
+    *("any", "unpaid"),
+)
+TIME_FILTERS = tuple(
+    f"{field}_{end}" for field in ("created_at", "updated_at", "processed_at") for end in ("min", "max")
+)
+
+
+class LeakyBucket:
+    """Shopify's leaky bucket for one shop and app: `take` adds a request unless the bucket is full."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.level = 0.0
+        self._at: float | None = None
+
+    def take(self, size: int, leak_per_second: float) -> bool:
+        """Leak what leaked since the last call, then add one request if it fits; False if it does not."""
+        now = self.clock()
+        if self._at is not None:
+            self.level = max(0.0, self.level - (now - self._at) * leak_per_second)
+        self._at = now
+        if self.level + 1 > size:
+            return False
+        self.level += 1
+        return True
+
+    def header(self, size: int) -> str:
+        """X-Shopify-Shop-Api-Call-Limit: the requests in the bucket (a part counts as one) over its size."""
+        return f"{math.ceil(round(self.level, 6))}/{size}"
 
 
 class ShopifyState:
-    """The shop's products and orders. Not locked by itself: the server holds its lock around every use."""
+    """The shop's products, stock, orders and refunds. Not locked by itself: the server holds its lock around
+    every use."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.products: list[dict[str, Any]] = []
         self.orders: dict[int, dict[str, Any]] = {}
+        self.refunds: dict[int, list[dict[str, Any]]] = {}  # by order id, in the refund endpoint's full shape
+        self.levels: dict[tuple[int, int], dict[str, Any]] = {}  # by (inventory_item_id, location_id)
+        self.bucket = LeakyBucket()
         self.next_order_number = FIRST_ORDER_NUMBER
+        self._sequence = itertools.count()
         for item in CATALOGUE:
             variant = {
                 "sku": item.sku,
                 "price": str(item.price),
                 "taxable": item.taxable,
-                "inventory_quantity": item.stock,
+                "inventory_quantity": item.stock - SHOP_FRONT_STOCK.get(item.sku, 0),
+                "grams": item.grams,
             }
-            self.add_product({"title": item.title, "variants": [variant]})
+            product = self.add_product({"title": item.title, "variants": [variant]})
+            for each in product["variants"]:
+                self._set_level(each, SHOP_FRONT_ID, SHOP_FRONT_STOCK.get(item.sku, 0), LOCATIONS_SINCE)
+
+    def new_id(self, base: int) -> int:
+        """A new id above `base` (odd, like every id the generator makes)."""
+        return base + 2 * next(self._sequence) + 1
 
     def add_product(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """A new product. `variants` may be given short: [{"sku", "price", "title"?, "inventory_quantity"?,
-        "taxable"?}] (default: one variant SANDBOX-n at 100.00); other keys replace fields. ValueError if invalid.
+        "taxable"?, "grams"?}] (default: one variant SANDBOX-n at 100.00), stocked at the primary location; other
+        keys replace fields. ValueError if invalid.
         """
         overrides = dict(overrides)
         n = len(self.products) + 1
@@ -86,32 +214,66 @@ class ShopifyState:
             if spec["sku"] in known:
                 raise ValueError(f"SKU {spec['sku']!r} is taken")
             known.add(spec["sku"])
+            available = spec.get("inventory_quantity", 0)
+            if isinstance(available, bool) or not isinstance(available, int):
+                raise ValueError("inventory_quantity must be an integer")
+            grams = spec.get("grams", 0)
+            variant_id = VARIANT_ID_BASE + n * 100 + i
             variants.append(
                 {
-                    "id": VARIANT_ID_BASE + n * 100 + i,
+                    "id": variant_id,
                     "product_id": PRODUCT_ID_BASE + n,
                     "title": spec.get("title", "Default Title"),
-                    "sku": spec["sku"],
                     "price": str(money(to_decimal(spec["price"]))),
-                    "inventory_item_id": INVENTORY_ITEM_ID_BASE + n * 100 + i,
-                    "inventory_quantity": spec.get("inventory_quantity", 0),
-                    "taxable": spec.get("taxable", True),
+                    "position": i + 1,
+                    "inventory_policy": "deny",
+                    "compare_at_price": None,
+                    "option1": spec.get("title", "Default Title"),
+                    "option2": None,
+                    "option3": None,
+                    "created_at": now,
                     "updated_at": now,
+                    "taxable": spec.get("taxable", True),
+                    "barcode": None,
+                    "fulfillment_service": "manual",
+                    "grams": grams,
+                    "inventory_management": "shopify",
+                    "requires_shipping": True,
+                    "sku": spec["sku"],
+                    "weight": grams / 1000,
+                    "weight_unit": "kg",
+                    "inventory_item_id": INVENTORY_ITEM_ID_BASE + n * 100 + i,
+                    "inventory_quantity": 0,
+                    "old_inventory_quantity": 0,
+                    "admin_graphql_api_id": f"gid://shopify/ProductVariant/{variant_id}",
+                    "image_id": None,
                 }
             )
         title = overrides.get("title", f"Sandbox Product {n}")
         product = {
             "id": PRODUCT_ID_BASE + n,
             "title": title,
+            "body_html": None,
+            "vendor": "Sandbox Cycles",
+            "product_type": "",
             "handle": re.sub(r"[^a-z0-9]+", "-", str(title).lower()).strip("-"),
             "status": "active",
             "created_at": now,
             "updated_at": now,
+            "published_at": now,
+            "tags": "",
+            "admin_graphql_api_id": f"gid://shopify/Product/{PRODUCT_ID_BASE + n}",
             "variants": variants,
             **overrides,
         }
         self.products.append(product)
+        for variant, spec in zip(variants, specs, strict=True):
+            self._set_level(variant, WAREHOUSE_ID, spec.get("inventory_quantity", 0), now)
+            variant["old_inventory_quantity"] = variant["inventory_quantity"]
         return product
+
+    def variant(self, variant_id: int) -> dict[str, Any] | None:
+        return next((v for product in self.products for v in product["variants"] if v["id"] == variant_id), None)
 
     def create_order(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """A new order from the generator (see `orders.make_order`); ValueError for overrides that cannot apply."""
@@ -128,21 +290,62 @@ class ShopifyState:
         order["updated_at"] = later_than(previous)
         return not was_paid and order["financial_status"] == "paid"
 
+    def refund_order(self, order: dict[str, Any], request: Any) -> dict[str, Any]:
+        """Refund part of the order (see `orders.refund`); the Refund, kept for the refund endpoints. Raises
+        Refused."""
+        made = orders.refund(order, request, self.new_id, [location["id"] for location in LOCATIONS])
+        self.refunds.setdefault(order["id"], []).append(made)
+        return made
+
+    def cancel_order(self, order: dict[str, Any], reason: Any, refund: bool) -> dict[str, Any] | None:
+        """Cancel the order (see `orders.cancel`); the refund it made, if any. Raises Refused."""
+        made = orders.cancel(order, reason, refund, self.new_id, [location["id"] for location in LOCATIONS])
+        if made is not None:
+            self.refunds.setdefault(order["id"], []).append(made)
+        return made
+
     def set_inventory(self, location_id: Any, inventory_item_id: Any, available: int) -> dict[str, Any] | None:
-        """Set a variant's stock at the location; None when the item or the location is unknown."""
-        if location_id != LOCATION["id"]:
+        """Set a variant's stock at the location (connecting the item there if need be); None when the item or the
+        location is unknown. Raises Refused for an item whose stock Shopify does not track."""
+        if location_id not in [location["id"] for location in LOCATIONS]:  # a list: the id may be unhashable
             return None
         for product in self.products:
             for variant in product["variants"]:
                 if variant["inventory_item_id"] == inventory_item_id:
-                    variant["inventory_quantity"] = available
-                    return {
-                        "inventory_item_id": inventory_item_id,
-                        "location_id": location_id,
-                        "available": available,
-                        "updated_at": now_iso(),
-                    }
+                    if not variant.get("inventory_management"):
+                        raise orders.Refused(["Inventory item does not have inventory tracking enabled"])
+                    variant["old_inventory_quantity"] = variant["inventory_quantity"]
+                    return self._set_level(variant, location_id, available, now_iso())
         return None
+
+    def _set_level(self, variant: dict[str, Any], location_id: int, available: int, at: str) -> dict[str, Any]:
+        item = variant["inventory_item_id"]
+        level = {
+            "inventory_item_id": item,
+            "location_id": location_id,
+            "available": available,
+            "updated_at": at,
+            "admin_graphql_api_id": f"gid://shopify/InventoryLevel/{location_id}?inventory_item_id={item}",
+        }
+        self.levels[item, location_id] = level
+        variant["inventory_quantity"] = sum(
+            each["available"] for (each_item, _), each in self.levels.items() if each_item == item
+        )
+        return level
+
+
+def admit(
+    shop: ShopifyState, request: Request, token: str, bucket_size: int, leak_per_second: float
+) -> Response | dict[str, str]:
+    """Before anything else: a refusal (401 for a wrong token, 429 when the bucket is full), or the headers the
+    answer must carry."""
+    if request.headers.get("x-shopify-access-token") != token:
+        return error(401, AUTH_ERROR)
+    if not shop.bucket.take(bucket_size, leak_per_second):
+        message = THROTTLED.format(rate=f"{leak_per_second:g}")
+        headers = {"Retry-After": RETRY_AFTER, CALL_LIMIT: shop.bucket.header(bucket_size)}
+        return json_response(429, {"errors": message}, headers)
+    return {CALL_LIMIT: shop.bucket.header(bucket_size)}
 
 
 def handle(shop: ShopifyState, request: Request, token: str) -> Response:
@@ -159,8 +362,11 @@ def error(status: int, message: Any) -> Response:
     return json_response(status, {"errors": message})
 
 
-def webhook_request(url: str, secret: str, topic: str, body: bytes) -> urllib.request.Request:
-    """The POST Shopify would send for `topic`, signed with `secret`."""
+def webhook_request(
+    url: str, secret: str, topic: str, body: bytes, event_id: str | None = None
+) -> urllib.request.Request:
+    """The POST Shopify would send for `topic`, signed with `secret`. `event_id` names the event: the same on
+    every delivery of it (a new one by default)."""
     signature = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
     headers = {
         "Content-Type": "application/json",
@@ -169,32 +375,93 @@ def webhook_request(url: str, secret: str, topic: str, body: bytes) -> urllib.re
         "X-Shopify-Shop-Domain": DOMAIN,
         "X-Shopify-API-Version": API_VERSION,
         "X-Shopify-Webhook-Id": str(uuid.uuid4()),
-        "X-Shopify-Event-Id": str(uuid.uuid4()),
+        "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
         "X-Shopify-Triggered-At": now_iso(),
     }
     # The caller checked the URL's scheme to be http(s).
     return urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
 
 
+def _fields(request: Request) -> list[str] | None:
+    """The `fields` asked for, if any."""
+    value = request.query.get("fields", "")
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    return names or None
+
+
+def _only(item: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
+    return item if fields is None else {key: value for key, value in item.items() if key in fields}
+
+
+def _one(request: Request, key: str, item: dict[str, Any] | None) -> Response:
+    return json_response(200, {key: _only(item, _fields(request))}) if item else error(404, "Not Found")
+
+
 def _shop(shop: ShopifyState, request: Request, version: str) -> Response:
-    return json_response(200, {"shop": SHOP})
+    return _one(request, "shop", SHOP)
 
 
 def _orders(shop: ShopifyState, request: Request, version: str) -> Response:
-    return _page(request, version, "orders", list(shop.orders.values()))
+    return _page(
+        request, version, "orders", lambda filters: _select_orders(shop, filters), _by_updated_at, ORDER_FILTERS
+    )
 
 
 def _order(shop: ShopifyState, request: Request, version: str, order_id: str) -> Response:
-    order = shop.orders.get(int(order_id))
-    return json_response(200, {"order": order}) if order else error(404, "Not Found")
+    return _one(request, "order", shop.orders.get(int(order_id)))
+
+
+def _refunds(shop: ShopifyState, request: Request, version: str, order_id: str) -> Response:
+    if int(order_id) not in shop.orders:
+        return error(404, "Not Found")
+    limit = _limit(request)
+    fields = _fields(request)
+    return json_response(200, {"refunds": [_only(r, fields) for r in shop.refunds.get(int(order_id), [])[:limit]]})
+
+
+def _refund(shop: ShopifyState, request: Request, version: str, order_id: str, refund_id: str) -> Response:
+    found = next((r for r in shop.refunds.get(int(order_id), []) if r["id"] == int(refund_id)), None)
+    return _one(request, "refund", found)
 
 
 def _products(shop: ShopifyState, request: Request, version: str) -> Response:
-    return _page(request, version, "products", shop.products)
+    return _page(
+        request,
+        version,
+        "products",
+        lambda filters: _select_products(shop, filters),
+        _by_updated_at,
+        PRODUCT_FILTERS,
+    )
+
+
+def _product(shop: ShopifyState, request: Request, version: str, product_id: str) -> Response:
+    return _one(request, "product", next((p for p in shop.products if p["id"] == int(product_id)), None))
+
+
+def _variant(shop: ShopifyState, request: Request, version: str, variant_id: str) -> Response:
+    return _one(request, "variant", shop.variant(int(variant_id)))
 
 
 def _locations(shop: ShopifyState, request: Request, version: str) -> Response:
-    return json_response(200, {"locations": [LOCATION]})
+    return json_response(200, {"locations": LOCATIONS})
+
+
+def _location_by_id(shop: ShopifyState, request: Request, version: str, location_id: str) -> Response:
+    found = next((location for location in LOCATIONS if location["id"] == int(location_id)), None)
+    # The single location comes without the localized_* names (as documented).
+    return _one(request, "location", found and {k: v for k, v in found.items() if not k.startswith("localized_")})
+
+
+def _inventory_levels(shop: ShopifyState, request: Request, version: str) -> Response:
+    return _page(
+        request,
+        version,
+        "inventory_levels",
+        lambda filters: _select_levels(shop, filters),
+        lambda level: (level["inventory_item_id"], level["location_id"]),
+        LEVEL_FILTERS,
+    )
 
 
 def _set_inventory(shop: ShopifyState, request: Request, version: str) -> Response:
@@ -204,58 +471,212 @@ def _set_inventory(shop: ShopifyState, request: Request, version: str) -> Respon
     available = body.get("available")
     if isinstance(available, bool) or not isinstance(available, int):
         return error(422, {"available": ["must be an integer"]})
-    level = shop.set_inventory(body.get("location_id"), body.get("inventory_item_id"), available)
+    try:
+        level = shop.set_inventory(body.get("location_id"), body.get("inventory_item_id"), available)
+    except orders.Refused as refused:
+        return error(422, refused.errors)
     if level is None:
         return error(422, {"inventory_item_id": ["is invalid"]})
     return json_response(200, {"inventory_level": level})
 
 
-def _page(request: Request, version: str, key: str, items: list[dict[str, Any]]) -> Response:
-    """A page of `items` ordered by (updated_at, id), filtered by updated_at_min, with the Link header.
+ORDER_FILTERS = ("ids", "since_id", "status", "financial_status", *TIME_FILTERS)
+PRODUCT_FILTERS = ("ids", "since_id", "title", "handle", "product_type", "vendor", "status", *TIME_FILTERS[:4])
+LEVEL_FILTERS = ("inventory_item_ids", "location_ids", "updated_at_min")
 
-    Without page_info the filter comes from the query; page_info carries the filter and the offset instead.
-    """
+
+def _select_orders(shop: ShopifyState, filters: dict[str, str]) -> list[dict[str, Any]]:
+    status = filters.get("status", "open")
+    if status not in ORDER_STATUSES:
+        raise Refusal(error(400, {"status": "Invalid value."}))  # undocumented wording, as for page_info
+    financial = filters.get("financial_status", "any")
+    if financial not in FINANCIAL_STATUSES:
+        raise Refusal(error(400, {"financial_status": "Invalid value."}))
+    wanted = {"unpaid": {"authorized", "pending", "partially_paid"}}.get(financial, {financial})
+    found = []
+    for order in _select_common(list(shop.orders.values()), filters):
+        # A cancelled order is closed too, so status=closed lists it as well.
+        if status == "open" and (order["closed_at"] or order["cancelled_at"]):
+            continue
+        if (status == "closed" and not order["closed_at"]) or (
+            status == "cancelled" and not order["cancelled_at"]
+        ):
+            continue
+        if financial != "any" and order["financial_status"] not in wanted:
+            continue
+        found.append(order)
+    return found
+
+
+def _select_products(shop: ShopifyState, filters: dict[str, str]) -> list[dict[str, Any]]:
+    exact = [name for name in ("title", "handle", "product_type", "vendor", "status") if name in filters]
+    return [
+        product
+        for product in _select_common(shop.products, filters)
+        if all(str(product.get(name)) == filters[name] for name in exact)
+    ]
+
+
+def _select_common(items: list[dict[str, Any]], filters: dict[str, str]) -> list[dict[str, Any]]:
+    """`items` that match the ids, since_id and time filters."""
+    ids = _ids(filters, "ids")
+    since_id = _ids(filters, "since_id")
+    bounds = []
+    for name in TIME_FILTERS:
+        if name in filters:
+            try:
+                bounds.append((name.rsplit("_", 1)[0], name.endswith("_min"), parse_time(filters[name])))
+            except ValueError:
+                raise Refusal(error(400, {name: "Invalid value."})) from None
+    found = []
+    for item in items:
+        if ids is not None and item["id"] not in ids:
+            continue
+        if since_id is not None and item["id"] <= since_id[0]:
+            continue
+        moments = [
+            (parse_time(item[field]) if item.get(field) else None, is_min, bound)
+            for field, is_min, bound in bounds
+        ]
+        if any(
+            moment is None or (moment < bound if is_min else moment > bound) for moment, is_min, bound in moments
+        ):
+            continue
+        found.append(item)
+    return found
+
+
+def _select_levels(shop: ShopifyState, filters: dict[str, str]) -> list[dict[str, Any]]:
+    items = _ids(filters, "inventory_item_ids")
+    locations = _ids(filters, "location_ids")
+    if items is None and locations is None:
+        # The docs: "You must include inventory_item_ids, location_ids, or both as filter parameters." The status
+        # and wording of the refusal are not documented.
+        raise Refusal(
+            error(422, "You must include inventory_item_ids, location_ids, or both as filter parameters.")
+        )
+    for name, ids in (("inventory_item_ids", items), ("location_ids", locations)):
+        if ids is not None and len(ids) > MAX_INVENTORY_IDS:
+            raise Refusal(error(422, {name: f"must contain at most {MAX_INVENTORY_IDS} ids"}))
+    floor = None
+    if "updated_at_min" in filters:
+        try:
+            floor = parse_time(filters["updated_at_min"])
+        except ValueError:
+            raise Refusal(error(400, {"updated_at_min": "Invalid value."})) from None
+    return [
+        level
+        for (item, location), level in shop.levels.items()
+        if (items is None or item in items)
+        and (locations is None or location in locations)
+        and (floor is None or parse_time(level["updated_at"]) >= floor)
+    ]
+
+
+def _ids(filters: dict[str, str], name: str) -> list[int] | None:
+    """A comma-separated list of ids (None if not given); 400 if it is not one."""
+    if name not in filters:
+        return None
     try:
-        limit = min(max(int(request.query.get("limit", DEFAULT_LIMIT)), 1), MAX_LIMIT)
+        return [int(part) for part in filters[name].split(",") if part.strip()]
+    except ValueError:
+        raise Refusal(error(400, {name: "Invalid value."})) from None
+
+
+def _by_updated_at(item: dict[str, Any]) -> tuple[float, int]:
+    return parse_time(item["updated_at"]).timestamp(), item["id"]
+
+
+def _limit(request: Request) -> int:
+    try:
+        limit = int(request.query.get("limit", DEFAULT_LIMIT))
     except ValueError:
         raise Refusal(error(400, {"limit": "Invalid value."})) from None
+    if limit > MAX_LIMIT:
+        raise Refusal(error(400, f"Limit exceeds maximum limit of {MAX_LIMIT}"))
+    if limit < 1:
+        raise Refusal(error(400, {"limit": "Invalid value."}))  # undocumented: the wording of a bad limit
+    return limit
+
+
+def _page(
+    request: Request,
+    version: str,
+    key: str,
+    select: Callable[[dict[str, str]], list[dict[str, Any]]],
+    sort_key: Callable[[dict[str, Any]], tuple[Any, ...]],
+    filter_names: tuple[str, ...],
+) -> Response:
+    """A page of what `select` finds for the filters, in `sort_key` order, with the Link header.
+
+    Without page_info the filters come from the query (others are ignored, as Shopify ignores unknown parameters);
+    page_info carries them, with the direction and the sort key to page from, and allows only limit and fields
+    beside it.
+    """
+    limit = _limit(request)
+    fields = _fields(request)
+    direction: str | None = None
+    anchor: tuple[Any, ...] = ()
     if "page_info" in request.query:
-        since, offset = _read_cursor(request.query["page_info"])
+        others = [name for name in request.query if name not in PAGE_PARAMS]
+        if others:
+            raise Refusal(
+                error(
+                    400,
+                    {
+                        name: f"{name} cannot be passed when page_info is present. See {PAGINATION_DOCS} for more "
+                        "information."
+                        for name in others
+                    },
+                )
+            )
+        filters, direction, anchor = _read_cursor(request.query["page_info"], filter_names)
     else:
-        since, offset = request.query.get("updated_at_min") or None, 0
-    try:
-        floor = parse_time(since) if since else None
-    except ValueError:
-        raise Refusal(error(400, {"updated_at_min": "Invalid value."})) from None
-    matching = sorted(
-        (item for item in items if floor is None or parse_time(item["updated_at"]) >= floor),
-        key=lambda item: (parse_time(item["updated_at"]), item["id"]),
-    )
-    url = f"{request.origin}/shopify/admin/api/{version}/{key}.json?limit={limit}&page_info="
+        filters = {name: value for name, value in request.query.items() if name in filter_names}
+    items = sorted(select(filters), key=sort_key)
+    keys = [sort_key(item) for item in items]
+    if direction == "next":
+        start = bisect.bisect_right(keys, anchor)
+        end = min(start + limit, len(items))
+    elif direction == "previous":
+        end = bisect.bisect_left(keys, anchor)
+        start = max(end - limit, 0)
+    else:
+        start, end = 0, min(limit, len(items))
+    url = f"{request.origin}/shopify/admin/api/{version}/{key}.json?limit={limit}"
+    if "fields" in request.query:
+        url += f"&fields={request.query['fields']}"
     links = []
-    if offset > 0:
-        links.append(f'<{url}{_cursor(since, max(offset - limit, 0))}>; rel="previous"')
-    if offset + limit < len(matching):
-        links.append(f'<{url}{_cursor(since, offset + limit)}>; rel="next"')
-    return json_response(
-        200, {key: matching[offset : offset + limit]}, {"Link": ", ".join(links)} if links else {}
-    )
+    if direction is not None and 0 < start < end:
+        links.append(f'<{url}&page_info={_cursor(filters, "previous", keys[start])}>; rel="previous"')
+    if start < end < len(items):
+        links.append(f'<{url}&page_info={_cursor(filters, "next", keys[end - 1])}>; rel="next"')
+    page = [_only(item, fields) for item in items[start:end]]
+    return json_response(200, {key: page}, {"Link": ", ".join(links)} if links else {})
 
 
-def _cursor(since: str | None, offset: int) -> str:
-    """An opaque page_info: urlsafe base64 of the filter and the offset."""
-    return base64.urlsafe_b64encode(json.dumps({"updated_at_min": since, "offset": offset}).encode()).decode()
+def _cursor(filters: dict[str, str], direction: str, anchor: tuple[Any, ...]) -> str:
+    """An opaque page_info: urlsafe base64 of the filters, the direction and the sort key to page from."""
+    cursor = {"filters": filters, "direction": direction, "last": list(anchor)}
+    return base64.urlsafe_b64encode(json.dumps(cursor).encode()).decode().rstrip("=")
 
 
-def _read_cursor(page_info: str) -> tuple[str | None, int]:
+def _read_cursor(page_info: str, filter_names: tuple[str, ...]) -> tuple[dict[str, str], str, tuple[Any, ...]]:
+    invalid = Refusal(error(400, {"page_info": "Invalid value."}))
     try:
-        cursor = json.loads(base64.urlsafe_b64decode(page_info.encode()))
-        since, offset = cursor["updated_at_min"], cursor["offset"]
+        cursor = json.loads(base64.urlsafe_b64decode(page_info + "=" * (-len(page_info) % 4)))
+        filters, direction, anchor = cursor["filters"], cursor["direction"], cursor["last"]
     except (ValueError, TypeError, KeyError):
-        raise Refusal(error(400, {"page_info": "Invalid value."})) from None
-    if not (since is None or isinstance(since, str)) or not isinstance(offset, int) or offset < 0:
-        raise Refusal(error(400, {"page_info": "Invalid value."}))
-    return since, offset
+        raise invalid from None
+    if (
+        not isinstance(filters, dict)
+        or not all(name in filter_names and isinstance(value, str) for name, value in filters.items())
+        or direction not in ("next", "previous")
+        or not isinstance(anchor, list)
+        or not all(isinstance(part, int | float) and not isinstance(part, bool) for part in anchor)
+    ):
+        raise invalid
+    return filters, direction, tuple(anchor)
 
 
 _API = r"/shopify/admin/api/([^/]+)/"
@@ -263,7 +684,13 @@ ROUTES = [
     route("GET", _API + r"shop\.json", _shop),
     route("GET", _API + r"orders\.json", _orders),
     route("GET", _API + r"orders/(\d+)\.json", _order),
+    route("GET", _API + r"orders/(\d+)/refunds\.json", _refunds),
+    route("GET", _API + r"orders/(\d+)/refunds/(\d+)\.json", _refund),
     route("GET", _API + r"products\.json", _products),
+    route("GET", _API + r"products/(\d+)\.json", _product),
+    route("GET", _API + r"variants/(\d+)\.json", _variant),
     route("GET", _API + r"locations\.json", _locations),
+    route("GET", _API + r"locations/(\d+)\.json", _location_by_id),
+    route("GET", _API + r"inventory_levels\.json", _inventory_levels),
     route("POST", _API + r"inventory_levels/set\.json", _set_inventory),
 ]

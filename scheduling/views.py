@@ -111,6 +111,7 @@ def set_job_interval(request: AuthedRequest, number: str, code: str) -> HttpResp
 def connections(request: AuthedRequest, number: str) -> HttpResponse:
     """The flows between the integration's systems: whether each runs, and what starts it (its job, or webhooks)."""
     member = get_member(request, number)
+    Connection.ensure_for(member.integration)  # flows added since the systems were (credit notes)
     rows = member.integration.connections.select_related("source", "target").order_by("flow", "created")
     return render(request, "scheduling/connections.html", {"connections": rows, "triggers": Trigger.choices})
 

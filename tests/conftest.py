@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 from allauth.account.models import EmailAddress
 from django.contrib.auth.models import User
 from django.core.cache import cache
@@ -158,6 +159,18 @@ def sandbox():
 
 
 @pytest.fixture
+def control(sandbox):
+    """POST to the control API and return the JSON answer, failing on an error status."""
+
+    def post(path, body=None):
+        response = requests.post(f"{sandbox.url}/_sandbox/{path}", json=body, timeout=5)
+        assert response.ok, response.text
+        return response.json()
+
+    return post
+
+
+@pytest.fixture
 def sandboxed(connected, sandbox):
     """The `connected` integration's Shopify and e-conomic pointed at the sandbox."""
     for module, credentials in (
@@ -165,7 +178,7 @@ def sandboxed(connected, sandbox):
             connected.source,
             {"shop_domain": "sandbox.myshopify.com", "access_token": "shpat_sandbox", "webhook_secret": "whsec"},
         ),
-        (connected.target, {"app_secret_token": "demo", "agreement_grant_token": "demo"}),
+        (connected.target, {"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"}),
     ):
         module.base_url = f"{sandbox.url}/{module.kind}"
         module.set_credentials(credentials)

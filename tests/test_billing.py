@@ -23,7 +23,7 @@ from billing import packs, stripe_api, subscriptions, tasks
 from billing.models import Pack, Plan, StripeEvent, Subscription, Usage, month_of
 from billing.usage import reserve, settle
 from iex.models import Integration
-from transferlog.models import Status, Transfer
+from transferlog.models import HeldFor, Status, Transfer
 
 pytestmark = pytest.mark.django_db
 
@@ -278,7 +278,7 @@ def test_a_declined_card_holds_transfers_until_a_new_card_and_a_pack_bought_by_h
     with committed():
         client.post(url("save_card", personas), {"number": "4242424242424242", "expiry": "12/30", "cvc": "123"})
     assert set(Transfer.objects.values_list("status", flat=True)) == {Status.PENDING}  # the new card released them
-    Transfer.objects.update(status=Status.HELD)  # as if they had been held again
+    Transfer.objects.update(status=Status.HELD, held_for=HeldFor.ORDERS)  # as if they had been held again
     with committed():
         client.post(url("buy_packs", personas), {"packs": 1, "code": uuid4()})
     assert Pack.objects.filter(status="paid").count() == 1
@@ -408,7 +408,7 @@ def test_a_card_needing_authentication_holds_and_the_paid_webhook_releases(
     # The card holder confirms on Stripe's page; Stripe says so; we read the intent again before believing it.
     held = Transfer.objects.create(
         integration=personas.integration, connection=connected, connection_label="x", entity="orders",
-        source_ref="h", status=Status.HELD,
+        source_ref="h", status=Status.HELD, held_for=HeldFor.ORDERS,
     )  # fmt: skip
     paid = {"id": intent.id, "object": "payment_intent", "status": "succeeded"}
     monkeypatch.setattr(stripe_api, "retrieve_payment_intent", lambda _id: paid)
@@ -523,7 +523,7 @@ def test_an_automatic_pack_the_bank_asks_for_is_confirmed_by_the_owner_from_the_
         "Confirm the payment" in email.body and f"/i/{personas.integration.number}/subscription/#buy" in email.body
     )
     held = order_transfer(connected, 2)
-    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD, held_for=HeldFor.ORDERS)
     # Stripe also says payment_failed about it: read again, it is still the card holder's to confirm, not a decline.
     failed_auth = {
         "id": "pi_auto", "object": "payment_intent", "status": "requires_payment_method",
@@ -685,7 +685,7 @@ def test_an_upgrade_applies_at_once_and_releases_held_transfers(personas, connec
     Subscription.of(personas.integration, Plan.objects.get(code="basic"))
     use_up(personas.integration, used=200)
     held = order_transfer(connected)
-    held.status = Status.HELD
+    held.status, held.held_for = Status.HELD, HeldFor.ORDERS
     held.save()
     client = personas.client(personas.owner)
     with committed():
@@ -918,7 +918,7 @@ def test_usage_report_prints_each_integration(personas, connected, capsys):
     use_up(personas.integration, used=12)
     Usage.objects.filter(integration=personas.integration).update(bought=100)
     held = order_transfer(connected)
-    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD, held_for=HeldFor.ORDERS)
     call_command("usage_report")
     out = capsys.readouterr().out
     number = personas.integration.number
@@ -964,7 +964,7 @@ def test_adding_and_removing_a_system_keeps_the_stripe_items_in_step(personas, s
 
 def test_held_transfers_of_an_inactive_integration_wait_for_its_activation(personas, connected, committed):
     held = order_transfer(connected)
-    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD, held_for=HeldFor.ORDERS)
     personas.integration.set_active(False, personas.owner)
     assert Transfer.release_held(personas.integration, "a paid order pack") == 0  # not released into a skip
     assert Transfer.objects.get(pk=held.pk).status == Status.HELD
@@ -1001,7 +1001,7 @@ def test_a_document_saved_before_a_failure_counts_once(personas, connected, monk
 
     calls = []
 
-    def send(connection, data, mapping, record):
+    def send(connection, data, mapping, record, claim):
         calls.append(mapping.target_ref)
         if not mapping.target_ref:
             mapping.target_ref = "31"
@@ -1035,7 +1035,7 @@ def test_held_transfers_are_released_when_orders_are_available_again(personas, c
     from billing.tasks import release_held
 
     held = order_transfer(connected)
-    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD)
+    Transfer.objects.filter(pk=held.pk).update(status=Status.HELD, held_for=HeldFor.ORDERS)
     use_up(personas.integration, used=1000)
     assert release_held() == 0 and Transfer.objects.get(pk=held.pk).status == Status.HELD
     next_month = month_of(timezone.now() + timedelta(days=32))

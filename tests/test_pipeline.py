@@ -12,6 +12,7 @@ from connections import pipeline
 from connections.models import Mapping
 from iex.celery import app as celery_app
 from iex.lib import queueing
+from tests import fake_economic
 from transferlog.models import RESWEEP_AFTER, Status, Transfer
 
 pytestmark = pytest.mark.django_db
@@ -38,19 +39,18 @@ def receive(connection, order=ORDER):
 
 
 def economic(gross=4496.0, draft_status=201):
+    fake_economic.chart()
+    fake_economic.products({"BIKE-RED": 1, "HELMET-M": 1, "BOOK-GUIDE": 2, "SHIPPING": 1})
     responses.get(f"{API}/customers", json={"collection": [{"customerNumber": 9}]})
-    for number in ("BIKE-RED", "HELMET-M", "BOOK-GUIDE", "SHIPPING"):
-        responses.get(f"{API}/products/{number}", json={"productNumber": number})
     responses.get(f"{API}/invoices/drafts", json={"collection": []})
     responses.get(f"{API}/invoices/booked", json={"collection": []})
+    document = {"draftInvoiceNumber": 31, "grossAmount": gross, "vatAmount": 869.2}
     responses.post(
         f"{API}/invoices/drafts",
         status=draft_status,
-        json={"draftInvoiceNumber": 31, "grossAmount": gross}
-        if draft_status < 400
-        else {"message": "Validation failed", "errorCode": "E00500"},
+        json=document if draft_status < 400 else {"message": "Validation failed", "errorCode": "E00500"},
     )
-    responses.put(f"{API}/invoices/drafts/31", json={"draftInvoiceNumber": 31, "grossAmount": gross})
+    responses.put(f"{API}/invoices/drafts/31", json=document)
 
 
 @responses.activate

@@ -195,3 +195,34 @@ def test_concurrent_invites_cannot_pass_the_plans_member_limit(personas):
         ]
     )
     assert personas.integration.invitations.count() == 2
+
+
+def test_two_orders_of_one_new_customer_at_once_make_the_customer_once(sandboxed, sandbox, monkeypatch):
+    """Both orders find no customer in e-conomic; without a claim both would make one, and the ledger would have
+    the customer twice for good. The second waits for the first's claim, then uses what it made."""
+    from connections import pipeline
+    from transferlog.models import Transfer
+
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)  # run here
+    sandbox.configure({"latency_ms": 150})  # time for both to look the customer up before either makes it
+    orders = [
+        sandbox.create_order(
+            {
+                "country": "DK",
+                "financial_status": "paid",
+                "email": "new.customer@example.dk",
+                "line_items": [{"sku": "BIKE-RED", "quantity": 1}],
+                "shipping_lines": [],
+            }
+        )
+        for _ in range(2)
+    ]
+    transfers = [pipeline.receive(sandboxed, str(o["id"]), o["name"], None, o) for o in orders]
+    run_together(*[lambda t=t: pipeline.process(t.pk) for t in transfers])
+    for transfer in Transfer.objects.filter(status="retrying"):
+        pipeline.process(transfer.pk)  # its turn again: the customer exists now
+    books = sandbox.summary()["economic"]
+    made = [c for c in books["customers"] if c.get("email") == "new.customer@example.dk"]
+    assert len(made) == 1
+    assert sorted(Transfer.objects.values_list("status", flat=True)) == ["created", "created"]
+    assert {d["customer"]["customerNumber"] for d in books["drafts"]} == {made[0]["customerNumber"]}

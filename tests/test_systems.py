@@ -34,7 +34,7 @@ def test_adding_both_systems_creates_their_connections_inactive(personas):
     assert response.status_code == 302 and response.url == module.get_absolute_url()
     add(personas, "economic")
     flows = sorted(personas.integration.connections.values_list("flow", "active"))
-    assert flows == [("orders", False), ("products", False), ("stock", False)]
+    assert flows == [("credit_notes", False), ("orders", False), ("products", False), ("stock", False)]
     add(personas, "shopify")  # twice is once
     assert personas.integration.modules.count() == 2
 

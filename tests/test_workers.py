@@ -157,7 +157,7 @@ def test_a_worker_killed_mid_transfer_runs_it_again_and_makes_one_document(sandb
     books.settings = {"document_type": "booked"}  # a draft, then booking it: two steps to be killed between
     books.save()
     sandbox.configure({"latency_ms": 400})
-    order = sandbox.create_order({"financial_status": "paid"})
+    order = sandbox.create_order({"financial_status": "paid", "country": "DK"})
     from datetime import datetime
 
     transfer = pipeline.receive(

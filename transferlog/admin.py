@@ -54,7 +54,7 @@ class EntityFilter(admin.SimpleListFilter):
     parameter_name = "entity"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(entity, entity) for entity in ENTITIES]
+        return list(ENTITIES.items())
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Transfer]) -> QuerySet[Transfer]:
         return queryset.filter(entity=self.value()) if self.value() else queryset

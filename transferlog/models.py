@@ -28,8 +28,20 @@ class Status(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class HeldFor:
+    """Why a held transfer waits, and so what releases it."""
+
+    ORDERS = "orders"  # no allowance left: a pack paid, a card saved, a plan changed, a new month
+    SETTINGS = "settings"  # the receiving system's settings cannot book it as the shop charged it: saving them
+
+    @staticmethod
+    def record(connection_id: int, source_ref: str) -> str:
+        """Another record must reach the receiving system first (the invoice a refund credits): its create."""
+        return f"record:{connection_id}:{source_ref}"[:120]
+
+
 # What a transfer can be about (a flow's entity), for the Log's filter and Home's counts.
-ENTITIES = ["orders", "products", "stock"]
+ENTITIES = {"orders": "Orders", "credit_notes": "Credit notes", "products": "Products", "stock": "Stock"}
 # The pipeline's task, a floor above: published by its name (iex/lib/queueing.py).
 PROCESS_TRANSFER = "connections.tasks.process_transfer"
 # A transfer still waiting its turn is queued again by the sweeper this rarely: times SWEEP_AFTER_SECONDS.
@@ -58,6 +70,7 @@ class Transfer(models.Model):
     source_updated_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     reason = models.TextField(blank=True)
+    held_for = models.CharField(max_length=120, blank=True, db_default="")  # a HeldFor, while held
     # The record as received, in the source system's format: what every attempt starts from. (The "received"
     # state refers to it rather than holding a second copy.)
     source_data = models.JSONField(null=True, blank=True)
@@ -213,13 +226,15 @@ class Transfer(models.Model):
         return bool(claimed)
 
     @classmethod
-    def release_held(cls, integration: Integration, because: str) -> int:
-        """Queue the integration's held transfers again, oldest first (whatever held them is fixed: a pack paid, a
-        card saved, the integration activated); each one that creates reserves its allowance again as it runs."""
+    def release_held(cls, integration: Integration, because: str, held_for: str = HeldFor.ORDERS) -> int:
+        """Queue the integration's transfers held for `held_for` again, oldest first (whatever held them is fixed: a
+        pack paid, a card saved, the settings changed, the invoice made); each one that creates reserves its allowance
+        again as it runs."""
         if not integration.active:
             return 0  # an inactive integration would only skip them; activating it releases them
         released = 0
-        held = cls.objects.filter(integration=integration, status=Status.HELD).order_by("created", "id")
+        held = cls.objects.filter(integration=integration, status=Status.HELD, held_for=held_for)
+        held = held.order_by("created", "id")
         for transfer in held.only("pk", "integration_id")[:10_000]:
             released += transfer.retry(because)
         return released

@@ -125,7 +125,7 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
         "newer": _key(page[0]) if page and has_newer else "",
         "statuses": Status.choices,
         "connections": member.integration.connections.select_related("source", "target"),
-        "entities": ENTITIES,
+        "entities": ENTITIES.items(),
         "retention": retention,
         "retention_failed": 2 * retention,
     }

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 from django import forms
 
-from connections.common import Order, Outcome, Product, StockLevel
+from connections.common import CreditNote, Order, Outcome, Product, StockLevel
 
 if TYPE_CHECKING:
     from connections.models import Mapping, Module
@@ -47,6 +47,14 @@ Settings = dict[str, JSON]
 SourceRef = tuple[str, str, datetime | None]
 # Notes a state of the transfer with its data, for the Log: ("sent" | "answer" | ..., data, note).
 Record = Callable[[str, JSON, str], None]
+# Claims a key of the receiving system for this transfer (a customer it may create): the claim's Mapping, to note
+# what it made on (target_ref), kept until the transfer ends. Raises Busy while another transfer holds it.
+Claim = Callable[[str], "Mapping"]
+
+
+class Busy(Exception):
+    """Another transfer holds what this one needs (the claim on a customer it is creating, the invoice a refund
+    credits): try again shortly, without counting it as an attempt. The message says what it waits for."""
 
 
 class WebshopClient(Protocol):
@@ -58,6 +66,14 @@ class WebshopClient(Protocol):
 
     def orders_since(self, since: datetime) -> Iterable[Raw]:
         """Every order created or changed since `since`, as the shop gives it."""
+        ...
+
+    def order(self, order_ref: str) -> Raw:
+        """One order as it is now (a credit note needs its order)."""
+        ...
+
+    def refunds_since(self, since: datetime) -> Iterable[Raw]:
+        """Every refund made since `since`, as the shop gives it."""
         ...
 
     def products_since(self, since: datetime) -> Iterable[Raw]:
@@ -77,8 +93,16 @@ class AccountingClient(Protocol):
         """A request that proves the credentials work; what to tell the merchant ("Connected to ...")."""
         ...
 
-    def send_order(self, order: Order, mapping: Mapping, record: Record) -> Outcome:
-        """Create or update the order's document; the Outcome's action says which the system confirmed."""
+    def send_order(self, order: Order, mapping: Mapping, record: Record, claim: Claim) -> Outcome:
+        """Create or update the order's document (a cancelled order: withdraw or credit it); the Outcome's action
+        says what the system confirmed, its status "held" when the document cannot be booked as the shop charged it
+        (a tax rate nothing books)."""
+        ...
+
+    def send_credit_note(
+        self, credit: CreditNote, invoice: Mapping, mapping: Mapping, record: Record, claim: Claim
+    ) -> Outcome:
+        """A credit note for a refund of the order whose document `invoice` is the mapping of."""
         ...
 
     def send_product(self, product: Product, mapping: Mapping, record: Record) -> Outcome:
@@ -95,6 +119,8 @@ class WebshopTransforms(Protocol):
 
     def order_ref(self, order: Raw) -> SourceRef: ...
 
+    def refund_ref(self, refund: Raw) -> SourceRef: ...
+
     def product_ref(self, product: Raw) -> SourceRef: ...
 
     def skip_reason(self, order: Raw, settings: Settings) -> str:
@@ -102,6 +128,10 @@ class WebshopTransforms(Protocol):
         ...
 
     def to_order(self, order: Raw, settings: Settings) -> Order: ...
+
+    def to_credit_note(self, refund: Raw, order: Raw, settings: Settings) -> CreditNote:
+        """A refund of `order` as what to credit."""
+        ...
 
     def to_products(self, product: Raw, settings: Settings) -> list[Product]:
         """One common product per variant that has a product number (SKU)."""
@@ -121,8 +151,9 @@ class WebhookReader(Protocol):
         """The headers stored with a delivery, for the Log and for support."""
         ...
 
-    def verify(self, secret: str, body: bytes, headers: abc.Mapping[str, str]) -> bool:
-        """Whether the raw body is signed with the module's webhook secret (compared in constant time)."""
+    def verify(self, secrets: abc.Sequence[str], body: bytes, headers: abc.Mapping[str, str]) -> bool:
+        """Whether the raw body is signed with one of the module's webhook secrets (compared in constant time): its
+        secret, and for a while after a change the one it replaced (see Module.set_credentials)."""
         ...
 
     def topic(self, headers: abc.Mapping[str, str]) -> str: ...
@@ -138,12 +169,25 @@ class WebhookReader(Protocol):
         ...
 
 
+class SettingsForm(Protocol):
+    """A module's settings form. It may read what there is to choose from (product groups, locations) from the system
+    through the module; without a module, or one not connected, it offers what it can."""
+
+    def __call__(
+        self,
+        data: abc.Mapping[str, JSON] | None = None,
+        *,
+        initial: Settings | None = None,
+        module: Module | None = None,
+    ) -> forms.Form: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class _System:
     kind: str
     label: str
     credentials_form: type[forms.Form]
-    settings_form: type[forms.Form]
+    settings_form: SettingsForm
     default_settings: Settings
     # Systems that post webhooks to /hooks/<token>/: how they are verified and read.
     webhooks: WebhookReader | None = None

@@ -32,7 +32,7 @@ def test_demo_home_shows_chart_counts_and_a_failure_linking_to_its_log_line(
         }
     )
     for _ in range(3):
-        order = sandbox.create_order({"financial_status": "paid"})
+        order = sandbox.create_order({"financial_status": "paid", "country": "DK"})
         pipeline.receive(
             orders, str(order["id"]), order["name"], datetime.fromisoformat(order["updated_at"]), order
         )

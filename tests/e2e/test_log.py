@@ -23,7 +23,7 @@ def test_search_fold_out_and_retry(context, site, sandbox, sandboxed, screenshot
             ]
         }
     )
-    orders = [sandbox.create_order({"financial_status": "paid"}) for _ in range(3)]
+    orders = [sandbox.create_order({"financial_status": "paid", "country": "DK"}) for _ in range(3)]
     for order in orders:
         pipeline.receive(
             sandboxed, str(order["id"]), order["name"], datetime.fromisoformat(order["updated_at"]), order

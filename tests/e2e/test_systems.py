@@ -44,8 +44,8 @@ def test_connect_systems_and_activate_orders(context, site, sandbox, screenshot,
 
     page.get_by_role("navigation").get_by_role("link", name="Systems").click()
     page.get_by_role("button", name="Add e-conomic").click()
-    page.get_by_label("App secret token").fill("demo")
-    page.get_by_label("Agreement grant token").fill("demo")
+    page.get_by_label("App secret token").fill("sandbox-app-secret")
+    page.get_by_label("Agreement grant token").fill("sandbox-grant")
     page.get_by_label("API address (advanced)").fill(f"{sandbox.url}/economic")
     page.get_by_role("button", name="Connect").click()
     expect(
@@ -58,7 +58,7 @@ def test_connect_systems_and_activate_orders(context, site, sandbox, screenshot,
     screenshot(page, "11-connections")
     assert integration.connections.get(flow="orders").active
 
-    sandbox.create_order({"financial_status": "paid"})
+    sandbox.create_order({"financial_status": "paid", "country": "DK"})
     page.get_by_role("navigation").get_by_role("link", name="Schedule settings").click()
     row = page.locator("tr", has_text="Shopify > e-conomic: orders")
     row.get_by_role("button", name="Run now").click()

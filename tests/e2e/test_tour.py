@@ -31,7 +31,9 @@ def shop(personas, invitation, sandbox, sandboxed, transactional_db):
     """The personas' integration with an invitation out and Shopify and e-conomic (the sandbox) connected. Its
     orders job has run twice: orders created, one skipped for its state, then a change e-conomic refused."""
     Job.ensure_all(personas.integration)
-    orders = [sandbox.create_order({"financial_status": s}) for s in ("paid", "paid", "paid", "pending")]
+    orders = [
+        sandbox.create_order({"financial_status": s, "country": "DK"}) for s in ("paid", "paid", "paid", "pending")
+    ]
     run_job(sandboxed.job.pk)
     sandbox.update_order(orders[0]["id"], {"shipping_lines": [{"price": "49.00"}]})
     refusal = {"path_contains": "/economic/invoices/drafts/", "status": 400}

@@ -50,7 +50,7 @@ class Shops:
             if self.stopped.wait(1 / self.rate):
                 return
             with ORDERS_LOCK:
-                order = ORDERS.create_order({"financial_status": "paid"})
+                order = ORDERS.create_order({"financial_status": "paid", "country": "DK"})
             self.posts.append(self.pool.submit(self.post, shop, order))
 
     def post(self, shop: dict, order: dict, topic: str = "orders/create") -> None:

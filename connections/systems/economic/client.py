@@ -1,17 +1,27 @@
-"""e-conomic REST API (restapi.e-conomic.com), and what the flows ask of an accounting system:
-`send_order`, `send_product` and `stock_levels`."""
+"""e-conomic REST API (restapi.e-conomic.com), and what the flows ask of an accounting system: `send_order`,
+`send_credit_note`, `send_product` and `stock_levels`.
+
+Following e-conomic's documentation: every request says Content-Type: application/json; ids in URLs use its self-link
+encoding (transforms.url_id); filter values are escaped; lists are read by following `pagination.nextPage`; nothing
+is sent with a null or a unit price of more than two decimals; a draft booked by the accountant is found by its
+reference, and a booked invoice is corrected by a credit note (a document with negative quantities), never changed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import requests
+from django.core.cache import cache
 
-from connections.common import Order, OrderLine, Outcome, Product, StockLevel, money
-from connections.systems import Record
+from connections.common import ZERO, CreditNote, Customer, Order, OrderLine, Outcome, Product, StockLevel, money
+from connections.systems import Claim, Record
 from connections.systems.economic import transforms
+from connections.systems.economic.transforms import Chart, Line, Plan
 from iex.lib import http
 
 if TYPE_CHECKING:
@@ -20,23 +30,37 @@ if TYPE_CHECKING:
 BASE_URL = "https://restapi.e-conomic.com"
 DOCUMENTS = {"draft": "invoices/drafts", "booked": "invoices/drafts", "order": "orders/drafts"}
 NUMBER_FIELD = {"invoices/drafts": "draftInvoiceNumber", "orders/drafts": "orderNumber"}
+STATE = {"invoices/drafts": "draft", "orders/drafts": "order"}  # the mapping's target_state of a document there
+# The agreement's VAT chart is read once an hour per module (it changes when the accountant sets up a product group,
+# and saving the module's settings reads it again): no order waits for it.
+CHART_SECONDS = 3600
+SETTINGS_LINK = "Systems > e-conomic > Settings, VAT"
 
 
 class EconomicClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
+        self.module_id = module.pk
         self.base = (module.base_url or BASE_URL).rstrip("/")
         self.settings = module.settings_values()
         self.headers = {
             "X-AppSecretToken": credentials["app_secret_token"],
             "X-AgreementGrantToken": credentials["agreement_grant_token"],
             "Accept": "application/json",
+            "Content-Type": "application/json",
         }
+        # Saved settings are part of the key: saving them reads the agreement again (the merchant may just have set
+        # up in e-conomic what a held order needs).
+        agreement = (
+            f"{module.pk}:{self.base}:{credentials['agreement_grant_token']}:{sorted(module.settings.items())}"
+        )
+        self._chart_key = "economic-chart:" + hashlib.sha256(agreement.encode()).hexdigest()
 
     # --- the API -------------------------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        return http.request(method, f"{self.base}/{path.lstrip('/')}", headers=self.headers, **kwargs)
+        url = path if path.startswith(("http://", "https://")) else f"{self.base}/{path.lstrip('/')}"
+        return http.request(method, url, headers=self.headers, **kwargs)
 
     def _find(self, path: str, **equals: str) -> dict | None:
         """The first item of a collection whose fields equal the given values (`$and:` chained)."""
@@ -47,100 +71,263 @@ class EconomicClient:
         return collection[0] if collection else None
 
     def _all(self, path: str) -> Iterator[dict]:
-        page = 0
-        while True:
-            body = self._call("GET", path, params={"pagesize": 1000, "skippages": page}).json()
+        """Every item of a collection, following the `nextPage` link e-conomic gives (never building page URLs)."""
+        url: str | None = path
+        params: dict[str, Any] | None = {"pagesize": 1000}
+        while url:
+            body = self._call("GET", url, params=params).json()
             yield from body["collection"]
-            if not body.get("pagination", {}).get("nextPage"):
-                return
-            page += 1
+            url, params = body.get("pagination", {}).get("nextPage"), None
 
     def test(self) -> str:
         me = self._call("GET", "self").json()
+        cache.delete_many(
+            [self._chart_key, f"{self._chart_key}:lists"]
+        )  # the agreement's VAT and lists are read again
         return f"Connected to agreement {me.get('agreementNumber')} ({me.get('company', {}).get('name', '')})"
 
     def product(self, number: str) -> dict | None:
         try:
-            return self._call("GET", f"products/{requests.utils.quote(number, safe='')}").json()
+            return self._call("GET", f"products/{transforms.url_id(number)}").json()
         except http.PermanentError as exc:
             if exc.status == 404:
                 return None
             raise
 
+    def lists(self, wanted: Iterable[tuple[str, str]]) -> dict[str, list[tuple[int, str]]]:
+        """(number, name) of the agreement's layouts, payment terms, customer groups, …, by (list, number field):
+        for the settings form (kept an hour, as the chart)."""
+        key = f"{self._chart_key}:lists"
+        if (found := cache.get(key)) is None:
+            found = {
+                path: [
+                    (int(item[field]), f"{item.get('name', item[field])} (no. {item[field]})")
+                    for item in self._all(path)
+                ]
+                for path, field in wanted
+            }
+            cache.set(key, found, CHART_SECONDS)
+        return found
+
+    # --- the VAT chart -------------------------------------------------------------------------------------
+
+    def chart(self) -> Chart:
+        """Each product group's VAT rate in each VAT zone, as the agreement books it (kept an hour in the cache)."""
+        if data := cache.get(self._chart_key):
+            return Chart.from_data(data)
+        chart = self.read_chart()
+        cache.set(self._chart_key, chart.to_data(), CHART_SECONDS)
+        return chart
+
+    def read_chart(self) -> Chart:
+        """product group -> its sales account for each VAT zone -> that account's VAT code -> its rate."""
+        zones = {int(zone["vatZoneNumber"]): str(zone["name"]) for zone in self._all("vat-zones")}
+        codes = {
+            str(vat["vatCode"]): Decimal(str(vat.get("ratePercentage") or 0)) / 100
+            for vat in self._all("vat-accounts")
+        }
+        groups: dict[int, str] = {}
+        rates: dict[int, dict[int, Decimal]] = {}
+        accounts: dict[int, dict[int, str]] = {}
+        for group in self._all("product-groups"):
+            number = int(group["productGroupNumber"])
+            groups[number] = str(group.get("name", number))
+            for entry in self._all(f"product-groups/{number}/sales-accounts"):
+                account, zone = entry["salesAccount"], int(entry["vatZone"]["vatZoneNumber"])
+                code = (account.get("vatAccount") or {}).get("vatCode")
+                if code and str(code) not in codes:
+                    continue  # a VAT code IEX cannot read the rate of books nothing IEX can check
+                rates.setdefault(number, {})[zone] = codes[str(code)] if code else ZERO
+                accounts.setdefault(number, {})[zone] = (
+                    f"{account['accountNumber']} {account.get('name', '')}".strip()
+                )
+        return Chart(zones, groups, rates, accounts)
+
     # --- orders --------------------------------------------------------------------------------------------
 
-    def send_order(self, order: Order, mapping: Mapping, record: Record) -> Outcome:
-        """Create or update the order's document; idempotent through `mapping` and references.other."""
-        s = self.settings
-        path = DOCUMENTS[s["document_type"]]
-        if mapping.target_state == "booked":
-            return Outcome(
-                "skipped",
-                f"Invoice {mapping.target_ref} is already booked in e-conomic; "
-                "changes to the order are not transferred",
-            )
-        # Known from our own records, or found by reference: an attempt that died after e-conomic saved the
-        # document but before we recorded it. That document is this record's first: its create is ours to report.
+    def send_order(self, order: Order, mapping: Mapping, record: Record, claim: Claim) -> Outcome:
+        """Create or update the order's document; idempotent through `mapping` and references.other. A booked
+        invoice is never changed; a cancelled order's draft is deleted, its booked invoice credited."""
+        path = DOCUMENTS[self.settings["document_type"]]
         known = mapping.target_ref
-        existing = known or self._existing_document(order, path, mapping)
+        if not known and (found := self._locate(transforms.document_ref(order.source_ref), path)):
+            # An attempt that died after e-conomic saved the document but before IEX recorded it: that document is
+            # this record's first, so its create is ours.
+            mapping.target_ref, mapping.target_state = found
+        if order.cancelled:
+            return self._cancel(order, mapping, path, record, claim)
         if mapping.target_state == "booked":
-            return Outcome("created", "", "created", mapping.target_ref)
-        if known and not s["update_drafts"]:
-            return Outcome("skipped", f"Draft {existing} exists and updating drafts is off")
+            if not known:
+                return Outcome("created", "", "created", mapping.target_ref)
+            return Outcome("skipped", _booked(mapping.target_ref))
+        if mapping.target_state in ("deleted", "credited"):
+            return Outcome("skipped", "The order was cancelled in the shop, and its document handled then")
+        if known and not self.settings["update_drafts"]:
+            return Outcome("skipped", f"Draft {known} exists and updating drafts is off")
+        return self._save_order(order, mapping, path, "updated" if known else "created", record, claim)
 
-        customer_number = self._customer(order, record)
-        if customer_number is None:
-            return Outcome(
-                "failed",
-                f"No customer in e-conomic with {s['customer_match'].replace('_', ' ')} "
-                f"{transforms.customer_key(order.customer, s['customer_match'])[1] or '(none)'}"
-                " and creating customers is off",
-            )
-        missing = self._products(order.lines, record)
-        if missing:
-            return Outcome(
-                "failed", f"Products not found in e-conomic and creating them is off: {', '.join(missing)}"
-            )
-
-        document = self._save(path, existing, transforms.document_payload(order, customer_number, s), record)
+    def _save_order(
+        self, order: Order, mapping: Mapping, path: str, action: str, record: Record, claim: Claim
+    ) -> Outcome:
+        prepared = self._prepare(order, record, claim)
+        if isinstance(prepared, Outcome):
+            return prepared
+        planned, customer = prepared
+        payload = transforms.order_document(order, customer, planned, self.settings)
+        try:
+            document = self._save(path, mapping.target_ref, payload, record)
+        except http.PermanentError as exc:
+            if exc.status != 404 or not mapping.target_ref or path != "invoices/drafts":
+                raise
+            return self._booked_meanwhile(order, mapping)
         number = str(document[NUMBER_FIELD[path]])
-        action = "updated" if known else "created"
-        mapping.target_ref, mapping.target_state = number, "order" if path == "orders/drafts" else "draft"
+        mapping.target_ref, mapping.target_state = number, STATE[path]
+        if problem := self._check_totals(path, number, document, order.total, planned, record, payload):
+            return Outcome("warning", problem, action, number)
+        if self.settings["document_type"] == "booked":
+            mapping.target_ref, mapping.target_state = self._book(number, record), "booked"
+        return Outcome(action, "", action, mapping.target_ref)
 
-        difference = transforms.total_difference(order, document)
-        threshold = Decimal(str(s["rounding_threshold"]))
-        if abs(difference) > threshold:
-            return Outcome(
-                "warning",
-                f"Error in totals validation: e-conomic's total {money(document.get('grossAmount'))} differs from "
-                f"the shop's {order.total} {order.currency} by {difference}; the document stays a draft",
-                action,
-                number,
+    def _prepare(
+        self, document: Order | CreditNote, record: Record, claim: Claim, sign: int = 1
+    ) -> tuple[Plan, int] | Outcome:
+        """What a document needs before it is sent: its lines planned, its customer and its products (made if need
+        be); an Outcome when it cannot be sent."""
+        planned = self._plan(document.lines, document.country_code, sign)
+        if isinstance(planned, Outcome):
+            return planned
+        customer = self._customer(document.customer, document.currency, planned.zone, record, claim)
+        if isinstance(customer, Outcome):
+            return customer
+        if missing := self._make_products(planned, record):
+            return missing
+        return planned, customer
+
+    def _locate(self, reference: str, path: str = "invoices/drafts") -> tuple[str, str] | None:
+        """A document IEX made, found by its references.other: (its number, "draft" or "order") while it is not
+        booked; (the booked invoice's number, "booked") once the accountant booked it."""
+        if found := self._find(path, **{"references.other": reference}):
+            return str(found[NUMBER_FIELD[path]]), STATE[path]
+        if path == "invoices/drafts" and (
+            booked := self._find("invoices/booked", **{"references.other": reference})
+        ):
+            return str(booked["bookedInvoiceNumber"]), "booked"
+        return None
+
+    def _booked_meanwhile(self, order: Order, mapping: Mapping) -> Outcome:
+        """The draft is gone (PUT answered 404): the accountant booked it, or deleted it."""
+        draft = mapping.target_ref
+        found = self._locate(transforms.document_ref(order.source_ref))
+        if found is None or found[1] != "booked":
+            raise http.PermanentError(
+                f"Draft {draft} no longer exists in e-conomic and no booked invoice refers to order {order.reference}:"
+                " it was deleted there, so IEX does not make it again"
             )
-        if difference and s["correction_line"]:
-            correction = OrderLine("rounding", "Rounding", Decimal(1), -difference, Decimal(0))
-            self._products([correction], record)
-            payload = transforms.document_payload(order, customer_number, s, extra_lines=[correction])
-            document = self._save(path, number, payload, record)
+        mapping.target_ref, mapping.target_state = found
+        return Outcome("skipped", _booked(mapping.target_ref))
 
-        if s["document_type"] == "booked":
-            booked = self._call(
-                "POST", "invoices/booked", json={"draftInvoice": {"draftInvoiceNumber": int(number)}}
-            )
-            record("answer", booked.json(), f"Booked draft {number}")
-            number = str(booked.json()["bookedInvoiceNumber"])
-            mapping.target_ref, mapping.target_state = number, "booked"
-        return Outcome(action, "", action, number)
+    def _plan(self, lines: list[OrderLine], country: str, sign: int = 1) -> Plan | Outcome:
+        """The document's lines checked against the agreement's VAT; an Outcome when it cannot be sent (held: a rate
+        nothing books; failed: what e-conomic would refuse)."""
+        s = self.settings
+        numbers = {transforms.product_number(line, s) for line in lines}
+        if s["discounts"] == "lines":
+            numbers |= {s["discount_product"], s["discount_product_no_vat"]}
+        if s.get("sales_tax_group") and any(line.tax for line in lines):
+            numbers.add(s["sales_tax_product"])
+        planned = transforms.plan(lines, country, self.chart(), s, self._groups(numbers), sign)
+        if planned.refused:
+            return Outcome("failed", "; ".join(planned.refused))
+        if planned.problems:
+            return Outcome("held", "; ".join(planned.problems) + f". Then save the settings ({SETTINGS_LINK})")
+        return planned
 
-    def _existing_document(self, order: Order, path: str, mapping: Mapping) -> str:
-        """Our mapping is lost if we crashed after e-conomic saved the document: look it up by reference."""
-        ref = transforms.document_ref(order)
-        found = self._find(path, **{"references.other": ref})
+    def _groups(self, numbers: Iterable[str]) -> dict[str, int]:
+        """The product group of each of these products that exists in e-conomic: one request for them all."""
+        wanted = sorted(n for n in numbers if n and len(n) <= transforms.PRODUCT_NUMBER_MAX)
+        if not wanted:
+            return {}
+        condition = "$or:".join(f"productNumber$eq:{transforms.escape_filter(n)}" for n in wanted)
+        params = {"filter": condition, "pagesize": 1000}
+        found = self._call("GET", "products", params=params).json()["collection"]
+        return {str(p["productNumber"]): int(p["productGroup"]["productGroupNumber"]) for p in found}
+
+    def _cancel(self, order: Order, mapping: Mapping, path: str, record: Record, claim: Claim) -> Outcome:
+        """A cancelled order: its draft deleted (with the credit notes of its refunds while drafts); once booked,
+        what its refunds have not credited yet is credited."""
+        if not mapping.target_ref:
+            return Outcome("skipped", "Cancelled in the shop before it was transferred")
+        if mapping.target_state in ("deleted", "credited"):
+            return Outcome("skipped", "Cancelled in the shop; its document was handled then")
+        if mapping.target_state in ("draft", "order") and (deleted := self._delete(order, mapping, path, record)):
+            return deleted
+        return self._credit_the_rest(order, mapping, record, claim)
+
+    def _delete(self, order: Order, mapping: Mapping, path: str, record: Record) -> Outcome | None:
+        """Delete the order's draft; None when the accountant booked it meanwhile (it is credited instead)."""
+        number = mapping.target_ref
+        try:
+            self._remove(path, number, record)
+        except http.PermanentError as exc:
+            if exc.status != 404 or path != "invoices/drafts":
+                raise
+            if (found := self._locate(transforms.document_ref(order.source_ref))) and found[1] == "booked":
+                mapping.target_ref, mapping.target_state = found
+                return None
+            mapping.target_state = "deleted"
+            return Outcome("updated", f"Cancelled in the shop; draft {number} was gone already")
+        mapping.target_state = "deleted"
+        done = f"Cancelled in the shop: draft {number} deleted in e-conomic"
+        for refund in order.refunds:  # their credit notes credit nothing now
+            found = self._locate(transforms.credit_note_ref(refund))
+            if found and found[1] == "draft":
+                self._remove("invoices/drafts", found[0], record)
+                done += f", and the draft credit note {found[0]} of its refund"
+        return Outcome("updated", done, "updated", number)
+
+    def _remove(self, path: str, number: str, record: Record) -> None:
+        record("sent", {"method": "DELETE", "path": f"{path}/{number}"}, f"Delete draft {number}")
+        answer = self._call("DELETE", f"{path}/{number}")  # drafts: 200 with a body; orders: 204
+        record("answer", answer.json() if answer.content else None, f"e-conomic deleted {number}")
+
+    def _credit_the_rest(self, order: Order, mapping: Mapping, record: Record, claim: Claim) -> Outcome:
+        """The booked invoice of a cancelled order: a credit note for what is left of the order (its refunds credit
+        the rest). The refunds made until now are noted: their own credit notes are still to be made, later ones not."""
+        invoice = mapping.target_ref
+        mapping.data = {**(mapping.data or {}), "refunds": order.refunds}
+        remaining = [line for line in order.current_lines if line.gross]
+        if not remaining:
+            mapping.target_state = "credited"
+            return Outcome("skipped", f"Cancelled in the shop; {_booked(invoice)}, and refunds credited it all")
+        source_ref = f"cancel:{order.source_ref}"
+        found = self._locate(transforms.credit_note_ref(source_ref))
         if found:
-            return str(found[NUMBER_FIELD[path]])
-        if path == "invoices/drafts" and (booked := self._find("invoices/booked", **{"references.other": ref})):
-            mapping.target_ref, mapping.target_state = str(booked["bookedInvoiceNumber"]), "booked"
-        return ""
+            outcome = Outcome("created", "", "created", found[0])  # made by an attempt that died after
+        else:
+            credit = CreditNote(
+                source_ref=source_ref,
+                reference=f"{order.reference} cancelled",
+                order_ref=order.source_ref,
+                order_reference=order.reference,
+                updated_at=order.updated_at,
+                currency=order.currency,
+                total=order.left,
+                customer=order.customer,
+                lines=remaining,
+                date=(order.updated_at or datetime.now(UTC)).date().isoformat(),
+                taxes_included=order.taxes_included,
+                country_code=order.country_code,
+                note="cancelled in the shop",
+            )
+            outcome = self._credit(credit, invoice, True, record, claim)
+        if outcome.status not in ("created", "warning"):
+            return outcome
+        mapping.target_state = "credited"
+        mapping.data["credit_note"] = outcome.target_ref
+        done = f"Cancelled in the shop: credit note {outcome.target_ref} for invoice {invoice}"
+        if outcome.status == "warning":
+            return Outcome("warning", f"{done}. {outcome.reason}", "updated", invoice)
+        return Outcome("updated", done, "updated", invoice)
 
     def _save(self, path: str, number: str, payload: dict, record: Record) -> dict:
         method, url = ("PUT", f"{path}/{number}") if number else ("POST", path)
@@ -149,42 +336,146 @@ class EconomicClient:
         record("answer", document, f"e-conomic saved {NUMBER_FIELD[path]} {document.get(NUMBER_FIELD[path])}")
         return document
 
-    def _customer(self, order: Order, record: Record) -> int | None:
+    def _check_totals(
+        self,
+        path: str,
+        number: str,
+        document: dict,
+        expected: Decimal,
+        planned: Plan,
+        record: Record,
+        payload: dict,
+    ) -> str | None:
+        """Compare e-conomic's gross and VAT with the shop's (`expected`; a credit note's are negative). Within the
+        rounding threshold a correction line (on the rounding product, which must book no VAT) makes the gross
+        equal; above it the document stays a draft and the Log says "Error in totals validation". Returns that
+        message, or None when the totals agree."""
         s = self.settings
-        field, value = transforms.customer_key(order.customer, s["customer_match"])
-        if value:
-            found = self._find("customers", **{field: value})
-            if found:
-                return int(found["customerNumber"])
-        if not s["allow_customer_create"]:
+        sign = -1 if expected < 0 else 1  # a credit note's lines all have negative quantities
+        gross, vat = money(document.get("grossAmount")), money(document.get("vatAmount"))
+        difference = gross - expected
+        mismatch = (
+            f"Error in totals validation: e-conomic's total {gross} (VAT {vat}) differs from the shop's {expected} "
+            f"(tax {sign * planned.vat}) by {difference}; the document stays a draft"
+        )
+        threshold = Decimal(str(s["rounding_threshold"]))
+        if abs(difference) > threshold or abs(vat - sign * planned.vat) > threshold:
+            return mismatch
+        if not difference or not s["correction_line"]:
             return None
-        payload = transforms.customer_payload(order.customer, order.currency, s)
+        product = s["rounding_product"]
+        group = self._groups([product]).get(product)
+        if group is None:
+            if not s["auto_create_products"]:
+                return f"{mismatch}: a rounding line needs product {product}, and creating products is off"
+            group = int(s["product_group_no_vat"])
+            self._create_product(Line(product, "Rounding", Decimal(1), ZERO, group=group), record)
+        if not self.chart().books(group, planned.zone, ZERO):
+            return f"{mismatch}: the rounding product {product} is in a product group with VAT in this VAT zone"
+        correction = Line(product, "Rounding", Decimal(sign), -difference * sign)
+        payload = {**payload, "lines": [*payload["lines"], correction.payload(len(payload["lines"]) + 1)]}
+        corrected = money(self._save(path, number, payload, record).get("grossAmount"))
+        return (
+            None if corrected == expected else f"{mismatch} (still {corrected - expected} after a rounding line)"
+        )
+
+    def _book(self, number: str, record: Record) -> str:
+        booked = self._call("POST", "invoices/booked", json={"draftInvoice": {"draftInvoiceNumber": int(number)}})
+        record("answer", booked.json(), f"Booked draft {number}")
+        return str(booked.json()["bookedInvoiceNumber"])
+
+    def _customer(
+        self, customer: Customer, currency: str, zone: int, record: Record, claim: Claim
+    ) -> int | Outcome:
+        """The customer's number: found by the module's key, else made (when allowed). Two orders of one new customer
+        at once make it once: the second waits for the first's claim on the key, then finds what it made."""
+        s = self.settings
+        field, value = transforms.customer_key(customer, s["customer_match"])
+        if value and (found := self._find("customers", **{field: value})):
+            return int(found["customerNumber"])
+        if not s["allow_customer_create"]:
+            return Outcome(
+                "failed",
+                f"No customer in e-conomic with {s['customer_match'].replace('_', ' ')} {value or '(none)'}"
+                " and creating customers is off",
+            )
+        if value:
+            claim(f"customer {field} {value.strip().lower()}")  # Busy while another transfer holds it
+            if found := self._find("customers", **{field: value}):
+                return int(found["customerNumber"])  # made by the transfer that held the claim
+        payload = transforms.customer_payload(customer, currency, zone, s)
         record("sent", {"method": "POST", "path": "customers", "body": payload}, "Create the customer")
         created = self._call("POST", "customers", json=payload).json()
         record("answer", created, f"Customer {created['customerNumber']} created")
         return int(created["customerNumber"])
 
-    def _products(self, lines: list[OrderLine], record: Record) -> list[str]:
-        """Make sure every line's product exists; the numbers still missing when creating is off."""
-        missing = []
-        for number, line in {transforms.product_number(line, self.settings): line for line in lines}.items():
-            if self.product(number) is not None:
-                continue
-            if not self.settings["auto_create_products"]:
-                missing.append(number)
-                continue
-            payload = transforms.product_payload(
-                number, line.description, line.unit_price_net, line.vat_rate, self.settings
+    def _make_products(self, planned: Plan, record: Record) -> Outcome | None:
+        """Make every line's product that does not exist (list price, the group of its VAT); an Outcome when
+        making them is off."""
+        missing = {line.product: line for line in planned.lines if line.product not in planned.groups}
+        if missing and not self.settings["auto_create_products"]:
+            return Outcome(
+                "failed", f"Products not found in e-conomic and creating them is off: {', '.join(sorted(missing))}"
             )
-            record("sent", {"method": "POST", "path": "products", "body": payload}, f"Create product {number}")
-            record("answer", self._call("POST", "products", json=payload).json(), f"Product {number} created")
-        return missing
+        for line in missing.values():
+            self._create_product(line, record)
+        return None
+
+    def _create_product(self, line: Line, record: Record) -> None:
+        payload = transforms.product_payload(line.product, line.name or line.description, line.price, line.group)
+        record("sent", {"method": "POST", "path": "products", "body": payload}, f"Create product {line.product}")
+        record("answer", self._call("POST", "products", json=payload).json(), f"Product {line.product} created")
+
+    # --- credit notes --------------------------------------------------------------------------------------
+
+    def send_credit_note(
+        self, credit: CreditNote, invoice: Mapping, mapping: Mapping, record: Record, claim: Claim
+    ) -> Outcome:
+        """A refund of an order whose invoice exists: a document with negative quantities for what was refunded,
+        referring to the invoice (e-conomic links them by nothing else). Booked only after its invoice is."""
+        if mapping.target_ref:
+            return Outcome("skipped", f"Credit note {mapping.target_ref} was made before")
+        if skipped := _not_credited(credit, invoice):
+            return Outcome("skipped", skipped)
+        if found := self._locate(transforms.credit_note_ref(credit.source_ref)):
+            mapping.target_ref, mapping.target_state = found  # made by an attempt that died after
+            return Outcome("created", "", "created", mapping.target_ref)
+        booked = invoice.target_state in ("booked", "credited")
+        outcome = self._credit(credit, invoice.target_ref, booked, record, claim)
+        if outcome.target_ref:
+            mapping.target_ref = outcome.target_ref
+            mapping.target_state = "booked" if booked and self.settings["document_type"] == "booked" else "draft"
+        return outcome
+
+    def _credit(self, credit: CreditNote, invoice: str, book: bool, record: Record, claim: Claim) -> Outcome:
+        """Make the credit note (booked when the module books and `book`: its invoice is booked)."""
+        prepared = self._prepare(credit, record, claim, sign=-1)
+        if isinstance(prepared, Outcome):
+            return prepared
+        planned, customer = prepared
+        payload = transforms.credit_note_document(credit, invoice, customer, planned, self.settings)
+        document = self._save("invoices/drafts", "", payload, record)
+        number = str(document["draftInvoiceNumber"])
+        if problem := self._check_totals(
+            "invoices/drafts", number, document, -credit.total, planned, record, payload
+        ):
+            return Outcome("warning", problem, "created", number)
+        if book and self.settings["document_type"] == "booked":
+            number = self._book(number, record)
+        return Outcome("created", f"Credit note for invoice {invoice}", "created", number)
 
     # --- products and stock --------------------------------------------------------------------------------
 
     def send_product(self, product: Product, mapping: Mapping, record: Record) -> Outcome:
-        payload = transforms.product_from_common(product, self.settings)
+        if len(product.sku) > transforms.PRODUCT_NUMBER_MAX:
+            return Outcome(
+                "failed",
+                f"Product number {product.sku!r} is longer than e-conomic's {transforms.PRODUCT_NUMBER_MAX} "
+                "characters: give the variant a shorter SKU in the shop",
+            )
+        payload = transforms.product_from_common(product, self.chart(), self.settings)
         existing = self.product(product.sku)
+        path = f"products/{transforms.url_id(product.sku)}"
         if existing is None:
             if not self.settings["auto_create_products"]:
                 return Outcome(
@@ -197,7 +488,6 @@ class EconomicClient:
             # PUT replaces the whole product: start from e-conomic's own document, change name and price.
             merged = {k: v for k, v in existing.items() if v is not None and k != "self"}
             merged.update(name=payload["name"], salesPrice=payload["salesPrice"])
-            path = f"products/{requests.utils.quote(product.sku, safe='')}"
             record("sent", {"method": "PUT", "path": path, "body": merged}, "Update the product")
             answer = self._call("PUT", path, json=merged).json()
             action = "updated"
@@ -211,3 +501,20 @@ class EconomicClient:
             for p in self._all("products")
             if "inventory" in p
         ]
+
+
+def _not_credited(credit: CreditNote, invoice: Mapping) -> str:
+    """Why a refund makes no credit note, whatever it refunds: its order's document is one that is not credited."""
+    if invoice.target_state == "order":
+        return "Orders in e-conomic are not credited: IEX transfers orders as orders here"
+    if invoice.target_state == "deleted":
+        return f"The order was cancelled before it was booked: its draft {invoice.target_ref} was deleted, so nothing is credited"
+    data = invoice.data if isinstance(invoice.data, dict) else {}
+    if invoice.target_state == "credited" and credit.source_ref not in data.get("refunds", []):
+        made = f" (credit note {data['credit_note']})" if data.get("credit_note") else ""
+        return f"The order's cancellation credited what was left of invoice {invoice.target_ref}{made}"
+    return ""
+
+
+def _booked(number: str) -> str:
+    return f"Booked in e-conomic as invoice {number}: changes to the order are no longer sent (refunds become credit notes)"

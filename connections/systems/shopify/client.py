@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
+from django.core.cache import cache
 
 from connections.common import StockLevel
 from iex.lib import http
@@ -16,17 +17,19 @@ from iex.lib import http
 if TYPE_CHECKING:
     from connections.models import Module
 
-# Shopify's leaky bucket answers 429 with Retry-After; a short wait is cheaper than failing a whole fetch.
+# Shopify's leaky bucket answers 429 with Retry-After ("2.0"); a short wait is cheaper than failing a whole fetch.
 MAX_INLINE_WAIT = 10.0
+PRIMARY_LOCATION_SECONDS = 3600  # the shop's primary location, asked once an hour per module
 
 
 class ShopifyClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
-        version = module.settings_values()["api_version"]
+        self.settings = module.settings_values()
         base = module.base_url or f"https://{credentials['shop_domain']}"
-        self.api = f"{base.rstrip('/')}/admin/api/{version}"
+        self.api = f"{base.rstrip('/')}/admin/api/{self.settings['api_version']}"
         self.headers = {"X-Shopify-Access-Token": credentials["access_token"], "Accept": "application/json"}
+        self._primary_key = f"shopify-primary-location:{module.pk}:{self.api}"
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         for attempt in range(3):
@@ -44,7 +47,8 @@ class ShopifyClient:
         return f"Connected to {shop['name']} ({shop.get('myshopify_domain') or shop.get('domain')})"
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict]:
-        """Follow the Link header's rel="next" (cursor paging; page_info must not be mixed with filters)."""
+        """Follow the Link header's rel="next": its page_info carries the filters, and only `limit` and `fields` may
+        go beside it (Shopify answers 400 to any other)."""
         url: str | None = f"{self.api}/{path}"
         query: dict[str, Any] | None = params
         while url:
@@ -57,30 +61,72 @@ class ShopifyClient:
         params = {"status": "any", "updated_at_min": since.isoformat(), "limit": 250}
         return self._pages("orders.json", "orders", params)
 
+    def order(self, order_id: str) -> dict:
+        return self._call("GET", f"{self.api}/orders/{order_id}.json").json()["order"]
+
+    def refunds_since(self, since: datetime) -> Iterator[dict]:
+        """Refunds made since `since`: a refund touches its order, so they are among the orders changed since."""
+        for order in self.orders_since(since):
+            for refund in order.get("refunds") or []:
+                made = refund.get("created_at")
+                if made and datetime.fromisoformat(made) >= since:
+                    yield refund
+
     def products_since(self, since: datetime) -> Iterator[dict]:
         return self._pages("products.json", "products", {"updated_at_min": since.isoformat(), "limit": 250})
 
-    def set_stock(self, levels: list[StockLevel]) -> list[dict]:
-        """Set available quantities by SKU at the shop's first active location; unknown SKUs are skipped."""
-        items = {
-            variant["sku"]: variant["inventory_item_id"]
-            for product in self._pages("products.json", "products", {"limit": 250})
-            for variant in product.get("variants") or []
-            if variant.get("sku")
-        }
-        locations = self._call("GET", f"{self.api}/locations.json").json()["locations"]
-        location = next((loc["id"] for loc in locations if loc.get("active", True)), None)
-        if location is None:
+    def locations(self) -> list[dict]:
+        """The shop's active locations, the primary one first."""
+        primary = self._call("GET", f"{self.api}/shop.json").json()["shop"].get("primary_location_id")
+        found = [
+            loc
+            for loc in self._call("GET", f"{self.api}/locations.json").json()["locations"]
+            if loc.get("active", True)
+        ]
+        return sorted(found, key=lambda loc: loc["id"] != primary)
+
+    def _location(self) -> int:
+        """Where stock is kept: the module's setting, else the shop's primary location (asked once an hour)."""
+        if chosen := self.settings.get("stock_location"):
+            return int(chosen)
+        if primary := cache.get(self._primary_key):
+            return int(primary)
+        found = self.locations()
+        if not found:
             raise http.PermanentError("The shop has no active location to hold stock")
+        cache.set(self._primary_key, found[0]["id"], PRIMARY_LOCATION_SECONDS)
+        return int(found[0]["id"])
+
+    def _inventory_items(self, skus: set[str]) -> dict[str, int]:
+        """The inventory item of each SKU (REST has no SKU filter: the variants are read, only their ids)."""
+        items = {}
+        for product in self._pages("products.json", "products", {"limit": 250, "fields": "id,variants"}):
+            for variant in product.get("variants") or []:
+                if variant.get("sku") in skus:
+                    items[variant["sku"]] = variant["inventory_item_id"]
+        return items
+
+    def set_stock(self, levels: list[StockLevel]) -> list[dict]:
+        """Set available quantities by SKU at the stock location; unknown SKUs are skipped. A level that knows its
+        inventory item (`item_ref`, from the last write) is written without reading the catalogue."""
+        location = self._location()
+        unknown = {level.sku for level in levels if not level.item_ref}
+        items = self._inventory_items(unknown) if unknown else {}
         answers = []
         for level in levels:
-            if level.sku not in items:
-                answers.append({"sku": level.sku, "skipped": "No variant with this SKU in the shop"})
-                continue
-            body = {
-                "location_id": location,
-                "inventory_item_id": items[level.sku],
-                "available": level.available,
-            }
-            answers.append(self._call("POST", f"{self.api}/inventory_levels/set.json", json=body).json())
+            item = int(level.item_ref) if level.item_ref else items.get(level.sku)
+            try:
+                answers.append(self._set(location, item, level))
+            except http.PermanentError as exc:
+                if not level.item_ref or exc.status not in (404, 422):
+                    raise
+                # The item known from the last write is gone (the variant was deleted and made again): find it anew.
+                item = self._inventory_items({level.sku}).get(level.sku)
+                answers.append(self._set(location, item, level))
         return answers
+
+    def _set(self, location: int, item: int | None, level: StockLevel) -> dict:
+        if item is None:
+            return {"sku": level.sku, "skipped": "No variant with this SKU in the shop"}
+        body = {"location_id": location, "inventory_item_id": item, "available": level.available}
+        return self._call("POST", f"{self.api}/inventory_levels/set.json", json=body).json()

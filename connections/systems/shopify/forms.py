@@ -1,8 +1,21 @@
+from __future__ import annotations
+
+import logging
 import re
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 
 from connections.systems import Settings
+from connections.systems.shopify.client import ShopifyClient
+from iex.lib import http
+from iex.lib.secrets import DecryptionError
+
+if TYPE_CHECKING:
+    from connections.models import Module
+
+logger = logging.getLogger(__name__)
 
 FINANCIAL_STATES = [
     ("pending", "Pending"),
@@ -20,11 +33,14 @@ FULFILLMENT_STATES = [
 ]
 
 DEFAULT_SETTINGS: Settings = {
-    # IEX's default: transfer paid and partially paid orders (support article 81904).
-    "financial_states": ["paid", "partially_paid"],
+    # IEX's default: transfer paid and partially paid orders (support article 81904), and the refunded ones: they were
+    # sales too, an invoice that the refund's credit note corrects.
+    "financial_states": ["paid", "partially_paid", "partially_refunded", "refunded"],
     "fulfillment_states": [],
     "prices_include_vat": True,
+    "vat_rate": "25",  # percent: what taxable products are taxed at home (products carry no rate in Shopify)
     "api_version": "2025-01",
+    "stock_location": "",  # the shop's primary location
 }
 
 
@@ -41,7 +57,8 @@ class CredentialsForm(forms.Form):
         max_length=255,
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="The app's API secret key; Shopify signs webhooks with it.",
+        help_text="The app's API secret key; Shopify signs webhooks with it. After you change it, webhooks signed "
+        "with the previous secret are still accepted for an hour, as Shopify may go on using it that long.",
     )
     base_url = forms.URLField(
         assume_scheme="https",
@@ -66,7 +83,8 @@ class SettingsForm(forms.Form):
         choices=FINANCIAL_STATES,
         widget=forms.CheckboxSelectMultiple,
         label="Transfer orders that are",
-        help_text="Orders in other states are skipped and logged as such.",
+        help_text="Orders in other states are skipped and logged as such. Refunded orders were sales: their "
+        "invoice and the refund's credit note together come to what the customer paid.",
     )
     fulfillment_states = forms.MultipleChoiceField(
         choices=FULFILLMENT_STATES,
@@ -80,4 +98,35 @@ class SettingsForm(forms.Form):
         label="Prices include VAT",
         help_text="Used when an order does not say itself (Shopify's taxes_included).",
     )
+    vat_rate = forms.DecimalField(
+        min_value=Decimal("0"),
+        max_value=Decimal("100"),
+        max_digits=5,
+        decimal_places=2,
+        label="VAT rate at home (%)",
+        help_text="Shopify keeps no rate on a product, only whether it is taxable: products sent to the accounting "
+        "system are taxed at this rate. Orders carry the rates the shop charged.",
+    )
     api_version = forms.RegexField(regex=r"^\d{4}-\d{2}$", max_length=7, label="Admin API version")
+    stock_location = forms.ChoiceField(
+        required=False,
+        label="Stock location",
+        help_text="Where stock from the accounting system is written. The shop's primary location unless you choose.",
+    )
+
+    def __init__(self, *args: Any, module: Module | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["stock_location"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "The shop's primary location"), *_locations(module)]
+
+
+def _locations(module: Module | None) -> list[tuple[str, str]]:
+    """The shop's locations, read from the shop when it is connected (nothing to choose from otherwise)."""
+    if module is None or not module.connected:
+        return []
+    try:
+        return [(str(loc["id"]), loc.get("name") or str(loc["id"])) for loc in ShopifyClient(module).locations()]
+    except (http.HTTPError, DecryptionError, KeyError) as exc:
+        logger.info("could not read the shop's locations: %s", exc)
+        return []

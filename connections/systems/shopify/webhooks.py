@@ -4,7 +4,7 @@
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,8 @@ TOPICS = {
     "orders/create": "orders",
     "orders/updated": "orders",
     "orders/paid": "orders",
+    "orders/cancelled": "orders",
+    "refunds/create": "credit_notes",
     "products/create": "products",
     "products/update": "products",
     "app/uninstalled": "",
@@ -29,7 +31,12 @@ def event_id(headers: Mapping[str, str]) -> str:
 
 
 def record_ref(entity: str, record: dict[str, Any]) -> tuple[str, str, datetime | None]:
-    return transforms.order_ref(record) if entity == "orders" else transforms.product_ref(record)
+    refs = {
+        "orders": transforms.order_ref,
+        "credit_notes": transforms.refund_ref,
+        "products": transforms.product_ref,
+    }
+    return refs[entity](record)
 
 
 KEPT_HEADERS = [
@@ -46,6 +53,7 @@ def signature(secret: str, body: bytes) -> str:
     return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
-def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> bool:
+def verify(secrets: Sequence[str], body: bytes, headers: Mapping[str, str]) -> bool:
+    """Signed with one of the secrets: after a rotation Shopify may sign with the old one for up to an hour."""
     given = headers.get("X-Shopify-Hmac-Sha256", "")
-    return bool(secret) and hmac.compare_digest(signature(secret, body), given)
+    return any(secret and hmac.compare_digest(signature(secret, body), given) for secret in secrets)

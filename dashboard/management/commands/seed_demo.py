@@ -110,18 +110,24 @@ class Command(BaseCommand):
             )
             shop.save()
         books, created = Module.objects.get_or_create(integration=integration, kind="economic")
-        if created or not books.connected:
+        # The sandbox's own agreement (its documented demo tokens only read, as e-conomic's do).
+        if created or not books.connected or books.get_credentials().get("app_secret_token") == "demo":
             books.base_url = f"{settings.SANDBOX_URL}/economic"
-            books.set_credentials({"app_secret_token": "demo", "agreement_grant_token": "demo"})
+            books.set_credentials(
+                {"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"}
+            )
+            # US sales tax goes on the sandbox agreement's product group 3 (account 7300 Skyldig salgsskat).
+            books.settings = {"sales_tax_group": 3, **books.settings}
             books.save()
         Connection.ensure_for(integration)
         Job.ensure_all(integration)
-        orders = integration.connections.get(flow="orders", source=shop, target=books)
-        if not orders.job.last_finished_at and not orders.active:
-            orders.active = True
-            orders.trigger = "webhook"
-            orders.save(update_fields=["active", "trigger"])
-            orders.job.start_now()
+        for flow in ("orders", "credit_notes"):
+            connection = integration.connections.get(flow=flow, source=shop, target=books)
+            if not connection.job.last_finished_at and not connection.active:
+                connection.active = True
+                connection.trigger = "webhook"
+                connection.save(update_fields=["active", "trigger"])
+                connection.job.start_now()
         return [shop, books]
 
     def demo_password(self) -> str:
