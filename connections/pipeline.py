@@ -257,9 +257,9 @@ def _finish(transfer: Transfer, outcome: Outcome) -> None:
         # What waited for this record to reach the receiving system (a refund, for its invoice) goes now: queued
         # when this transaction commits, so it finds the document made.
         waiting = HeldFor.record(connection.pk, transfer.source_ref)
-        Transfer.release_held(
-            transfer.integration, f"{transfer.reference or transfer.source_ref} was sent", waiting
-        )
+        if Transfer.any_held(transfer.integration_id, waiting):
+            sent = f"{transfer.reference or transfer.source_ref} was sent"
+            Transfer.release_held(transfer.integration, sent, waiting)
 
 
 def _hold(transfer: Transfer, reason: str) -> None:

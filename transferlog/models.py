@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +49,9 @@ PROCESS_TRANSFER = "connections.tasks.process_transfer"
 RESWEEP_AFTER = 10
 
 OPEN = [Status.PENDING, Status.RETRYING]
+HELD_EXISTS = (
+    "SELECT 1 FROM transferlog_transfer WHERE integration_id = %s AND status = %s AND held_for = %s LIMIT 1"
+)
 UNFINISHED = [*OPEN, Status.RUNNING, Status.HELD]
 # The outcomes Home, the reports and /metrics count, one column each in DailyCount.
 COUNTED = [Status.CREATED, Status.UPDATED, Status.SKIPPED, Status.WARNING, Status.HELD, Status.FAILED]
@@ -160,14 +164,15 @@ class Transfer(models.Model):
         self.__dict__.setdefault("_unsaved_states", []).append(state)
 
     def save_states(self) -> None:
-        TransferState.objects.bulk_create(self.__dict__.pop("_unsaved_states", []))
+        states = self.__dict__.pop("_unsaved_states", [])
+        sql.insert(TransferState, states, "transfer", "kind", "at", "note", "data")
 
     @classmethod
     def claim(cls, pk: int, task_id: str = "") -> Transfer | None:
         """Mark as running if pending or retrying, and load it with its connection; None if another worker has it
         or it is done. Two workers may get the same task: the conditional UPDATE lets one of them win. A task whose
         worker was killed mid-transfer is redelivered with the same id and takes its own claim over."""
-        claimed = sql.update(
+        transfer = sql.update_returning(
             cls,
             "id = %s AND (status IN (%s, %s) OR (status = %s AND task_id = %s AND task_id <> ''))",
             [pk, *OPEN, Status.RUNNING, task_id],
@@ -176,12 +181,17 @@ class Transfer(models.Model):
             task_id=task_id,
             updated=timezone.now(),
         )
-        if not claimed:
+        if transfer is None:
             return None
         # What the pipeline needs, in one query: the integration (once), the connection and both its modules.
-        transfer = cls.objects.select_related("integration", "connection__source", "connection__target").get(pk=pk)
-        if transfer.connection is not None:
-            transfer.connection.integration = transfer.integration
+        statement, kinds = _pipeline_context()
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [transfer.connection_id, transfer.integration_id])
+            integration, on, source, target = sql.instances(cursor.fetchone(), *kinds)
+        transfer.integration = integration
+        if on is not None:
+            on.integration, on.source, on.target = integration, source, target
+            transfer.connection = on
         return transfer
 
     def take_reservation(self, month: date) -> bool:
@@ -238,6 +248,14 @@ class Transfer(models.Model):
         for transfer in held.only("pk", "integration_id")[:10_000]:
             released += transfer.retry(because)
         return released
+
+    @classmethod
+    def any_held(cls, integration_id: int, held_for: str) -> bool:
+        """Whether the integration has a transfer held for `held_for`: asked after every create of a record others
+        may wait for, so one statement off the held index, written once."""
+        with connection.cursor() as cursor:
+            cursor.execute(HELD_EXISTS, [integration_id, Status.HELD, held_for])
+            return cursor.fetchone() is not None
 
     @classmethod
     def sweep(cls, overdue_seconds: int | None = None, dry_run: bool = False) -> int:
@@ -310,6 +328,28 @@ class Transfer(models.Model):
                 *changes,
             ]
             sql.update(Transfer, "id = %s", [self.pk], **{name: getattr(self, name) for name in fields})
+
+
+@cache
+def _pipeline_context() -> tuple[str, tuple[type[models.Model], ...]]:
+    """The statement that reads a claimed transfer's integration, connection and the connection's two modules (the
+    connection's floor is above this one: its models are found through the foreign keys), written once: the ORM would
+    compile it anew for every transfer."""
+    on = Transfer._meta.get_field("connection").related_model
+    module = on._meta.get_field("source").related_model
+    assert isinstance(on, type) and isinstance(module, type)
+    kinds = (Integration, on, module, module)
+    table = connection.ops.quote_name
+    source, target = (on._meta.get_field(name) for name in ("source", "target"))
+    assert isinstance(source, models.ForeignKey) and isinstance(target, models.ForeignKey)
+    statement = (
+        f"SELECT {sql.columns(Integration, 'i')}, {sql.columns(on, 'c')}, {sql.columns(module, 's')}, "  # noqa: S608 (our tables)
+        f"{sql.columns(module, 't')} FROM {table(Integration._meta.db_table)} i "
+        f"LEFT JOIN {table(on._meta.db_table)} c ON c.id = %s "
+        f"LEFT JOIN {table(module._meta.db_table)} s ON s.id = c.{table(source.column)} "
+        f"LEFT JOIN {table(module._meta.db_table)} t ON t.id = c.{table(target.column)} WHERE i.id = %s"
+    )
+    return statement, kinds
 
 
 def retention_groups() -> list[tuple[int, models.Q]]:

@@ -4,7 +4,7 @@ Keys come from CREDENTIALS_KEYS, newest first. MultiFernet encrypts with the fir
 so rotation is: prepend a new key, run `rotate()` over stored values, then drop the old key.
 """
 
-from functools import cache
+from functools import cache, lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -28,8 +28,15 @@ def encrypt(plaintext: str) -> str:
 
 
 def decrypt(token: str) -> str:
+    return _decrypted(token, tuple(settings.CREDENTIALS_KEYS))
+
+
+@lru_cache(maxsize=1024)
+def _decrypted(token: str, keys: tuple[str, ...]) -> str:
+    # Every transfer reads both its modules' credentials: each stored value is decrypted once per process (the
+    # plaintext is in this process's memory while it is used anyway).
     try:
-        return _current().decrypt(token.encode()).decode()
+        return _fernet(keys).decrypt(token.encode()).decode()
     except InvalidToken:
         raise DecryptionError("stored secret does not decrypt with any key in CREDENTIALS_KEYS") from None
 

@@ -10,6 +10,7 @@ reference, and a booked invoice is corrected by a credit note (a document with n
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -34,6 +35,8 @@ STATE = {"invoices/drafts": "draft", "orders/drafts": "order"}  # the mapping's 
 # The agreement's VAT chart is read once an hour per module (it changes when the accountant sets up a product group,
 # and saving the module's settings reads it again): no order waits for it.
 CHART_SECONDS = 3600
+CHART_IN_PROCESS_SECONDS = 60
+_CHARTS: dict[str, tuple[float, Chart]] = {}  # chart key -> (when read, the chart), in this process
 SETTINGS_LINK = "Systems > e-conomic > Settings, VAT"
 
 
@@ -81,6 +84,7 @@ class EconomicClient:
 
     def test(self) -> str:
         me = self._call("GET", "self").json()
+        _CHARTS.pop(self._chart_key, None)
         cache.delete_many(
             [self._chart_key, f"{self._chart_key}:lists"]
         )  # the agreement's VAT and lists are read again
@@ -112,11 +116,19 @@ class EconomicClient:
     # --- the VAT chart -------------------------------------------------------------------------------------
 
     def chart(self) -> Chart:
-        """Each product group's VAT rate in each VAT zone, as the agreement books it (kept an hour in the cache)."""
+        """Each product group's VAT rate in each VAT zone, as the agreement books it: kept an hour in the shared
+        cache, and a minute in each process (every order needs it)."""
+        kept = _CHARTS.get(self._chart_key)
+        if kept and time.monotonic() - kept[0] < CHART_IN_PROCESS_SECONDS:
+            return kept[1]
         if data := cache.get(self._chart_key):
-            return Chart.from_data(data)
-        chart = self.read_chart()
-        cache.set(self._chart_key, chart.to_data(), CHART_SECONDS)
+            chart = Chart.from_data(data)
+        else:
+            chart = self.read_chart()
+            cache.set(self._chart_key, chart.to_data(), CHART_SECONDS)
+        if len(_CHARTS) > 1000:
+            _CHARTS.clear()  # keys of settings saved since: let them go
+        _CHARTS[self._chart_key] = (time.monotonic(), chart)
         return chart
 
     def read_chart(self) -> Chart:
