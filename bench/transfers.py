@@ -214,7 +214,8 @@ def main() -> None:
             statuses = dict(
                 Transfer.objects.values_list("status").annotate(n=__import__("django").db.models.Count("id"))
             )
-            raise SystemExit(f"only {done} of {args.orders} orders were created: {statuses}")
+            reasons = set(Transfer.objects.exclude(status="created").values_list("reason", flat=True)[:5])
+            raise SystemExit(f"only {done} of {args.orders} orders were created: {statuses}; {reasons}")
 
         # Same starting point for the skeleton: a fresh sandbox with the same orders, empty transfer tables.
         control(base, "reset")

@@ -99,6 +99,9 @@ class Order(Lines):
     taxes_included: bool = True  # the shop's prices include its tax
     country_code: str = ""  # where the goods go: decides the VAT (domestic, EU, abroad)
     cancelled: bool = False  # cancelled in the shop
+    deleted: bool = (
+        False  # deleted in the shop (WooCommerce's trash): its draft is withdrawn, a booked invoice kept
+    )
     # What is left of the order after refunds and removed items: what the invoice minus its credit notes comes to.
     current_total: Decimal | None = None
     # Lines with what is left of each (refunded and removed quantities taken off): what a cancellation credits.
@@ -147,6 +150,24 @@ class StockLevel:
     sku: str
     available: int
     item_ref: str = ""  # the shop's id of the stock item, once a write has found it
+
+
+def spread(kind: LineKind, label: str, amount: Decimal, over: list[OrderLine]) -> list[OrderLine]:
+    """An amount taken off an order without goods (a refund of money only), spread over its tax rates as its lines'
+    gross is: each part with the tax it holds; the last part takes the cents. Without taxed lines, one line."""
+    gross: dict[Decimal, Decimal] = {}
+    for line in over:
+        gross[line.vat_rate] = gross.get(line.vat_rate, ZERO) + line.gross
+    total = sum(gross.values(), ZERO)
+    if not total:
+        return [OrderLine(kind, label, Decimal(1), amount, amount, ZERO, ZERO, taxable=False)]
+    parts, left = [], amount
+    for n, (rate, part) in enumerate(sorted(gross.items())):
+        share = left if n == len(gross) - 1 else money(amount * part / total)
+        left -= share
+        tax = money(share - share / (1 + rate))
+        parts.append(OrderLine(kind, label, Decimal(1), share - tax, share - tax, tax, rate, taxable=bool(rate)))
+    return [part for part in parts if part.gross]
 
 
 def to_data(obj: Any) -> dict:

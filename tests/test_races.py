@@ -226,3 +226,33 @@ def test_two_orders_of_one_new_customer_at_once_make_the_customer_once(sandboxed
     assert len(made) == 1
     assert sorted(Transfer.objects.values_list("status", flat=True)) == ["created", "created"]
     assert {d["customer"]["customerNumber"] for d in books["drafts"]} == {made[0]["customerNumber"]}
+
+
+def test_two_orders_with_one_new_product_at_once_make_the_product_once(sandboxed, sandbox, monkeypatch):
+    """Both orders find the product missing in e-conomic; without a claim both would POST it and e-conomic would
+    refuse the second (the number is taken), failing that order. The second waits, then finds it made."""
+    from connections import pipeline
+    from transferlog.models import Transfer
+
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)  # run here
+    sandbox.configure({"latency_ms": 150})  # time for both to find the product missing before either makes it
+    sandbox.create_product({"title": "Bell", "variants": [{"sku": "BELL", "price": "59.50"}]})  # not in e-conomic
+    orders = [
+        sandbox.create_order(
+            {
+                "country": "DK",
+                "financial_status": "paid",
+                "email": f"customer{n}@example.dk",
+                "line_items": [{"sku": "BELL", "quantity": 1}],
+                "shipping_lines": [],
+            }
+        )
+        for n in range(2)
+    ]
+    transfers = [pipeline.receive(sandboxed, str(o["id"]), o["name"], None, o) for o in orders]
+    run_together(*[lambda t=t: pipeline.process(t.pk) for t in transfers])
+    for transfer in Transfer.objects.filter(status="retrying"):
+        pipeline.process(transfer.pk)  # its turn again: the product exists now
+    assert sorted(Transfer.objects.values_list("status", flat=True)) == ["created", "created"]
+    products = [p for p in sandbox.summary()["economic"]["products"] if p["productNumber"] == "BELL"]
+    assert len(products) == 1

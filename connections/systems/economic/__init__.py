@@ -11,4 +11,6 @@ SYSTEM: Accounting = Accounting(
     settings_form=forms.SettingsForm,
     default_settings=forms.DEFAULT_SETTINGS,
     client=client.EconomicClient,
+    about="Orders become invoice drafts (or booked invoices, or orders) with the shop's VAT, refunds credit notes, "
+    "and stock levels go back to the shop. Connect it with your agreement's grant token.",
 )

@@ -173,7 +173,10 @@ class EconomicClient:
                 return Outcome("created", "", "created", mapping.target_ref)
             return Outcome("skipped", _booked(mapping.target_ref))
         if mapping.target_state in ("deleted", "credited"):
-            return Outcome("skipped", "The order was cancelled in the shop, and its document handled then")
+            # A sale again (restored from the trash, its cancellation undone): on a document of its own; the one it
+            # had was withdrawn or credited.
+            mapping.target_ref = mapping.target_state = ""
+            return self._save_order(order, mapping, path, "created", record, claim)
         if known and not self.settings["update_drafts"]:
             return Outcome("skipped", f"Draft {known} exists and updating drafts is off")
         return self._save_order(order, mapping, path, "updated" if known else "created", record, claim)
@@ -194,7 +197,7 @@ class EconomicClient:
             return self._booked_meanwhile(order, mapping)
         number = str(document[NUMBER_FIELD[path]])
         mapping.target_ref, mapping.target_state = number, STATE[path]
-        if problem := self._check_totals(path, number, document, order.total, planned, record, payload):
+        if problem := self._check_totals(path, number, document, order.total, planned, payload, record, claim):
             return Outcome("warning", problem, action, number)
         if self.settings["document_type"] == "booked":
             mapping.target_ref, mapping.target_state = self._book(number, record), "booked"
@@ -211,7 +214,7 @@ class EconomicClient:
         customer = self._customer(document.customer, document.currency, planned.zone, record, claim)
         if isinstance(customer, Outcome):
             return customer
-        if missing := self._make_products(planned, record):
+        if missing := self._make_products(planned.lines, planned.groups, record, claim):
             return missing
         return planned, customer
 
@@ -273,6 +276,13 @@ class EconomicClient:
             return Outcome("skipped", "Cancelled in the shop; its document was handled then")
         if mapping.target_state in ("draft", "order") and (deleted := self._delete(order, mapping, path, record)):
             return deleted
+        if order.deleted:
+            # Deleted in the shop, not cancelled: a booked sale stays booked (a shop tidying its old orders).
+            return Outcome(
+                "skipped",
+                f"Deleted in the shop; booked invoice {mapping.target_ref} in e-conomic is left as it is (credit it "
+                "there if the sale did not happen)",
+            )
         return self._credit_the_rest(order, mapping, record, claim)
 
     def _delete(self, order: Order, mapping: Mapping, path: str, record: Record) -> Outcome | None:
@@ -308,6 +318,12 @@ class EconomicClient:
         invoice = mapping.target_ref
         mapping.data = {**(mapping.data or {}), "refunds": order.refunds}
         remaining = [line for line in order.current_lines if line.gross]
+        if not remaining and order.left > 0:
+            return Outcome(
+                "failed",
+                f"Cancelled in the shop after refunds: {order.left} {order.currency} of booked invoice {invoice} is "
+                "not credited, and the shop does not say which of its lines that is: credit it in e-conomic",
+            )
         if not remaining:
             mapping.target_state = "credited"
             return Outcome("skipped", f"Cancelled in the shop; {_booked(invoice)}, and refunds credited it all")
@@ -355,8 +371,9 @@ class EconomicClient:
         document: dict,
         expected: Decimal,
         planned: Plan,
-        record: Record,
         payload: dict,
+        record: Record,
+        claim: Claim,
     ) -> str | None:
         """Compare e-conomic's gross and VAT with the shop's (`expected`; a credit note's are negative). Within the
         rounding threshold a correction line (on the rounding product, which must book no VAT) makes the gross
@@ -381,7 +398,7 @@ class EconomicClient:
             if not s["auto_create_products"]:
                 return f"{mismatch}: a rounding line needs product {product}, and creating products is off"
             group = int(s["product_group_no_vat"])
-            self._create_product(Line(product, "Rounding", Decimal(1), ZERO, group=group), record)
+            self._make_products([Line(product, "Rounding", Decimal(1), ZERO, group=group)], {}, record, claim)
         if not self.chart().books(group, planned.zone, ZERO):
             return f"{mismatch}: the rounding product {product} is in a product group with VAT in this VAT zone"
         correction = Line(product, "Rounding", Decimal(sign), -difference * sign)
@@ -421,16 +438,25 @@ class EconomicClient:
         record("answer", created, f"Customer {created['customerNumber']} created")
         return int(created["customerNumber"])
 
-    def _make_products(self, planned: Plan, record: Record) -> Outcome | None:
+    def _make_products(
+        self, lines: Iterable[Line], known: dict[str, int], record: Record, claim: Claim
+    ) -> Outcome | None:
         """Make every line's product that does not exist (list price, the group of its VAT); an Outcome when
-        making them is off."""
-        missing = {line.product: line for line in planned.lines if line.product not in planned.groups}
-        if missing and not self.settings["auto_create_products"]:
+        making them is off. Two orders with one new product at once make it once: each claims the product numbers it
+        makes (in order, so two never wait for each other), and makes only what is still missing then."""
+        missing = {line.product: line for line in lines if line.product not in known}
+        if not missing:
+            return None
+        if not self.settings["auto_create_products"]:
             return Outcome(
                 "failed", f"Products not found in e-conomic and creating them is off: {', '.join(sorted(missing))}"
             )
-        for line in missing.values():
-            self._create_product(line, record)
+        for number in sorted(missing):
+            claim(f"product {number}")  # Busy while another transfer holds it
+        made_meanwhile = self._groups(missing)
+        for number, line in sorted(missing.items()):
+            if number not in made_meanwhile:
+                self._create_product(line, record)
         return None
 
     def _create_product(self, line: Line, record: Record) -> None:
@@ -469,7 +495,7 @@ class EconomicClient:
         document = self._save("invoices/drafts", "", payload, record)
         number = str(document["draftInvoiceNumber"])
         if problem := self._check_totals(
-            "invoices/drafts", number, document, -credit.total, planned, record, payload
+            "invoices/drafts", number, document, -credit.total, planned, payload, record, claim
         ):
             return Outcome("warning", problem, "created", number)
         if book and self.settings["document_type"] == "booked":

@@ -60,6 +60,7 @@ DEFAULT_SETTINGS: Settings = {
     "discount_product_no_vat": "DISCOUNT-NOVAT",
     "default_product": "MISC",
     "refund_product": "REFUND",
+    "refund_product_no_vat": "REFUND-NOVAT",
     "rounding_product": "ROUNDING",
     "auto_create_products": True,
     "update_drafts": True,
@@ -154,8 +155,10 @@ class SettingsForm(forms.Form):
     discount_product_no_vat = _product("Product number for discounts without VAT")
     default_product = _product("Default product number", "For order lines without a SKU.")
     refund_product = _product(
-        "Product number for refunded amounts", "An amount refunded without goods (a refund's discrepancy)."
+        "Product number for refunded amounts with VAT",
+        "An amount refunded without goods: its VAT is credited at the order's rates.",
     )
+    refund_product_no_vat = _product("Product number for refunded amounts without VAT")
     rounding_product = _product("Product number for rounding corrections")
     auto_create_products = forms.BooleanField(required=False, label="Create missing products")
     update_drafts = forms.BooleanField(required=False, label="Update drafts when the order changes")

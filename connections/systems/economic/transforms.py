@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
@@ -217,16 +217,19 @@ def unit_and_discount(
     The list price rounded to the cent, and the discount it needs. Two-decimal percentages of a large amount step in
     more than a cent (1 % of 3,999.00 is 39.99; 0.01 % is 0.40), so with `exact` the unit price may move off the list
     price too (as little as it can) to make the line come to the shop's net to the cent (a single item always does).
-    What is left over, a cent or two, is for the document's rounding line."""
+    What is left over, a cent or two, is for the document's rounding line. A line that comes to more than its list
+    price to the cent (sold above it, or a list price of many decimals rounded down: 7 x 10.3914 is 72.74, 7 x 10.39
+    only 72.73) starts from the unit price just above what it comes to, with a small discount."""
     unit = money(unit_price)
-    full = quantity * unit
-    if money(full) == net:
+    if money(quantity * unit) == net:
         return unit, ZERO
-    if unit <= 0 or net < 0 or net > full:
-        # Sold above its list price, or no list price to discount from: priced as sold.
-        return money(net / quantity), ZERO
+    if unit <= 0 or net < 0:
+        return money(net / quantity), ZERO  # no list price to discount from: priced as sold
     if net == 0:
         return unit, HUNDRED  # given away
+    if net > quantity * unit:
+        unit = (net / quantity).quantize(CENT, rounding=ROUND_CEILING)
+    full = quantity * unit
     guess = ((1 - net / full) * 100).quantize(CENT, rounding=ROUND_HALF_UP)
     best: tuple[Decimal, Decimal, Decimal, Decimal] | None = None  # (gap, distance from the list price, unit, %)
     for step in range(-SEARCH, SEARCH + 1):
@@ -257,9 +260,10 @@ def product_number(line: OrderLine, settings: dict) -> str:
     """The product a line goes on: its SKU; else the module's product for its kind, with or without VAT."""
     if line.kind == "product":
         return line.sku or settings["default_product"]
-    if line.kind in ("adjustment", "rounding"):
-        return settings[f"{'refund' if line.kind == 'adjustment' else 'rounding'}_product"]
-    return settings[f"{line.kind}_product"] if line.vat_rate else settings[f"{line.kind}_product_no_vat"]
+    if line.kind == "rounding":
+        return settings["rounding_product"]
+    kind = "refund" if line.kind == "adjustment" else line.kind
+    return settings[f"{kind}_product"] if line.vat_rate else settings[f"{kind}_product_no_vat"]
 
 
 def new_product_group(rate: Decimal, taxable: bool, zone: int, chart: Chart, settings: dict) -> int:
@@ -292,11 +296,16 @@ def plan(
 
     `groups`: the product group of each product that exists in e-conomic (by number); a product that does not will be
     made in `new_product_group`. Discounts go on each line as a percentage, or on discount lines (one per discount
-    product, each booking the VAT of the lines it discounts) when the module says so."""
+    product, each booking the VAT of the lines it discounts) when the module says so. e-conomic works each line's VAT
+    out from its net; where that would be a cent off the tax the shop charged, the line's net moves by that cent onto
+    the rounding line (a product without VAT), so the document's VAT is the shop's to the cent."""
     where, zone = zone_for(country_code, any(line.tax for line in lines), settings)
     result = Plan(zone, groups=groups)
+    rounding_product = settings["rounding_product"]
+    rounding_group = groups.get(rounding_product) or int(settings["product_group_no_vat"])
+    can_round = chart.books(rounding_group, zone, ZERO)
     discounts: dict[str, tuple[Decimal, int]] = {}  # discount product -> (what its discounts come to, its group)
-    sales_tax = ZERO
+    sales_tax = rounding = ZERO
     held: dict[tuple[Decimal, str], list[str]] = {}  # (rate, why nothing books it) -> the lines it holds
     for line in lines:
         product = product_number(line, settings)
@@ -316,26 +325,13 @@ def plan(
             sales_tax += line.tax
         else:
             result.vat += line.tax
-        text = line.description + (f" ({', '.join(line.discount_codes)})" if line.discount_codes else "")
-        unit = money(line.unit_price)
-        # The document's line at a unit price and discount; a product made for it gets the list price and group.
-        line_at = partial(
-            Line, product, text, sign * line.quantity, group=group, price=unit, name=line.description
-        )
-        on_line = (
-            settings["discounts"] == "lines"
-            and line.kind == "product"
-            and line.net != money(line.quantity * unit)
-            and _discount_product(line, group, zone, chart, settings, groups)
-        )
-        if on_line:
-            number, discount_group = on_line
-            amount, _ = discounts.get(number, (ZERO, discount_group))
-            discounts[number] = (amount + line.net - money(line.quantity * unit), discount_group)
-            result.lines.append(line_at(unit))
-            continue
-        exact = settings["rounding"] == "line_price"
-        result.lines.append(line_at(*unit_and_discount(line.quantity, line.unit_price, line.net, exact)))
+        vat = chart.rate(group, zone) if route == "vat" and can_round else None
+        placed, discount, moved = _place(line, product, group, zone, chart, settings, groups, sign, vat)
+        result.lines.append(placed)
+        rounding += moved
+        if discount:
+            number, discount_group, amount = discount
+            discounts[number] = (discounts.get(number, (ZERO, 0))[0] + amount, discount_group)
     result.problems = _held(held, country_code)
     codes = sorted({code for line in lines for code in line.discount_codes})
     for number, (amount, group) in discounts.items():
@@ -346,7 +342,51 @@ def plan(
         group = groups.get(number) or int(settings["sales_tax_group"])
         text = f"Sales tax ({country_code})"
         result.lines.append(Line(number, text, Decimal(sign), sales_tax, group=group, name="Sales tax"))
+    if rounding:
+        result.lines.append(
+            Line(rounding_product, "Rounding", Decimal(sign), rounding, group=rounding_group, name="Rounding")
+        )
     return result
+
+
+def _place(
+    line: OrderLine,
+    product: str,
+    group: int,
+    zone: int,
+    chart: Chart,
+    settings: dict,
+    groups: dict[str, int],
+    sign: int,
+    vat: Decimal | None,
+) -> tuple[Line, tuple[str, int, Decimal] | None, Decimal]:
+    """The document's line for `line`; what it puts on a discount line, if anything; and the cents of its net that go
+    on the rounding line so that e-conomic's VAT on it (`vat`, its rate: None when not to be matched) is the shop's."""
+    text = line.description + (f" ({', '.join(line.discount_codes)})" if line.discount_codes else "")
+    unit = money(line.unit_price)
+    # The document's line at a unit price and discount; a product made for it gets the list price and group.
+    line_at = partial(Line, product, text, sign * line.quantity, group=group, price=unit, name=line.description)
+    listed = money(line.quantity * unit)
+    as_lines = settings["discounts"] == "lines" and line.kind == "product" and line.net != listed
+    if as_lines and (found := _discount_product(line, group, zone, chart, settings, groups)):
+        number, discount_group = found
+        return line_at(unit), (number, discount_group, line.net - listed), ZERO
+    exact = settings["rounding"] == "line_price"
+    placed = line_at(*unit_and_discount(line.quantity, line.unit_price, line.net, exact))
+    if not vat or money(line_net(line.quantity, placed) * vat) == line.tax:
+        return placed, None, ZERO
+    for cents in (1, -1, 2, -2, 3, -3):  # the net nearest the shop's whose VAT is the shop's tax
+        net = line.net + cents * CENT
+        if money(net * vat) == line.tax:
+            moved = line_at(*unit_and_discount(line.quantity, line.unit_price, net, exact))
+            if money(line_net(line.quantity, moved) * vat) == line.tax:
+                return moved, None, line.net - line_net(line.quantity, moved)
+    return placed, None, ZERO
+
+
+def line_net(quantity: Decimal, line: Line) -> Decimal:
+    """What e-conomic makes of a line (its quantity taken positive): quantity x unit price less the discount."""
+    return money(quantity * line.unit_price * (1 - line.discount / 100))
 
 
 def _discount_product(
