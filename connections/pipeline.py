@@ -117,7 +117,7 @@ def _process(transfer: Transfer) -> None:
     # Whatever the attempt's end, the mapping is released with it, in one transaction: the document the receiving
     # system made (the mapping), its usage and the transfer's outcome are recorded together. (When the database
     # itself is away, the attempt raises and the task runs again: its transfer takes its own lease back.)
-    claims = Claims(connection, holder=transfer.pk)
+    claims = Claims(connection, holder=transfer.pk, rerun=transfer.run_attempts > 1)
     end = _attempt(transfer, connection, data, mapping, claims)
     with transaction.atomic():
         mapping.release()
@@ -131,8 +131,9 @@ class Claims:
     notes what was made), let go with the transfer's end. Claims are kept on the connection that carries orders
     between the two systems, so a refund's credit note and an order share them."""
 
-    def __init__(self, connection: Connection, holder: int) -> None:
+    def __init__(self, connection: Connection, holder: int, rerun: bool = False) -> None:
         self.holder = holder
+        self.rerun = rerun  # an earlier attempt of the transfer ran: it may have died holding claims
         self.connection = connection
         if connection.flow != "orders":
             orders = Connection.objects.filter(
@@ -152,6 +153,13 @@ class Claims:
     def release(self) -> None:
         for mapping in self.held:
             mapping.release()
+        if self.rerun:
+            # What an attempt that died held and this one did not need again (the customer was made by then): let
+            # go now, not when its lease runs out, or others needing it would wait for that.
+            stale = Mapping.objects.filter(
+                connection=self.connection, leased_by=self.holder, source_ref__startswith="claim:"
+            )
+            stale.update(leased_until=None, leased_by=None)
 
 
 def _attempt(transfer: Transfer, connection: Connection, data: Raw, mapping: Mapping, claims: Claims) -> Ending:

@@ -297,3 +297,27 @@ def test_shops_that_transfer_paid_orders_transfer_refunded_ones_too(personas, co
     import_module("connections.migrations.0006_refunded_orders_are_sales").refunded_orders_are_sales(apps, None)
     shop.refresh_from_db()
     assert shop.settings["financial_states"] == ["paid", "partially_refunded", "refunded"]
+
+
+def test_a_claim_an_attempt_that_died_held_is_let_go_when_the_transfer_runs_again(sandboxed, sandbox, monkeypatch):
+    """The first attempt died holding the claim on a customer (its worker was killed); the next one finds the customer
+    made and claims nothing: the dead attempt's claim goes with it, not five minutes later."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from connections import pipeline
+    from connections.models import Mapping
+
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)
+    order = sandbox.create_order({"country": "DK", "financial_status": "paid"})
+    transfer = pipeline.receive(sandboxed, str(order["id"]), order["name"], None, order)
+    stale = Mapping.objects.create(
+        connection=sandboxed, source_ref="claim:left-by-the-dead-attempt", leased_by=transfer.pk,
+        leased_until=timezone.now() + timedelta(minutes=5),
+    )  # fmt: skip
+    Transfer.objects.filter(pk=transfer.pk).update(attempts=1)  # the attempt that died
+    pipeline.process(transfer.pk)
+    stale.refresh_from_db()
+    assert Transfer.objects.get(pk=transfer.pk).status == "created"
+    assert (stale.leased_by, stale.leased_until) == (None, None)

@@ -112,6 +112,11 @@ class Books:
             rows = self.query(
                 "SELECT status, count(*) FROM transferlog_transfer WHERE source_ref = ANY(%s) GROUP BY 1", accepted
             )
+            rows += self.query(
+                "SELECT status, reason FROM transferlog_transfer WHERE source_ref = ANY(%s) "
+                "AND status IN ('pending', 'retrying', 'running')",
+                accepted,
+            )
             logs = {
                 name: s.output()[-1500:] for name, s in self.stack.services.items() if name.startswith("worker")
             }
