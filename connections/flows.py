@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from connections.common import Outcome, StockLevel, to_data
-from connections.systems import JSON, Busy, Claim, Raw, Record, accounting, webshop
+from connections.systems import JSON, PARTIAL, Busy, Claim, Raw, Record, accounting, webshop
 from transferlog.models import HeldFor, Transfer
 
 if TYPE_CHECKING:
@@ -52,13 +52,23 @@ def fetch_orders(connection: Connection, since: datetime) -> Iterator[Fetched]:
 def send_order(connection: Connection, data: Raw, mapping: Mapping, record: Record, claim: Claim) -> Outcome:
     shop = webshop(connection.source.kind)
     settings = connection.source.settings_values()
-    cancelled = bool(data.get("cancelled_at"))  # a cancellation withdraws what was sent, whatever the state
-    if not cancelled and (reason := shop.transforms.skip_reason(data, settings)):
-        return Outcome("skipped", reason)
+    data = _whole(connection, "orders", data, record)
     order = shop.transforms.to_order(data, settings)
+    # A cancellation withdraws what was sent, whatever the order's state.
+    if not order.cancelled and (reason := shop.transforms.skip_reason(data, settings)):
+        return Outcome("skipped", reason)
     record("transformed", to_data(order), "In IEX's common format")
     books = accounting(connection.target.kind)
     return books.client(connection.target).send_order(order, mapping, record, claim)
+
+
+def _whole(connection: Connection, entity: str, data: Raw, record: Record) -> Raw:
+    """The record itself, or, when a webhook only announced it (PARTIAL), the whole record read from the shop."""
+    if not data.get(PARTIAL):
+        return data
+    whole = webshop(connection.source.kind).client(connection.source).whole(entity, data)
+    record("read", whole, f"Read from {connection.source.system.label}: its webhook only said which record")
+    return whole
 
 
 # --- credit notes: webshop > accounting ----------------------------------------------------------------------
@@ -80,6 +90,7 @@ def send_credit_note(connection: Connection, data: Raw, mapping: Mapping, record
     if orders is None:
         return Outcome("skipped", "No orders connection between these two systems: no invoice to credit")
     sold = Transfer.objects.filter(connection=orders, source_ref=order_ref).exclude(source_data=None)
+    sold = sold.exclude(source_data__has_key=PARTIAL)  # a webhook that only named the order (trashed) is no order
     sold = sold.order_by("-id")
     invoice = orders.mappings.filter(source_ref=order_ref).first()
     if invoice is None or not invoice.target_ref:
@@ -91,6 +102,7 @@ def send_credit_note(connection: Connection, data: Raw, mapping: Mapping, record
         return Outcome("held", waiting, held_for=held_for, reference=f"{named} refund" if named else "")
     shop = webshop(connection.source.kind)
     settings = connection.source.settings_values()
+    data = _whole(connection, "credit_notes", data, record)
     order = sold.values_list("source_data", flat=True).first() or shop.client(connection.source).order(order_ref)
     credit = shop.transforms.to_credit_note(data, order, settings)
     record("transformed", to_data(credit), f"Refund of {credit.order_reference} in IEX's common format")

@@ -31,8 +31,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from connections import pipeline
-from connections.models import Delivery, Module, QueuedDrain
-from connections.systems import SYSTEMS, WebhookReader
+from connections.models import Connection, Delivery, Module, QueuedDrain
+from connections.systems import SYSTEMS, SourceRef, WebhookReader
 from iex.lib import emails, queueing
 from iex.lib import secrets as credentials_crypto
 from iex.lib.batches import delete_in_batches
@@ -68,6 +68,8 @@ def _take(request: HttpRequest, token: str, *, fresh: bool) -> HttpResponse | No
     if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
         return refuse("too_large")
     body = request.body
+    if webhook_id := receiver.hooks.ping(body, request.headers):
+        return _ping(receiver, token, webhook_id)
     if not receiver.hooks.verify(receiver.secrets.valid(), body, request.headers):
         # Its secret may have changed since this process read it: only a secret read afresh refuses.
         return refuse("bad_signature") if receiver.fresh else None
@@ -86,6 +88,14 @@ def _take(request: HttpRequest, token: str, *, fresh: bool) -> HttpResponse | No
     if drain_flagged:
         enqueue(receiver.module_id)
     return HttpResponse("OK\n", content_type="text/plain")
+
+
+def _ping(receiver: Receiver, token: str, webhook_id: str) -> HttpResponse | None:
+    """A system checking the address (WooCommerce when a webhook is made): 200, and kept as ignored once per module
+    (a ping is unsigned: anyone with the address could send them)."""
+    note = f"A ping from {receiver.label}: its webhook {webhook_id} reaches IEX"
+    stored = _store(receiver, token, "ping", "ping", {}, b"", Delivery.Status.IGNORED, note, timezone.now())
+    return None if stored is None else HttpResponse("OK\n", content_type="text/plain")
 
 
 def _triage(hooks: WebhookReader, topic: str, body: bytes) -> tuple[str, str, datetime | None]:
@@ -150,6 +160,7 @@ class Secrets:
 class Receiver:
     module_id: int
     integration_id: int
+    label: str  # the system's
     hooks: WebhookReader
     secrets: Secrets
     credentials: str  # the ciphertext the secrets came from, as the module held it when read
@@ -176,7 +187,7 @@ def _receiver(token: str, fresh: bool) -> Receiver | None:
     except DecryptionError:
         logger.error("webhook secret of module %s cannot be decrypted", module_id)
         secrets = Secrets("")
-    receiver = Receiver(module_id, integration_id, system.webhooks, secrets, credentials, True)
+    receiver = Receiver(module_id, integration_id, system.label, system.webhooks, secrets, credentials, True)
     if len(_known) >= KNOWN_MAX:
         _known.clear()
     _known[token] = replace(receiver, fresh=False)
@@ -380,25 +391,45 @@ def _handle(delivery: Delivery) -> tuple[str, str]:
     module = delivery.module
     hooks = module.system.webhooks
     assert hooks is not None
-    entity = hooks.TOPICS.get(delivery.topic, "")
     if delivery.topic == "app/uninstalled":
         uninstalled(module)
         return Delivery.Status.PROCESSED, f"{module.system.label} was deactivated and the owners told"
-    connection = module.outgoing.filter(flow=entity).select_related("integration", "source", "target").first()
+    data = json.loads(bytes(delivery.body))
+    try:
+        records = [
+            (entity, record, hooks.record_ref(entity, record))
+            for entity, record in hooks.records(delivery.topic, data)
+        ]
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # Valid JSON, but not the record the topic promised: keep it for troubleshooting, say what is missing.
+        entity = hooks.TOPICS.get(delivery.topic, "")
+        return Delivery.Status.REJECTED, f"Not a {module.system.label} {entity} record IEX can read ({exc!r})"
+    connections = {
+        c.flow: c
+        for c in module.outgoing.filter(flow__in={entity for entity, _, _ in records}).select_related(
+            "integration", "source", "target"
+        )
+    }
+    outcomes = [_receive(module, connections.get(entity), entity, record, ref) for entity, record, ref in records]
+    status = (
+        Delivery.Status.PROCESSED
+        if any(s == Delivery.Status.PROCESSED for s, _ in outcomes)
+        else Delivery.Status.IGNORED
+    )
+    return status, "; ".join(note for _, note in outcomes)
+
+
+def _receive(
+    module: Module, connection: Connection | None, entity: str, record: dict[str, Any], ref: SourceRef
+) -> tuple[str, str]:
+    """One record of a delivery received on the connection of its flow: (the delivery's status for it, a note)."""
     if connection is None:
         return Delivery.Status.IGNORED, f"No {entity} connection from {module.system.label}"
     if connection.trigger != "webhook":
         return Delivery.Status.IGNORED, f"{connection.label} is schedule-driven: its job fetches changes"
-    data = json.loads(bytes(delivery.body))
-    try:
-        source_ref, reference, updated_at = hooks.record_ref(entity, data)
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        # Valid JSON, but not the record the topic promised: keep it for troubleshooting, say what is missing.
-        return Delivery.Status.REJECTED, f"Not a {module.system.label} {entity} record IEX can read ({exc!r})"
-    transfer = pipeline.receive(connection, source_ref, reference, updated_at, data)
-    if transfer is None:
-        return Delivery.Status.PROCESSED, "This version of the record was received before"
-    return Delivery.Status.PROCESSED, "Transfer received"
+    if pipeline.receive(connection, *ref, record) is None:
+        return Delivery.Status.PROCESSED, f"{ref[1]}: this version was received before"
+    return Delivery.Status.PROCESSED, f"{ref[1]}: transfer received"
 
 
 def uninstalled(module: Module) -> None:

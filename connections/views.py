@@ -1,15 +1,23 @@
+import secrets
 from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.cache import cache
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
 from connections.models import Connection, Module
@@ -74,6 +82,11 @@ def add_system(request: AuthedRequest, number: str) -> HttpResponse:
 def module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member(request, number)
     mod = _module(member, code)
+    # Back from the system's own page (authorize_module): it says whether the merchant let IEX in.
+    if request.GET.get("success") == "1":
+        messages.success(request, f"{mod.system.label} says it gave IEX a key: test the connection to be sure.")
+    elif request.GET.get("success") == "0":
+        messages.error(request, f"Access was not granted in {mod.system.label}: nothing changed.")
     return _render_module(request, mod)
 
 
@@ -89,6 +102,8 @@ def _render_module(
         "credentials_form": credentials_form or _credentials_form(request, mod),
         "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values(), module=mod),
         "connections": Connection.objects.filter(Q(source=mod) | Q(target=mod)).select_related("source", "target"),
+        # The system's own page can give IEX the credentials only when it can post them to IEX over HTTPS.
+        "can_authorize": mod.system.authorize is not None and settings.SITE_URL.startswith("https://"),
     }
     return render(request, "connections/module.html", ctx, status=status)
 
@@ -149,6 +164,66 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
     messages.info(request, f"Credentials for {mod.system.label} saved.")
     _test(request, mod)
     return redirect("module", number, mod.code)
+
+
+AUTHORIZE_SALT = "iex.connections.authorize"
+AUTHORIZE_SECONDS = 3600  # the merchant has an hour on the system's page
+
+
+@login_required
+@require_POST
+def authorize_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """Send the merchant to the system's own page to let IEX in (WooCommerce's key generation); the system posts the
+    credentials to `take_credentials`, and sends the browser back to the module's page."""
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    if mod.system.authorize is None:
+        raise Http404
+    site = (request.POST.get("site_url") or "").strip().rstrip("/")
+    try:
+        URLValidator(schemes=["https"])(site)
+    except ValidationError:
+        messages.error(request, f"Enter the https:// address of your {mod.system.label} shop.")
+        return redirect("module", number, mod.code)
+    once = secrets.token_urlsafe(16)  # the state is good for one post of credentials
+    cache.set(f"{AUTHORIZE_SALT}:{once}", str(mod.code), AUTHORIZE_SECONDS)
+    state = signing.dumps(
+        {"module": str(mod.code), "site": site, "once": once}, salt=AUTHORIZE_SALT, compress=True
+    )
+    callback = settings.SITE_URL + reverse("take_credentials", args=[mod.kind])
+    back = settings.SITE_URL + reverse("module", args=[number, mod.code])
+    return redirect(mod.system.authorize.url(site, state, back, callback))
+
+
+@csrf_exempt
+@require_POST
+def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
+    """The system's post of the credentials a merchant let IEX have (see authorize_module). It must answer 200 for the
+    system to keep them."""
+    system = SYSTEMS.get(kind)
+    if system is None or system.authorize is None:
+        raise Http404
+    try:
+        state, credentials = system.authorize.keys(request.body)
+        asked = signing.loads(state, salt=AUTHORIZE_SALT, max_age=AUTHORIZE_SECONDS)
+    except (ValueError, signing.BadSignature):
+        asked = {}
+    if not asked or cache.get(once := f"{AUTHORIZE_SALT}:{asked.get('once')}") != asked.get("module"):
+        return HttpResponse("These are not credentials IEX asked for (or they were given already)\n", status=400)
+    cache.delete(once)
+    mod = Module.objects.filter(code=asked["module"], kind=kind).first()
+    if mod is None:
+        return HttpResponse("The system they were asked for is no longer there\n", status=404)
+    try:
+        kept = mod.get_credentials()
+    except DecryptionError:
+        kept = {}
+    mod.set_credentials({**kept, "site_url": asked["site"], **credentials})
+    mod.base_url = ""  # the keys are the site's: never sent to another API address set before
+    mod.save(
+        update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
+    )
+    return HttpResponse("OK\n")
 
 
 @login_required

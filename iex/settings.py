@@ -419,7 +419,8 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     # The SDK logs every request at INFO; our wrapper logs what goes wrong.
-    "loggers": {"stripe": {"level": "WARNING"}},
+    # urllib3 logs each request's URL at DEBUG, query string and all (some shops' API keys travel there).
+    "loggers": {"stripe": {"level": "WARNING"}, "urllib3": {"level": "INFO"}},
 }
 
 # --- IEX ----------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Run the sandbox: `python -m sandbox --port 8900 --order-interval 30 --webhook-url URL --webhook-secret S`."""
+"""Run the sandbox: `python -m sandbox --port 8900 --order-interval 30 --webhook-url URL --webhook-secret S`
+(and for WooCommerce `--woocommerce-order-interval 30 --woocommerce-webhook-url URL --woocommerce-webhook-secret S`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--webhook-url", help="where to POST Shopify webhooks")
     parser.add_argument("--webhook-secret", help="the secret that signs the webhooks")
+    parser.add_argument(
+        "--woocommerce-order-interval",
+        type=float,
+        default=0,
+        help="create a WooCommerce order every N seconds (0: off)",
+    )
+    parser.add_argument("--woocommerce-webhook-url", help="where to POST WooCommerce webhooks")
+    parser.add_argument("--woocommerce-webhook-secret", help="the secret that signs the WooCommerce webhooks")
     parser.add_argument("--seed", type=int, help="seed for the order generator (default: random)")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
@@ -42,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
             refund_every=args.refund_every,
             webhook_url=args.webhook_url,
             webhook_secret=args.webhook_secret,
+            woocommerce_order_interval=args.woocommerce_order_interval,
+            woocommerce_webhook_url=args.woocommerce_webhook_url,
+            woocommerce_webhook_secret=args.woocommerce_webhook_secret,
             seed=args.seed,
         )
     except ValueError as exc:
@@ -50,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     sandbox.start()
     logging.getLogger("sandbox").info(
-        "Listening on %s (Shopify API base %s/shopify, e-conomic API base %s/economic, control %s/_sandbox/)",
+        "Listening on %s (Shopify API base %s/shopify, e-conomic API base %s/economic, WooCommerce store %s/woocommerce"
+        " with keys ck_sandbox / cs_sandbox, control %s/_sandbox/)",
+        sandbox.url,
         sandbox.url,
         sandbox.url,
         sandbox.url,

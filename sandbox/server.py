@@ -14,6 +14,21 @@ The control API needs no credentials and lives under /_sandbox/:
 - POST /_sandbox/shopify/webhooks/{topic}  body: a payload, whole -> 202, posted as Shopify would under {topic}
        (e.g. orders/create with Shopify's documented example order; the shop keeps orders and refunds posted so)
 - POST /_sandbox/shopify/products          body: overrides -> 201 the new product (products/create)
+- POST /_sandbox/woocommerce/orders        body: overrides (optional: status, prices_include_tax, line_items [{"sku",
+       "quantity"}], coupon {"code", "discount_type", "amount"}, fees [{"name", "total", "taxable"}], shipping
+       true/false/{"total"}, meta_data) -> 201 the new order (webhook order.created); 400 for bad overrides
+- POST /_sandbox/woocommerce/orders/{id}   body: {"status", "customer_note", "billing", ...} -> 200 the order
+       (order.updated)
+- POST /_sandbox/woocommerce/orders/{id}/refunds  body: {"line_items": [{"id" or "sku", "quantity"}], "amount"?,
+       "reason"?, "shipping": true?} or only {"amount", "reason"?} -> 201 the refund (order.updated); 422 in
+       WooCommerce's error shape for what it refuses (more than is left)
+- POST /_sandbox/woocommerce/orders/{id}/trash    -> 200 the order (order.deleted, body {"id"})
+- POST /_sandbox/woocommerce/orders/{id}/restore  -> 200 the order (order.restored)
+- POST /_sandbox/woocommerce/products      body: overrides (name, sku, regular_price, manage_stock, stock_quantity,
+       tax_class, variations [{"sku", "option", ...}]) -> 201 the new product (product.created, each variation too)
+- POST /_sandbox/woocommerce/webhooks/{topic}  body: a payload, whole -> 202, posted as WooCommerce would under
+       {topic} (e.g. order.created with the documented order 727; the store keeps an order posted so)
+- POST /_sandbox/woocommerce/ping          body: {"webhook_id"} (optional) -> 202, the ping a new webhook gets
 - POST /_sandbox/economic/products/{n}     body: {"available": n} -> 200 the e-conomic product
 - POST /_sandbox/economic/drafts/{n}/book  -> 201 the booked invoice (draft n booked as the accountant would)
 - POST /_sandbox/config                    body: settings to change -> 200 all settings
@@ -26,8 +41,10 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import queue
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -38,11 +55,12 @@ from types import NoneType
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox import economic, shopify
+from sandbox import economic, shopify, woocommerce
 from sandbox.common import BadRequest, Refusal, Request, Response, dispatch, json_response, route
 from sandbox.economic import EconomicState
 from sandbox.orders import Refused
 from sandbox.shopify import ShopifyState
+from sandbox.woocommerce import WooCommerceState, WooError
 
 logger = logging.getLogger("sandbox")
 WEBHOOK_TIMEOUT = 5  # seconds
@@ -102,6 +120,16 @@ SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "seed": (int, NoneType),
     "shopify_bucket_size": (int,),
     "shopify_leak_per_second": (int, float),
+    "woocommerce_consumer_key": (str,),
+    "woocommerce_consumer_secret": (str,),
+    "woocommerce_read_consumer_key": (str,),
+    "woocommerce_read_consumer_secret": (str,),
+    "woocommerce_strips_authorization": (bool,),
+    "woocommerce_plain_permalinks": (bool,),
+    "woocommerce_webhook_url": (str, NoneType),
+    "woocommerce_webhook_secret": (str, NoneType),
+    "woocommerce_order_interval": (int, float),
+    "woocommerce_legacy_tax_lines": (bool,),
 }
 
 
@@ -123,6 +151,18 @@ class Config:
     seed: int | None = None
     shopify_bucket_size: int = 40  # Shopify's leaky bucket: a benchmark may raise these
     shopify_leak_per_second: float = 2
+    # The WooCommerce store's REST API keys: read/write, and read only.
+    woocommerce_consumer_key: str = "ck_sandbox"
+    woocommerce_consumer_secret: str = "cs_sandbox"  # noqa: S105
+    woocommerce_read_consumer_key: str = "ck_sandbox_read"
+    woocommerce_read_consumer_secret: str = "cs_sandbox_read"  # noqa: S105
+    woocommerce_strips_authorization: bool = False  # the server drops the Authorization header (a security plugin)
+    woocommerce_plain_permalinks: bool = False  # WordPress's "Plain" permalinks: no /wp-json/, only ?rest_route=
+    woocommerce_webhook_url: str | None = None
+    woocommerce_webhook_secret: str | None = None
+    woocommerce_order_interval: float = 0  # seconds between generated WooCommerce orders; 0 = off
+    # Orders made while on are as a store older than WooCommerce 3.7 made them: tax lines without rate_percent (null).
+    woocommerce_legacy_tax_lines: bool = False
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply settings given in their JSON form, all or none; ValueError names a bad one."""
@@ -149,18 +189,22 @@ def _setting(name: str, value: Any) -> Any:
     if name not in SETTING_TYPES:
         raise ValueError(f"unknown setting {name!r}")
     _checked(name, value, *SETTING_TYPES[name])
-    if name in ("latency_ms", "order_interval", "refund_every") and value < 0:
+    if name in ("latency_ms", "order_interval", "refund_every", "woocommerce_order_interval") and value < 0:
         raise ValueError(f"{name} must not be negative")
     if name in ("shopify_bucket_size", "shopify_leak_per_second") and value <= 0:
         raise ValueError(f"{name} must be above 0")
-    if name == "webhook_url" and value is not None and not value.startswith(("http://", "https://")):
-        raise ValueError("webhook_url must be an http:// or https:// URL")
+    if (
+        name in ("webhook_url", "woocommerce_webhook_url")
+        and value is not None
+        and not value.startswith(("http://", "https://"))
+    ):
+        raise ValueError(f"{name} must be an http:// or https:// URL")
     return value
 
 
 def _checked(name: str, value: Any, *types: type) -> Any:
     """`value` if it has one of `types` (a boolean is no number); ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, types):
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         raise ValueError(f"{name} must be {' or '.join(each.__name__ for each in types)}, not {value!r}")
     return value
 
@@ -170,6 +214,7 @@ class State:
 
     shopify: ShopifyState
     economic: EconomicState
+    woocommerce: WooCommerceState
     requests: int  # API requests received (not control requests)
     webhooks_sent: int
     webhooks_failed: int
@@ -183,6 +228,7 @@ class State:
         """Back to the initial state; the config stays."""
         self.shopify = ShopifyState(self.config.seed)
         self.economic = EconomicState()
+        self.woocommerce = WooCommerceState(self.config.seed)
         self.requests = 0
         self.webhooks_sent = 0
         self.webhooks_failed = 0
@@ -191,6 +237,7 @@ class State:
         return {
             "shopify": {"orders": len(self.shopify.orders), "products": len(self.shopify.products)},
             "economic": self.economic.summary(),
+            "woocommerce": self.woocommerce.summary(),  # its webhooks are counted there
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
             "requests": self.requests,
@@ -225,9 +272,24 @@ def _answer_economic(state: State, request: Request) -> Response:
     )
 
 
+def _answer_woocommerce(state: State, request: Request) -> Response:
+    return woocommerce.handle(state.woocommerce, request, _woocommerce_settings(state.config))
+
+
+def _woocommerce_settings(config: Config) -> woocommerce.Settings:
+    return woocommerce.Settings(
+        (config.woocommerce_consumer_key, config.woocommerce_consumer_secret),
+        (config.woocommerce_read_consumer_key, config.woocommerce_read_consumer_secret),
+        config.woocommerce_strips_authorization,
+        config.woocommerce_plain_permalinks,
+    )
+
+
 APIS = (
     _Api("/shopify/admin/", _answer_shopify, shopify.error, shopify.HEADERS, _admit_shopify),
     _Api("/economic/", _answer_economic, economic.error, {}),
+    # The store's whole site: its REST API under /woocommerce/wp-json/ (or ?rest_route=), its pages around it.
+    _Api(woocommerce.PREFIX, _answer_woocommerce, woocommerce.error, {}),
 )
 
 
@@ -242,14 +304,28 @@ class Sandbox:
         self._server = _Server((host, port), self)  # bound and listening from here on
         self.url = f"http://{host}:{self._server.server_port}"
         self._wake = threading.Event()  # makes the order timer re-read its interval, or stop
+        self._woocommerce_wake = threading.Event()  # the same for the WooCommerce order timer
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        # WooCommerce webhooks go out one at a time, in the order the store made them, from one thread.
+        self._woocommerce_outbox: queue.Queue[list[urllib.request.Request] | None] = queue.Queue()
+        self._woocommerce_sender: threading.Thread | None = None
 
     def start(self) -> Sandbox:
-        """Serve (and run the order timer) in daemon threads; the socket is listening already."""
+        """Serve (and run the order timers) in daemon threads; the socket is listening already."""
+        config = self.state.config
         for name, target in (
             ("sandbox-http", lambda: self._server.serve_forever(poll_interval=0.1)),
-            ("sandbox-orders", self._run_order_timer),
+            (
+                "sandbox-orders",
+                lambda: self._run_order_timer(self._wake, lambda: config.order_interval, self._make_shopify_order),
+            ),
+            (
+                "sandbox-woocommerce-orders",
+                lambda: self._run_order_timer(
+                    self._woocommerce_wake, lambda: config.woocommerce_order_interval, self._make_woocommerce_order
+                ),
+            ),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -260,6 +336,8 @@ class Sandbox:
         """Stop serving and close the socket; webhooks still in flight are abandoned."""
         self._stopping = True
         self._wake.set()
+        self._woocommerce_wake.set()
+        self._woocommerce_outbox.put(None)
         if self._threads:
             self._server.shutdown()
         self._server.server_close()
@@ -274,7 +352,9 @@ class Sandbox:
             for api in APIS:
                 if request.path.startswith(api.prefix):
                     return self._answer_api(api, request)
-            return _control_error(404, "Not found: the APIs live under /shopify/admin/ and /economic/")
+            return _control_error(
+                404, "Not found: the APIs live under /shopify/admin/, /economic/ and /woocommerce/wp-json/"
+            )
         except Exception:
             logger.exception("Could not answer %s %s", request.method, request.path)
             return _control_error(500, "The sandbox failed; see its log")
@@ -296,6 +376,7 @@ class Sandbox:
         else:
             with self.state.lock:
                 response = api.answer(self.state, request)
+                self._send_woocommerce_events()  # what a write to the store announces (none for other APIs)
         if not isinstance(admitted, Response):
             response.headers.update(admitted)
         response.headers.update(api.headers)
@@ -376,6 +457,7 @@ class Sandbox:
         with self.state.lock:
             self.state.config.update(changes)
             self._wake.set()
+            self._woocommerce_wake.set()
             return asdict(self.state.config)
 
     def summary(self) -> dict[str, Any]:
@@ -413,20 +495,34 @@ class Sandbox:
                 else:
                     self.state.webhooks_failed += 1
 
-    def _run_order_timer(self) -> None:
-        """Create an order every `order_interval` seconds while it is above 0 (a new interval applies at once), and
-        with every `refund_every`-th, refund an item of an earlier paid order, as customers send things back."""
+    def _run_order_timer(
+        self, wake: threading.Event, interval: Callable[[], float], make: Callable[[int], None]
+    ) -> None:
+        """Call `make(n)` for the n-th order every `interval()` seconds while that is above 0 (a new interval applies
+        at once, when `wake` is set)."""
         made = 0
         while not self._stopping:
-            interval = self.state.config.order_interval
-            if self._wake.wait(interval if interval > 0 else None):
-                self._wake.clear()
+            seconds = interval()
+            if wake.wait(seconds if seconds > 0 else None):
+                wake.clear()
                 continue
-            logger.info("Created order %s", self.create_order({})["name"])
             made += 1
-            every = self.state.config.refund_every
-            if every and made % every == 0 and (refund := self._refund_something()):
-                logger.info("Refunded an item of order %s", refund["order_id"])
+            make(made)
+
+    def _make_shopify_order(self, made: int) -> None:
+        """A Shopify order, and with every `refund_every`-th, a refund of an item of an earlier paid order, as
+        customers send things back."""
+        logger.info("Created order %s", self.create_order({})["name"])
+        every = self.state.config.refund_every
+        if every and made % every == 0 and (refund := self._refund_something()):
+            logger.info("Refunded an item of order %s", refund["order_id"])
+
+    def _make_woocommerce_order(self, made: int) -> None:
+        """A WooCommerce order, and with every `refund_every`-th, a refund of an item of an earlier one."""
+        logger.info("Created WooCommerce order %s", self.woocommerce_create_order({})["number"])
+        every = self.state.config.refund_every
+        if every and made % every == 0 and (refunded := self._woocommerce_refund_something()):
+            logger.info("Refunded an item of WooCommerce order %s", refunded)
 
     def _refund_something(self) -> dict[str, Any] | None:
         """One item of the latest paid order that has one left, refunded."""
@@ -444,6 +540,164 @@ class Sandbox:
         except Refused as exc:
             logger.info("Could not refund order %s: %s", order_id, exc)
             return None
+
+    def _woocommerce_refund_something(self) -> int | None:
+        """One unit of the first line with units left of the latest earlier processing or completed WooCommerce
+        order, refunded; that order's id."""
+        with self.state.lock:
+            shop = self.state.woocommerce
+            for order in reversed(list(shop.orders.values())[:-1]):
+                refunded = shop.refunded_units(order["id"])
+                line = next((i for i in order["line_items"] if i["quantity"] > refunded.get(i["id"], 0)), None)
+                if order["status"] in ("processing", "completed") and line is not None:
+                    order_id, line_id = int(order["id"]), line["id"]
+                    break
+            else:
+                return None
+        try:
+            self.woocommerce_refund_order(order_id, {"line_items": [{"id": line_id, "quantity": 1}]})
+        except (WooError, ValueError) as exc:
+            logger.info("Could not refund WooCommerce order %s: %s", order_id, exc)
+            return None
+        return order_id
+
+    # WooCommerce ---------------------------------------------------------------------------------------------------
+
+    def woocommerce_create_order(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """A new WooCommerce order (see `WooCommerceState.create_order`), announced by order.created; ValueError
+        for bad overrides."""
+        with self.state.lock:
+            legacy = self.state.config.woocommerce_legacy_tax_lines
+            order = self.state.woocommerce.create_order(overrides, legacy_tax_lines=legacy)
+            self._send_woocommerce_events()
+            return woocommerce.render_order(order, self._woocommerce_links())
+
+    def woocommerce_update_order(self, order_id: int, changes: dict[str, Any]) -> dict[str, Any] | None:
+        """Change an order (see `WooCommerceState.update_order`), announced by order.updated; None if there is no
+        such order."""
+        with self.state.lock:
+            order = self.state.woocommerce.orders.get(order_id)
+            if order is None:
+                return None
+            self.state.woocommerce.update_order(order, changes)
+            self._send_woocommerce_events()
+            return woocommerce.render_order(order, self._woocommerce_links())
+
+    def woocommerce_refund_order(self, order_id: int, body: Any) -> dict[str, Any] | None:
+        """Refund part of an order (see `WooCommerceState.refund_order`), announced by order.updated; the refund,
+        or None if there is no such order. Raises WooError (what WooCommerce refuses) and ValueError."""
+        with self.state.lock:
+            order = self.state.woocommerce.orders.get(order_id)
+            if order is None:
+                return None
+            refund = self.state.woocommerce.refund_order(order, body)
+            self._send_woocommerce_events()
+            return woocommerce.render_refund(refund, order_id, self._woocommerce_links())
+
+    def woocommerce_trash_order(self, order_id: int) -> dict[str, Any] | None:
+        """Move an order to the trash: order.deleted with {"id"}; None if there is no such order."""
+        with self.state.lock:
+            order = self.state.woocommerce.orders.get(order_id)
+            if order is None:
+                return None
+            self.state.woocommerce.trash_order(order)
+            self._send_woocommerce_events()
+            return woocommerce.render_order(order, self._woocommerce_links())
+
+    def woocommerce_restore_order(self, order_id: int) -> dict[str, Any] | None:
+        """Take an order out of the trash: order.restored; None if there is no such order."""
+        with self.state.lock:
+            order = self.state.woocommerce.orders.get(order_id)
+            if order is None:
+                return None
+            self.state.woocommerce.restore_order(order)
+            self._send_woocommerce_events()
+            return woocommerce.render_order(order, self._woocommerce_links())
+
+    def woocommerce_post_webhook(self, topic: str, payload: dict[str, Any]) -> None:
+        """Post a payload given whole (the documented order 727, say) as WooCommerce would, signed; an order is
+        kept by the store so the REST API answers for it too."""
+        with self.state.lock:
+            self.state.woocommerce.keep_posted(topic, payload)
+            self._send_woocommerce_events()
+
+    def woocommerce_ping(self, webhook_id: int = 1) -> None:
+        """Post the ping WooCommerce sends a new webhook's address; ValueError if no woocommerce_webhook_url is
+        set."""
+        with self.state.lock:
+            url = self.state.config.woocommerce_webhook_url
+            if not url:
+                raise ValueError("woocommerce_webhook_url is not set")
+            self._queue_woocommerce([woocommerce.ping_request(url, webhook_id)])
+
+    def woocommerce_create_product(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """A new WooCommerce product (see `WooCommerceState.add_product`), announced by product.created."""
+        with self.state.lock:
+            made = self.state.woocommerce.add_product(overrides)
+            self._send_woocommerce_events()
+            return woocommerce.render_product(made[0], self._woocommerce_links())
+
+    def _woocommerce_links(self) -> woocommerce.Links:
+        return woocommerce.Links(f"{self.url}{woocommerce.PREFIX}", self.state.config.woocommerce_plain_permalinks)
+
+    def _send_woocommerce_events(self) -> None:
+        """Queue the webhooks the store announced, signed, when a URL and a secret are set (the caller holds the
+        lock): each body is the resource as the REST API shows it now."""
+        events = self.state.woocommerce.take_events()
+        url, secret = self.state.config.woocommerce_webhook_url, self.state.config.woocommerce_webhook_secret
+        if events and url and secret:
+            links = self._woocommerce_links()
+            source = f"{links.site}/"  # home_url('/')
+            self._queue_woocommerce(
+                [
+                    woocommerce.webhook_request(
+                        url, secret, event.topic, woocommerce.payload_of(event, links), source
+                    )
+                    for event in events
+                ]
+            )
+
+    def _queue_woocommerce(self, deliveries: list[urllib.request.Request]) -> None:
+        self._woocommerce_outbox.put(deliveries)
+        if self._woocommerce_sender is None:
+            self._woocommerce_sender = threading.Thread(
+                target=self._send_woocommerce, name="sandbox-woocommerce-webhooks", daemon=True
+            )
+            self._woocommerce_sender.start()
+
+    def _send_woocommerce(self) -> None:
+        while (deliveries := self._woocommerce_outbox.get()) is not None:
+            for request in deliveries:
+                delivered = _post_woocommerce(request)
+                with self.state.lock:
+                    if delivered:
+                        self.state.woocommerce.webhooks_sent += 1
+                    else:
+                        self.state.woocommerce.webhooks_failed += 1
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # WooCommerce posts with redirection 0: a redirect is the answer
+
+
+_WOOCOMMERCE_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
+def _post_woocommerce(request: urllib.request.Request) -> bool:
+    """POST a WooCommerce webhook; delivered when answered 200-302, as WC_Webhook counts a success."""
+    try:
+        with _WOOCOMMERCE_OPENER.open(request, timeout=WEBHOOK_TIMEOUT) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+        exc.close()
+    except (OSError, ValueError) as exc:
+        logger.warning("WooCommerce webhook to %s failed: %s", request.full_url, exc)
+        return False
+    if not 200 <= status <= 302:
+        logger.warning("WooCommerce webhook to %s answered %s", request.full_url, status)
+    return 200 <= status <= 302
 
 
 class _Server(ThreadingHTTPServer):
@@ -485,8 +739,10 @@ def make_server(host: str = "127.0.0.1", port: int = 8900, **config: Any) -> San
     """A sandbox listening on host:port (port 0 picks a free port; `.url` tells which); `.start()` serves.
 
     `config` takes the settings of POST /_sandbox/config (shopify_token, economic_app_secret_token,
-    economic_agreement_grant_token, latency_ms, order_interval, webhook_url, webhook_secret, faults,
-    shopify_bucket_size, shopify_leak_per_second) and `seed`.
+    economic_agreement_grant_token, latency_ms, order_interval, refund_every, webhook_url, webhook_secret, faults,
+    shopify_bucket_size, shopify_leak_per_second, the woocommerce_* keys, woocommerce_strips_authorization,
+    woocommerce_plain_permalinks, woocommerce_webhook_url, woocommerce_webhook_secret,
+    woocommerce_order_interval, woocommerce_legacy_tax_lines) and `seed`.
     Raises ValueError for a bad setting.
     """
     settings = Config()
@@ -587,6 +843,84 @@ def _reset(sandbox: Sandbox, request: Request) -> Response:
     return json_response(200, sandbox.reset())
 
 
+def _woocommerce_error(exc: WooError) -> Response:
+    return json_response(exc.status, exc.body)
+
+
+def _new_woocommerce_order(sandbox: Sandbox, request: Request) -> Response:
+    try:
+        return json_response(201, sandbox.woocommerce_create_order(_object(request)))
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+
+
+def _change_woocommerce_order(sandbox: Sandbox, request: Request, order_id: str) -> Response:
+    try:
+        order = sandbox.woocommerce_update_order(int(order_id), _object(request))
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+    return json_response(200, order) if order else _control_error(404, f"No WooCommerce order {order_id}")
+
+
+def _refund_woocommerce_order(sandbox: Sandbox, request: Request, order_id: str) -> Response:
+    try:
+        made = sandbox.woocommerce_refund_order(int(order_id), _object(request))
+    except WooError as exc:
+        return _woocommerce_error(exc)
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+    return json_response(201, made) if made else _control_error(404, f"No WooCommerce order {order_id}")
+
+
+def _trash_woocommerce_order(sandbox: Sandbox, request: Request, order_id: str) -> Response:
+    try:
+        order = sandbox.woocommerce_trash_order(int(order_id))
+    except WooError as exc:
+        return _woocommerce_error(exc)
+    return json_response(200, order) if order else _control_error(404, f"No WooCommerce order {order_id}")
+
+
+def _restore_woocommerce_order(sandbox: Sandbox, request: Request, order_id: str) -> Response:
+    try:
+        order = sandbox.woocommerce_restore_order(int(order_id))
+    except WooError as exc:
+        return _woocommerce_error(exc)
+    return json_response(200, order) if order else _control_error(404, f"No WooCommerce order {order_id}")
+
+
+def _new_woocommerce_product(sandbox: Sandbox, request: Request) -> Response:
+    try:
+        return json_response(201, sandbox.woocommerce_create_product(_object(request)))
+    except WooError as exc:
+        return _woocommerce_error(exc)
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+
+
+def _post_woocommerce_webhook(sandbox: Sandbox, request: Request, topic: str) -> Response:
+    resource, _, event = topic.partition(".")
+    if resource not in ("order", "product", "coupon", "customer") or event not in (
+        "created",
+        "updated",
+        "deleted",
+        "restored",
+    ):
+        return _control_error(400, f"{topic} is not a WooCommerce webhook topic")
+    sandbox.woocommerce_post_webhook(topic, _object(request))
+    return json_response(202, {"posted": topic})
+
+
+def _ping_woocommerce(sandbox: Sandbox, request: Request) -> Response:
+    webhook_id = _object(request).get("webhook_id", 1)
+    if isinstance(webhook_id, bool) or not isinstance(webhook_id, int):
+        return _control_error(400, "webhook_id must be an integer")
+    try:
+        sandbox.woocommerce_ping(webhook_id)
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+    return json_response(202, {"pinged": webhook_id})
+
+
 def _content_type(body: str) -> str:
     try:
         json.loads(body)
@@ -602,6 +936,14 @@ CONTROL_ROUTES = [
     route("POST", r"/_sandbox/shopify/orders/(\d+)/cancel", _cancel_order),
     route("POST", r"/_sandbox/shopify/webhooks/(\w+/\w+)", _post_webhook),
     route("POST", r"/_sandbox/shopify/products", _new_product),
+    route("POST", r"/_sandbox/woocommerce/orders", _new_woocommerce_order),
+    route("POST", r"/_sandbox/woocommerce/orders/(\d+)", _change_woocommerce_order),
+    route("POST", r"/_sandbox/woocommerce/orders/(\d+)/refunds", _refund_woocommerce_order),
+    route("POST", r"/_sandbox/woocommerce/orders/(\d+)/trash", _trash_woocommerce_order),
+    route("POST", r"/_sandbox/woocommerce/orders/(\d+)/restore", _restore_woocommerce_order),
+    route("POST", r"/_sandbox/woocommerce/products", _new_woocommerce_product),
+    route("POST", r"/_sandbox/woocommerce/webhooks/(\w+\.\w+)", _post_woocommerce_webhook),
+    route("POST", r"/_sandbox/woocommerce/ping", _ping_woocommerce),
     route("POST", r"/_sandbox/economic/products/([^/]+)", _set_economic_available),
     route("POST", r"/_sandbox/economic/drafts/(\d+)/book", _book_economic_draft),
     route("POST", r"/_sandbox/config", _configure),

@@ -320,10 +320,12 @@ def test_purge_transfers_deletes_what_is_past_retention_and_says_how_many(connec
 def test_seed_demo_ends_with_a_summary_line(settings, tmp_path):
     settings.VAR_DIR = tmp_path
     first = run("seed_demo").splitlines()
-    integration = Integration.objects.get(name="Demo Shop")
-    assert first[-1] == (
-        f"seed_demo: created {integration.number} (Demo Shop) owned by demo@iex.local, shopify and economic in the "
-        "sandbox"
-    )
+    shopify, woocommerce = (Integration.objects.get(name=name) for name in ("Demo Shop", "Demo WooCommerce"))
+    assert first[-2:] == [
+        f"seed_demo: created {shopify.number} (Demo Shop) owned by demo@iex.local, shopify and economic in the "
+        "sandbox",
+        f"seed_demo: created {woocommerce.number} (Demo WooCommerce) owned by demo@iex.local, woocommerce and "
+        "economic in the sandbox",
+    ]
     assert any("Log in at" in line and "demo@iex.local" in line for line in first)  # what `make run` shows
     assert run("seed_demo").splitlines()[-1] == first[-1].replace("created", "refreshed")

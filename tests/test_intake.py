@@ -84,7 +84,7 @@ def test_another_event_for_the_same_order_version_makes_no_second_transfer(
         post(webhook.source, ORDER, topic="orders/paid", event="evt-2")
     assert Delivery.objects.count() == 2
     assert Transfer.objects.count() == 1
-    assert Delivery.objects.get(event_id="evt-2").note == "This version of the record was received before"
+    assert Delivery.objects.get(event_id="evt-2").note == "#1042: this version was received before"
 
 
 def test_bad_signature_is_401_and_nothing_is_stored(webhook):

@@ -19,8 +19,8 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
     first = seed(capsys)
     second = seed(capsys)
     assert first == second
-    assert Integration.objects.count() == 1
-    integration = Integration.objects.get()
+    assert Integration.objects.count() == 2  # a Shopify and a WooCommerce demo
+    integration = Integration.objects.get(name="Demo Shop")
     assert first["integration"] == {
         "number": integration.number,
         "name": "Demo Shop",
@@ -33,6 +33,12 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
     assert (books["kind"], books["webhook_secret"]) == ("economic", "")
     orders = integration.connections.get(flow="orders")
     assert orders.active and orders.trigger == "webhook"
+    shopify, woocommerce = first["integrations"]
+    assert shopify == {"number": integration.number, "name": "Demo Shop", "modules": first["modules"]}
+    assert [(m["kind"], m["base_url"]) for m in woocommerce["modules"]] == [
+        ("woocommerce", f"{settings.SANDBOX_URL}/woocommerce"), ("economic", f"{settings.SANDBOX_URL}/economic"),
+    ]  # fmt: skip
+    assert woocommerce["modules"][0]["webhook_secret"] != shop["webhook_secret"]
 
     client = Client()
     response = client.post(

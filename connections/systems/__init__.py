@@ -28,7 +28,7 @@ from collections import abc
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from django import forms
 
@@ -50,6 +50,11 @@ Record = Callable[[str, JSON, str], None]
 # Claims a key of the receiving system for this transfer (a customer it may create): the claim's Mapping, to note
 # what it made on (target_ref), kept until the transfer ends. Raises Busy while another transfer holds it.
 Claim = Callable[[str], "Mapping"]
+
+
+# Marks a record a webhook only announced (a refund an order lists, a trashed order's id): the flow reads it whole
+# from its system (WebshopClient.whole) before sending it.
+PARTIAL = "_partial"
 
 
 class Busy(Exception):
@@ -78,6 +83,10 @@ class WebshopClient(Protocol):
 
     def products_since(self, since: datetime) -> Iterable[Raw]:
         """Every product created or changed since `since`, as the shop gives it."""
+        ...
+
+    def whole(self, entity: str, record: Raw) -> Raw:
+        """The whole record a webhook only announced (marked PARTIAL), read from the shop."""
         ...
 
     def set_stock(self, levels: list[StockLevel]) -> list[Raw]:
@@ -163,9 +172,19 @@ class WebhookReader(Protocol):
         ("" when the system gives none that stays the same)."""
         ...
 
+    def ping(self, body: bytes, headers: abc.Mapping[str, str]) -> str:
+        """The id a system's check of the address gives ("" for anything else): a ping is answered 200 and kept,
+        without a signature to check (WooCommerce signs none)."""
+        ...
+
+    def records(self, topic: str, record: Raw) -> list[tuple[str, Raw]]:
+        """(entity, record) of each record a delivery's body is or announces: its own, and records it only names
+        (a refund an order lists), marked PARTIAL for the flow to read them whole from the system."""
+        ...
+
     def record_ref(self, entity: str, record: Raw) -> SourceRef:
-        """The reference of the record a delivery's body is (raises KeyError, TypeError or ValueError when the body
-        is not the record its topic promised)."""
+        """The reference of a record a delivery carries (raises KeyError, TypeError or ValueError when the body is
+        not the record its topic promised)."""
         ...
 
 
@@ -182,6 +201,17 @@ class SettingsForm(Protocol):
     ) -> forms.Form: ...
 
 
+@dataclass(frozen=True)
+class Authorize:
+    """A system's own page where the merchant lets IEX in, after which the system posts IEX the credentials
+    (WooCommerce's key generation): connecting without copying keys by hand."""
+
+    # (the system's address, IEX's signed state, where the browser comes back, where the system posts) -> the page
+    url: Callable[[str, str, str, str], str]
+    # The system's post to IEX -> (the state IEX gave, the credentials); ValueError when it is not one.
+    keys: Callable[[bytes], tuple[str, dict[str, Any]]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class _System:
     kind: str
@@ -189,8 +219,12 @@ class _System:
     credentials_form: type[forms.Form]
     settings_form: SettingsForm
     default_settings: Settings
-    # Systems that post webhooks to /hooks/<token>/: how they are verified and read.
+    about: str  # what it does in IEX and how it is connected, for the Systems page
+    # Systems that post webhooks to /hooks/<token>/: how they are verified and read, and how the merchant sets
+    # them up in the system (shown beside the address).
     webhooks: WebhookReader | None = None
+    webhook_setup: str = ""
+    authorize: Authorize | None = None
 
     @property
     def posts_webhooks(self) -> bool:
@@ -230,6 +264,8 @@ def accounting(kind: str) -> Accounting:
 
 
 # The kinds import the classes above from this module, so they are imported after them.
-from connections.systems import economic, shopify  # noqa: E402
+from connections.systems import economic, shopify, woocommerce  # noqa: E402
 
-SYSTEMS: dict[str, System] = {system.kind: system for system in (shopify.SYSTEM, economic.SYSTEM)}
+SYSTEMS: dict[str, System] = {
+    system.kind: system for system in (shopify.SYSTEM, woocommerce.SYSTEM, economic.SYSTEM)
+}

@@ -12,4 +12,9 @@ SYSTEM: Webshop = Webshop(
     client=client.ShopifyClient,
     transforms=transforms,
     webhooks=webhooks,
+    about="Paid orders and their refunds go to your accounting system, products too, and stock comes back. "
+    "Connect it with the Admin API access token of a custom app in your Shopify admin.",
+    webhook_setup="In Shopify admin > Settings > Notifications > Webhooks (or your custom app), add webhooks for "
+    "Order creation, Order update, Order payment, Order cancellation, Refund creation and Product creation/update "
+    "in JSON with this address. Shopify signs them with your app's API secret key: enter it as the webhook secret.",
 )

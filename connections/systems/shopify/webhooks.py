@@ -30,6 +30,14 @@ def event_id(headers: Mapping[str, str]) -> str:
     return headers.get("X-Shopify-Event-Id", "")
 
 
+def ping(body: bytes, headers: Mapping[str, str]) -> str:
+    return ""  # Shopify sends no ping
+
+
+def records(topic: str, record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [(TOPICS[topic], record)]  # every topic's body is the one record it is about
+
+
 def record_ref(entity: str, record: dict[str, Any]) -> tuple[str, str, datetime | None]:
     refs = {
         "orders": transforms.order_ref,

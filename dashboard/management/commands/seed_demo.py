@@ -1,5 +1,6 @@
 import json
 import secrets
+from typing import Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -9,12 +10,23 @@ from django.db import transaction
 
 from billing import stripe_api, subscriptions
 from billing.models import Subscription
-from connections.models import Connection, Module
+from connections.models import Connection, Delivery, Mapping, Module
 from iex.models import Integration, Role
 from scheduling.models import Job
 
 DEMO_EMAIL = "demo@iex.local"
 DEMO_INTEGRATION = "Demo Shop"
+# The demo integrations: (name, the sandbox shop they run on); their books are the sandbox's e-conomic.
+DEMOS = [(DEMO_INTEGRATION, "shopify"), ("Demo WooCommerce", "woocommerce")]
+# The sandbox's well-known credentials (not secrets); the webhook secret is made per demo.
+SHOP_CREDENTIALS = {
+    "shopify": {"shop_domain": "sandbox.myshopify.com", "access_token": "shpat_sandbox"},
+    "woocommerce": {
+        "site_url": "https://sandbox-shop.example",
+        "consumer_key": "ck_sandbox",
+        "consumer_secret": "cs_sandbox",
+    },
+}
 
 
 class Command(BaseCommand):
@@ -22,6 +34,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--json", action="store_true", help="print the demo logins and modules as JSON")
+        parser.add_argument(
+            "--fresh-sandbox",
+            action="store_true",
+            help="the sandbox starts empty (make run): forget the documents, transfers and webhooks of the last one",
+        )
         parser.add_argument(
             "--stripe",
             action="store_true",
@@ -31,50 +48,42 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         password = self.demo_password()
         with transaction.atomic():
-            user, _ = User.objects.get_or_create(username="demo", defaults={"email": DEMO_EMAIL})
-            user.email = DEMO_EMAIL
-            user.set_password(password)
-            user.save()
-            EmailAddress.objects.update_or_create(
-                user=user, email=DEMO_EMAIL, defaults={"verified": True, "primary": True}
-            )
-            member = user.memberships.filter(role=Role.OWNER, integration__name=DEMO_INTEGRATION).first()
-            integration = member.integration if member else Integration.create_for(user, DEMO_INTEGRATION)
-            made = "created" if member is None else "refreshed"
-            modules = self.sandbox_systems(integration)
-            sub = Subscription.of(integration)
+            user = self.demo_user(password)
+            demos = []
+            for name, shop_kind in DEMOS:
+                member = user.memberships.filter(role=Role.OWNER, integration__name=name).first()
+                integration = member.integration if member else Integration.create_for(user, name)
+                made = "created" if member is None else "refreshed"
+                demos.append((integration, made, self.sandbox_systems(integration, shop_kind)))
+                if options["fresh_sandbox"]:
+                    forget_the_sandbox(integration)
         if options["stripe"]:
-            self.stripe_billing(sub)
-
-        login_url = f"{settings.SITE_URL}/accounts/login/"
-        data = {
-            "login": {"email": DEMO_EMAIL, "password": password, "url": login_url},
-            "integration": {
-                "number": integration.number,
-                "name": integration.name,
-                "url": settings.SITE_URL + integration.get_absolute_url(),
-            },
-            "modules": [
-                {
-                    "kind": m.kind,
-                    "base_url": m.base_url,
-                    "webhook_url": m.webhook_url,
-                    "webhook_secret": m.get_credentials().get("webhook_secret", ""),
-                }
-                for m in modules
-            ],
-        }
+            for each, _, _ in demos:
+                self.stripe_billing(Subscription.of(each))
         if options["json"]:
-            self.stdout.write(json.dumps(data, indent=2))
-        else:
-            self.stdout.write(
-                f"Demo integration {integration.name} (no. {integration.number}): Shopify and e-conomic in the "
-                f"sandbox at {settings.SANDBOX_URL}.\n"
-                f"Log in at {login_url} as {DEMO_EMAIL} with password {password}\n"
-                f"seed_demo: {made} {integration.number} ({integration.name}) owned by {DEMO_EMAIL}, "
-                f"{' and '.join(m.kind for m in modules)} in the sandbox"
-                f"{', billing in Stripe' if options['stripe'] else ''}"
+            self.stdout.write(json.dumps(_as_data(password, demos), indent=2))
+            return
+        billing = ", billing in Stripe" if options["stripe"] else ""
+        self.stdout.write(
+            f"Demo integrations {' and '.join(f'{each.name} (no. {each.number})' for each, _, _ in demos)}: "
+            f"their shops and books in the sandbox at {settings.SANDBOX_URL}.\n"
+            f"Log in at {settings.SITE_URL}/accounts/login/ as {DEMO_EMAIL} with password {password}\n"
+            + "\n".join(
+                f"seed_demo: {made} {each.number} ({each.name}) owned by {DEMO_EMAIL}, "
+                f"{' and '.join(m.kind for m in modules)} in the sandbox{billing}"
+                for each, made, modules in demos
             )
+        )
+
+    def demo_user(self, password: str) -> User:
+        user, _ = User.objects.get_or_create(username="demo", defaults={"email": DEMO_EMAIL})
+        user.email = DEMO_EMAIL
+        user.set_password(password)
+        user.save()
+        EmailAddress.objects.update_or_create(
+            user=user, email=DEMO_EMAIL, defaults={"verified": True, "primary": True}
+        )
+        return user
 
     def stripe_billing(self, sub: Subscription) -> None:
         """Billing information and a Visa test card, made again when Stripe (a restarted localstripe) lost them."""
@@ -95,19 +104,13 @@ class Command(BaseCommand):
             subscriptions.save_billing_info(sub, fields)
             subscriptions.set_card(sub, stripe_api.test_card("4242424242424242", 12, 2030, "123"))
 
-    def sandbox_systems(self, integration: Integration) -> list[Module]:
-        """Shopify and e-conomic in the sandbox, orders arriving by webhook (and reconciled hourly). Set up once;
-        later runs keep whatever the demo user changed."""
-        shop, created = Module.objects.get_or_create(integration=integration, kind="shopify")
+    def sandbox_systems(self, integration: Integration, shop_kind: str) -> list[Module]:
+        """The shop and e-conomic in the sandbox, orders and refunds arriving by webhook (and reconciled hourly).
+        Set up once; later runs keep whatever the demo user changed."""
+        shop, created = Module.objects.get_or_create(integration=integration, kind=shop_kind)
         if created or not shop.connected:
-            shop.base_url = f"{settings.SANDBOX_URL}/shopify"
-            shop.set_credentials(
-                {
-                    "shop_domain": "sandbox.myshopify.com",
-                    "access_token": "shpat_sandbox",
-                    "webhook_secret": secrets.token_urlsafe(24),
-                }
-            )
+            shop.base_url = f"{settings.SANDBOX_URL}/{shop_kind}"
+            shop.set_credentials({**SHOP_CREDENTIALS[shop_kind], "webhook_secret": secrets.token_urlsafe(24)})
             shop.save()
         books, created = Module.objects.get_or_create(integration=integration, kind="economic")
         # The sandbox's own agreement (its documented demo tokens only read, as e-conomic's do).
@@ -137,3 +140,39 @@ class Command(BaseCommand):
             path.write_text(secrets.token_urlsafe(12))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def _as_data(password: str, demos: list[tuple[Integration, str, list[Module]]]) -> dict[str, Any]:
+    """The login, the first demo integration and its modules (as before there were two), and every demo."""
+    integration, _, modules = demos[0]
+    return {
+        "login": {"email": DEMO_EMAIL, "password": password, "url": f"{settings.SITE_URL}/accounts/login/"},
+        "integration": {
+            "number": integration.number,
+            "name": integration.name,
+            "url": settings.SITE_URL + integration.get_absolute_url(),
+        },
+        "modules": [_module_data(m) for m in modules],
+        "integrations": [
+            {"number": each.number, "name": each.name, "modules": [_module_data(m) for m in its]}
+            for each, _, its in demos
+        ],
+    }
+
+
+def _module_data(module: Module) -> dict[str, str]:
+    return {
+        "kind": module.kind,
+        "base_url": module.base_url,
+        "webhook_url": module.webhook_url,
+        "webhook_secret": module.get_credentials().get("webhook_secret", ""),
+    }
+
+
+def forget_the_sandbox(integration: Integration) -> None:
+    """A new sandbox reuses its order ids and document numbers: what the demo knew of the last one would point at
+    documents that are not there (and refunds would wait for invoices never to come)."""
+    Mapping.objects.filter(connection__integration=integration).delete()
+    Delivery.objects.filter(integration=integration).delete()
+    integration.transfers.all().delete()
+    integration.daily_counts.all().delete()
