@@ -518,7 +518,13 @@ class Sandbox:
             logger.info("Refunded an item of order %s", refund["order_id"])
 
     def _make_woocommerce_order(self, made: int) -> None:
-        """A WooCommerce order, and with every `refund_every`-th, a refund of an item of an earlier one."""
+        """A WooCommerce order, and with every `refund_every`-th, a refund of an item of an earlier one; the order
+        before it, if its payment was pending, is paid now (pending -> processing), as a customer's payment lands."""
+        with self.state.lock:
+            earlier = list(self.state.woocommerce.orders.values())[-1:]
+        if earlier and earlier[0]["status"] == "pending":
+            paid = self.woocommerce_update_order(int(earlier[0]["id"]), {"status": "processing"})
+            logger.info("WooCommerce order %s was paid", paid and paid["number"])
         logger.info("Created WooCommerce order %s", self.woocommerce_create_order({})["number"])
         every = self.state.config.refund_every
         if every and made % every == 0 and (refunded := self._woocommerce_refund_something()):
