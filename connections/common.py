@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 CENT = Decimal("0.01")
@@ -168,6 +168,85 @@ def spread(kind: LineKind, label: str, amount: Decimal, over: list[OrderLine]) -
         tax = money(share - share / (1 + rate))
         parts.append(OrderLine(kind, label, Decimal(1), share - tax, share - tax, tax, rate, taxable=bool(rate)))
     return [part for part in parts if part.gross]
+
+
+# --- two decimals: what a receiving system that wants them makes of a line ------------------------------------
+
+HUNDRED = Decimal(100)
+SEARCH = 10  # discount percentages tried on either side of the one the line's discount gives
+WIDE = 100  # and, when none of those comes to the cent, as far as this
+
+
+def unit_and_discount(
+    quantity: Decimal, unit_price: Decimal, net: Decimal, exact: bool = True
+) -> tuple[Decimal, Decimal]:
+    """A unit price to the cent and a discount percentage (two decimals) for a line the shop priced at `unit_price`
+    (exact, excluding tax) that comes to `net`: e-conomic and Dinero make round(quantity x unit x (1 - discount / 100), 2)
+    of them.
+
+    The list price rounded to the cent, and the discount it needs. Two-decimal percentages of a large amount step in
+    more than a cent (1 % of 3,999.00 is 39.99; 0.01 % is 0.40), so with `exact` the unit price may move off the list
+    price too (as little as it can) to make the line come to the shop's net to the cent (a single item always does).
+    What is left over, a cent or two, is for the document's rounding line. A line that comes to more than its list
+    price to the cent (sold above it, or a list price of many decimals rounded down: 7 x 10.3914 is 72.74, 7 x 10.39
+    only 72.73) starts from the unit price just above what it comes to, with a small discount."""
+    unit = money(unit_price)
+    if money(quantity * unit) == net:
+        return unit, ZERO
+    if unit <= 0 or net < 0:
+        return money(net / quantity), ZERO  # no list price to discount from: priced as sold
+    if net == 0:
+        return unit, HUNDRED  # given away
+    if net > quantity * unit:
+        unit = (net / quantity).quantize(CENT, rounding=ROUND_CEILING)
+    full = quantity * unit
+    guess = ((1 - net / full) * 100).quantize(CENT, rounding=ROUND_HALF_UP)
+    best: tuple[Decimal, Decimal, Decimal, Decimal] | None = None  # (gap, distance from the list price, unit, %)
+    # Near the guess first; only a line no percentage there brings to the cent looks further (rarely: many units).
+    for steps in (range(-SEARCH, SEARCH + 1), [*range(-WIDE, -SEARCH), *range(SEARCH + 1, WIDE + 1)]):
+        if best is not None and (best[0] == 0 or not exact):
+            break
+        for step in steps:
+            discount = guess + step * CENT
+            if not ZERO <= discount < HUNDRED:
+                continue
+            factor = 1 - discount / 100
+            units = {unit}
+            if exact:
+                ideal = money(net / (quantity * factor))
+                units |= {ideal - CENT, ideal, ideal + CENT}
+            for candidate in units:
+                if candidate <= 0:
+                    continue
+                gap = abs(money(quantity * candidate * factor) - net)
+                key = (gap, abs(candidate - unit_price), candidate, discount)
+                if (
+                    best is None
+                    or key[:2] < best[:2]
+                    or (key[:2] == best[:2] and abs(discount - guess) < abs(best[3] - guess))
+                ):
+                    best = key
+    assert best is not None
+    return best[2], best[3]
+
+
+def two_decimal_net(quantity: Decimal, unit: Decimal, discount: Decimal) -> Decimal:
+    """What a system that takes two decimals makes of a line: quantity x unit price less the discount, to the cent."""
+    return money(quantity * unit * (1 - discount / 100))
+
+
+def percent(rate: Decimal) -> str:
+    """0.25 -> '25 %', 0.085 -> '8.5 %'"""
+    return f"{(rate * 100).normalize():f} %"
+
+
+def held_sentences(problems: dict[tuple[Decimal, str], list[str]], country: str) -> list[str]:
+    """One sentence per rate and reason, naming the lines it holds: "19 % tax on BIKE-RED and shipping to DE: …"."""
+    sentences = []
+    for (rate, why), lines in problems.items():
+        what = ", ".join(lines[:-1]) + f" and {lines[-1]}" if len(lines) > 1 else lines[0]
+        sentences.append(f"{percent(rate)} tax on {what} to {country or 'an unknown country'}: {why}")
+    return sentences
 
 
 def to_data(obj: Any) -> dict:

@@ -13,16 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote
 
-from connections.common import ZERO, CreditNote, Customer, Order, OrderLine, Product, money
+from connections.common import (
+    CENT,
+    ZERO,
+    CreditNote,
+    Customer,
+    Order,
+    OrderLine,
+    Product,
+    held_sentences,
+    money,
+    percent,
+    two_decimal_net,
+    unit_and_discount,
+)
 
-CENT = Decimal("0.01")
-HUNDRED = Decimal(100)
-SEARCH = 10  # discount percentages tried on either side of the one the line's discount gives
 PRODUCT_NUMBER_MAX = 25
 EU = {
     "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV",
@@ -161,11 +171,6 @@ class Chart:
         )
 
 
-def percent(rate: Decimal) -> str:
-    """0.25 -> '25 %', 0.085 -> '8.5 %'"""
-    return f"{(rate * 100).normalize():f} %"
-
-
 # --- planning a document -------------------------------------------------------------------------------------
 
 
@@ -206,54 +211,6 @@ class Plan:
     refused: list[str] = field(default_factory=list)  # what e-conomic would refuse (product numbers too long)
     vat: Decimal = ZERO  # the shop's tax that e-conomic books as VAT on this document
     groups: dict[str, int] = field(default_factory=dict)  # the group of each product that exists in e-conomic
-
-
-def unit_and_discount(
-    quantity: Decimal, unit_price: Decimal, net: Decimal, exact: bool = True
-) -> tuple[Decimal, Decimal]:
-    """A unit price to the cent and a discount percentage (two decimals) for a line the shop priced at `unit_price`
-    (exact, excluding tax) that comes to `net`: e-conomic makes round(quantity x unit x (1 - discount / 100), 2) of them.
-
-    The list price rounded to the cent, and the discount it needs. Two-decimal percentages of a large amount step in
-    more than a cent (1 % of 3,999.00 is 39.99; 0.01 % is 0.40), so with `exact` the unit price may move off the list
-    price too (as little as it can) to make the line come to the shop's net to the cent (a single item always does).
-    What is left over, a cent or two, is for the document's rounding line. A line that comes to more than its list
-    price to the cent (sold above it, or a list price of many decimals rounded down: 7 x 10.3914 is 72.74, 7 x 10.39
-    only 72.73) starts from the unit price just above what it comes to, with a small discount."""
-    unit = money(unit_price)
-    if money(quantity * unit) == net:
-        return unit, ZERO
-    if unit <= 0 or net < 0:
-        return money(net / quantity), ZERO  # no list price to discount from: priced as sold
-    if net == 0:
-        return unit, HUNDRED  # given away
-    if net > quantity * unit:
-        unit = (net / quantity).quantize(CENT, rounding=ROUND_CEILING)
-    full = quantity * unit
-    guess = ((1 - net / full) * 100).quantize(CENT, rounding=ROUND_HALF_UP)
-    best: tuple[Decimal, Decimal, Decimal, Decimal] | None = None  # (gap, distance from the list price, unit, %)
-    for step in range(-SEARCH, SEARCH + 1):
-        discount = guess + step * CENT
-        if not ZERO <= discount < HUNDRED:
-            continue
-        factor = 1 - discount / 100
-        units = {unit}
-        if exact:
-            ideal = money(net / (quantity * factor))
-            units |= {ideal - CENT, ideal, ideal + CENT}
-        for candidate in units:
-            if candidate <= 0:
-                continue
-            gap = abs(money(quantity * candidate * factor) - net)
-            key = (gap, abs(candidate - unit_price), candidate, discount)
-            if (
-                best is None
-                or key[:2] < best[:2]
-                or (key[:2] == best[:2] and abs(discount - guess) < abs(best[3] - guess))
-            ):
-                best = key
-    assert best is not None
-    return best[2], best[3]
 
 
 def product_number(line: OrderLine, settings: dict) -> str:
@@ -332,7 +289,7 @@ def plan(
         if discount:
             number, discount_group, amount = discount
             discounts[number] = (discounts.get(number, (ZERO, 0))[0] + amount, discount_group)
-    result.problems = _held(held, country_code)
+    result.problems = held_sentences(held, country_code)
     codes = sorted({code for line in lines for code in line.discount_codes})
     for number, (amount, group) in discounts.items():
         text = "Discount" + (f" {', '.join(codes)}" if codes else "")
@@ -373,20 +330,15 @@ def _place(
         return line_at(unit), (number, discount_group, line.net - listed), ZERO
     exact = settings["rounding"] == "line_price"
     placed = line_at(*unit_and_discount(line.quantity, line.unit_price, line.net, exact))
-    if not vat or money(line_net(line.quantity, placed) * vat) == line.tax:
+    if not vat or money(two_decimal_net(line.quantity, placed.unit_price, placed.discount) * vat) == line.tax:
         return placed, None, ZERO
     for cents in (1, -1, 2, -2, 3, -3):  # the net nearest the shop's whose VAT is the shop's tax
         net = line.net + cents * CENT
         if money(net * vat) == line.tax:
             moved = line_at(*unit_and_discount(line.quantity, line.unit_price, net, exact))
-            if money(line_net(line.quantity, moved) * vat) == line.tax:
-                return moved, None, line.net - line_net(line.quantity, moved)
+            if money(two_decimal_net(line.quantity, moved.unit_price, moved.discount) * vat) == line.tax:
+                return moved, None, line.net - two_decimal_net(line.quantity, moved.unit_price, moved.discount)
     return placed, None, ZERO
-
-
-def line_net(quantity: Decimal, line: Line) -> Decimal:
-    """What e-conomic makes of a line (its quantity taken positive): quantity x unit price less the discount."""
-    return money(quantity * line.unit_price * (1 - line.discount / 100))
 
 
 def _discount_product(
@@ -418,15 +370,6 @@ def _route(line: OrderLine, group: int, zone: int, where: Region, chart: Chart, 
         f"{named} books {percent(booked)} in {zone_name}; set up a product group for {percent(line.vat_rate)} in "
         "e-conomic, or change the VAT zones"
     )
-
-
-def _held(problems: dict[tuple[Decimal, str], list[str]], country: str) -> list[str]:
-    """One sentence per rate and reason, naming the lines it holds: "19 % tax on BIKE-RED and shipping to DE: …"."""
-    sentences = []
-    for (rate, why), lines in problems.items():
-        what = ", ".join(lines[:-1]) + f" and {lines[-1]}" if len(lines) > 1 else lines[0]
-        sentences.append(f"{percent(rate)} tax on {what} to {country or 'an unknown country'}: {why}")
-    return sentences
 
 
 def document_payload(
