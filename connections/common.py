@@ -170,6 +170,22 @@ def spread(kind: LineKind, label: str, amount: Decimal, over: list[OrderLine]) -
     return [part for part in parts if part.gross]
 
 
+# --- where the goods go: what VAT a receiving system books ---------------------------------------------------
+
+EU = {
+    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV",
+    "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
+}  # fmt: skip
+Region = Literal["domestic", "eu", "abroad"]
+
+
+def region(country_code: str, settings: dict) -> Region:
+    """Domestic (the module's home country, or no country), EU, or abroad."""
+    if not country_code or country_code == settings["home_country"]:
+        return "domestic"
+    return "eu" if country_code in EU else "abroad"
+
+
 # --- two decimals: what a receiving system that wants them makes of a line ------------------------------------
 
 HUNDRED = Decimal(100)
@@ -233,6 +249,24 @@ def unit_and_discount(
 def two_decimal_net(quantity: Decimal, unit: Decimal, discount: Decimal) -> Decimal:
     """What a system that takes two decimals makes of a line: quantity x unit price less the discount, to the cent."""
     return money(quantity * unit * (1 - discount / 100))
+
+
+def priced(line: OrderLine, vat: Decimal | None, exact: bool = True) -> tuple[Decimal, Decimal, Decimal]:
+    """(unit price, discount %, cents moved off) of the two-decimal line for `line`: it comes to the shop's net; and
+    when the receiving system works the line's VAT out itself at `vat` (None: not to be matched), to the net nearest
+    the shop's whose VAT is the tax the shop charged. The cents moved off the line go on the document's rounding line
+    (a line without VAT), so the document's VAT is the shop's to the cent and its total too."""
+    unit, discount = unit_and_discount(line.quantity, line.unit_price, line.net, exact)
+    if not vat or money(two_decimal_net(line.quantity, unit, discount) * vat) == line.tax:
+        return unit, discount, ZERO
+    for cents in (1, -1, 2, -2, 3, -3):  # the net nearest the shop's whose VAT is the shop's tax
+        net = line.net + cents * CENT
+        if money(net * vat) == line.tax:
+            moved_unit, moved_discount = unit_and_discount(line.quantity, line.unit_price, net, exact)
+            made = two_decimal_net(line.quantity, moved_unit, moved_discount)
+            if money(made * vat) == line.tax:
+                return moved_unit, moved_discount, line.net - made
+    return unit, discount, ZERO
 
 
 def percent(rate: Decimal) -> str:

@@ -15,30 +15,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote
 
 from connections.common import (
-    CENT,
     ZERO,
     CreditNote,
     Customer,
     Order,
     OrderLine,
     Product,
+    Region,
     held_sentences,
     money,
     percent,
-    two_decimal_net,
-    unit_and_discount,
+    priced,
+    region,
 )
 
 PRODUCT_NUMBER_MAX = 25
-EU = {
-    "AT", "BE", "BG", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GR", "HR", "HU", "IE", "IT", "LT", "LU", "LV",
-    "MT", "NL", "PL", "PT", "RO", "SE", "SI", "SK",
-}  # fmt: skip
-Region = Literal["domestic", "eu", "abroad"]
 # The characters e-conomic writes as _N_ in the id of a resource's URL (its "self-link encoding").
 SELF_LINK = {"<": 0, ">": 1, "*": 2, "%": 3, ":": 4, "&": 5, "/": 6, "\\": 7, "_": 8, " ": 9, "?": 10, ".": 11,
              "#": 12, "+": 13}  # fmt: skip
@@ -64,12 +59,6 @@ def document_ref(order_ref: str) -> str:
 
 def credit_note_ref(refund_ref: str) -> str:
     return f"iex:refund:{refund_ref}"
-
-
-def region(country_code: str, settings: dict) -> Region:
-    if not country_code or country_code == settings["home_country"]:
-        return "domestic"
-    return "eu" if country_code in EU else "abroad"
 
 
 def customer_key(customer: Customer, field_name: str) -> tuple[str, str]:
@@ -328,17 +317,8 @@ def _place(
     if as_lines and (found := _discount_product(line, group, zone, chart, settings, groups)):
         number, discount_group = found
         return line_at(unit), (number, discount_group, line.net - listed), ZERO
-    exact = settings["rounding"] == "line_price"
-    placed = line_at(*unit_and_discount(line.quantity, line.unit_price, line.net, exact))
-    if not vat or money(two_decimal_net(line.quantity, placed.unit_price, placed.discount) * vat) == line.tax:
-        return placed, None, ZERO
-    for cents in (1, -1, 2, -2, 3, -3):  # the net nearest the shop's whose VAT is the shop's tax
-        net = line.net + cents * CENT
-        if money(net * vat) == line.tax:
-            moved = line_at(*unit_and_discount(line.quantity, line.unit_price, net, exact))
-            if money(two_decimal_net(line.quantity, moved.unit_price, moved.discount) * vat) == line.tax:
-                return moved, None, line.net - two_decimal_net(line.quantity, moved.unit_price, moved.discount)
-    return placed, None, ZERO
+    unit_price, discount, moved = priced(line, vat, exact=settings["rounding"] == "line_price")
+    return line_at(unit_price, discount), None, moved
 
 
 def _discount_product(
