@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     sandbox.start()
     logging.getLogger("sandbox").info(
         "Listening on %s (Shopify API base %s/shopify, e-conomic API base %s/economic, WooCommerce store %s/woocommerce"
-        " with keys ck_sandbox / cs_sandbox, control %s/_sandbox/)",
+        " with keys ck_sandbox / cs_sandbox, Dinero API and token host %s/dinero with the API key dinero-sandbox-key,"
+        " control %s/_sandbox/)",
+        sandbox.url,
         sandbox.url,
         sandbox.url,
         sandbox.url,

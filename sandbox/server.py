@@ -31,8 +31,14 @@ The control API needs no credentials and lives under /_sandbox/:
 - POST /_sandbox/woocommerce/ping          body: {"webhook_id"} (optional) -> 202, the ping a new webhook gets
 - POST /_sandbox/economic/products/{n}     body: {"available": n} -> 200 the e-conomic product
 - POST /_sandbox/economic/drafts/{n}/book  -> 201 the booked invoice (draft n booked as the accountant would)
+- POST /_sandbox/dinero/invoices/{guid}/book     -> 200 the invoice (the accountant books the draft in Dinero: its
+       TimeStamp changes; the same for /_sandbox/dinero/creditnotes/{guid}/book); 400 when it cannot be booked
+- POST /_sandbox/dinero/invoices/{guid}/touch    -> 200 the draft, saved by the accountant: only its TimeStamp changes
+       (so a client's Timestamp is stale; also for creditnotes)
+- POST /_sandbox/dinero/revoke-tokens      body: {"refresh_tokens": false} -> 200 {"revoked": n}: every access token
+       (and refresh token, if told) stops working
 - POST /_sandbox/config                    body: settings to change -> 200 all settings
-- GET  /_sandbox/state                     -> 200 counts and the e-conomic books
+- GET  /_sandbox/state                     -> 200 counts, the e-conomic books and the Dinero organisations
 - POST /_sandbox/reset                     -> 200 the state, back to the start (settings are kept)
 """
 
@@ -55,8 +61,9 @@ from types import NoneType
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from sandbox import economic, shopify, woocommerce
+from sandbox import dinero, economic, shopify, woocommerce
 from sandbox.common import BadRequest, Refusal, Request, Response, dispatch, json_response, route
+from sandbox.dinero import DineroState
 from sandbox.economic import EconomicState
 from sandbox.orders import Refused
 from sandbox.shopify import ShopifyState
@@ -130,6 +137,9 @@ SETTING_TYPES: dict[str, tuple[type, ...]] = {
     "woocommerce_webhook_secret": (str, NoneType),
     "woocommerce_order_interval": (int, float),
     "woocommerce_legacy_tax_lines": (bool,),
+    "dinero_token_seconds": (int,),
+    "dinero_rate_limit": (int,),
+    "dinero_rate_window": (int, float),
 }
 
 
@@ -163,6 +173,9 @@ class Config:
     woocommerce_order_interval: float = 0  # seconds between generated WooCommerce orders; 0 = off
     # Orders made while on are as a store older than WooCommerce 3.7 made them: tax lines without rate_percent (null).
     woocommerce_legacy_tax_lines: bool = False
+    dinero_token_seconds: int = 3600  # the lifetime of a new access token (0: expired at once)
+    dinero_rate_limit: int = 100  # Dinero's calls per organisation and client in any rolling window
+    dinero_rate_window: float = 60  # seconds
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply settings given in their JSON form, all or none; ValueError names a bad one."""
@@ -189,9 +202,16 @@ def _setting(name: str, value: Any) -> Any:
     if name not in SETTING_TYPES:
         raise ValueError(f"unknown setting {name!r}")
     _checked(name, value, *SETTING_TYPES[name])
-    if name in ("latency_ms", "order_interval", "refund_every", "woocommerce_order_interval") and value < 0:
+    if (
+        name
+        in ("latency_ms", "order_interval", "refund_every", "woocommerce_order_interval", "dinero_token_seconds")
+        and value < 0
+    ):
         raise ValueError(f"{name} must not be negative")
-    if name in ("shopify_bucket_size", "shopify_leak_per_second") and value <= 0:
+    if (
+        name in ("shopify_bucket_size", "shopify_leak_per_second", "dinero_rate_limit", "dinero_rate_window")
+        and value <= 0
+    ):
         raise ValueError(f"{name} must be above 0")
     if (
         name in ("webhook_url", "woocommerce_webhook_url")
@@ -215,6 +235,7 @@ class State:
     shopify: ShopifyState
     economic: EconomicState
     woocommerce: WooCommerceState
+    dinero: DineroState
     requests: int  # API requests received (not control requests)
     webhooks_sent: int
     webhooks_failed: int
@@ -229,6 +250,7 @@ class State:
         self.shopify = ShopifyState(self.config.seed)
         self.economic = EconomicState()
         self.woocommerce = WooCommerceState(self.config.seed)
+        self.dinero = DineroState()
         self.requests = 0
         self.webhooks_sent = 0
         self.webhooks_failed = 0
@@ -238,6 +260,7 @@ class State:
             "shopify": {"orders": len(self.shopify.orders), "products": len(self.shopify.products)},
             "economic": self.economic.summary(),
             "woocommerce": self.woocommerce.summary(),  # its webhooks are counted there
+            "dinero": self.dinero.summary(),
             "webhooks_sent": self.webhooks_sent,
             "webhooks_failed": self.webhooks_failed,
             "requests": self.requests,
@@ -285,11 +308,25 @@ def _woocommerce_settings(config: Config) -> woocommerce.Settings:
     )
 
 
+def _dinero_settings(config: Config) -> dinero.Settings:
+    return dinero.Settings(config.dinero_token_seconds, config.dinero_rate_limit, config.dinero_rate_window)
+
+
+def _answer_dinero(state: State, request: Request) -> Response:
+    return dinero.handle(state.dinero, request, _dinero_settings(state.config))
+
+
+def _admit_dinero(state: State, request: Request) -> Response | dict[str, str]:
+    return dinero.admit(state.dinero, request, _dinero_settings(state.config))
+
+
 APIS = (
     _Api("/shopify/admin/", _answer_shopify, shopify.error, shopify.HEADERS, _admit_shopify),
     _Api("/economic/", _answer_economic, economic.error, {}),
     # The store's whole site: its REST API under /woocommerce/wp-json/ (or ?rest_route=), its pages around it.
     _Api(woocommerce.PREFIX, _answer_woocommerce, woocommerce.error, {}),
+    # Dinero's API (api.dinero.dk) and its token host (Visma Connect) alike.
+    _Api(f"{dinero.PREFIX}/", _answer_dinero, dinero.error, {}, _admit_dinero),
 )
 
 
@@ -353,7 +390,8 @@ class Sandbox:
                 if request.path.startswith(api.prefix):
                     return self._answer_api(api, request)
             return _control_error(
-                404, "Not found: the APIs live under /shopify/admin/, /economic/ and /woocommerce/wp-json/"
+                404,
+                "Not found: the APIs live under /shopify/admin/, /economic/, /woocommerce/wp-json/ and /dinero/",
             )
         except Exception:
             logger.exception("Could not answer %s %s", request.method, request.path)
@@ -567,6 +605,25 @@ class Sandbox:
             return None
         return order_id
 
+    # Dinero --------------------------------------------------------------------------------------------------------
+
+    def dinero_book(self, guid: str) -> dict[str, Any] | None:
+        """Book a Dinero draft invoice or credit note as the accountant would in Dinero's UI (its TimeStamp
+        changes): the document, None if there is no such one; ValueError when it cannot be booked."""
+        with self.state.lock:
+            return self.state.dinero.book(guid)
+
+    def dinero_touch(self, guid: str) -> dict[str, Any] | None:
+        """The accountant edits and saves a Dinero draft: only its TimeStamp changes, so a client's is stale. The
+        document, None if there is no such one; ValueError for a booked one."""
+        with self.state.lock:
+            return self.state.dinero.touch(guid)
+
+    def dinero_revoke_tokens(self, refresh_tokens: bool = False) -> int:
+        """Every Dinero access token (and refresh token, if told) stops working; how many did."""
+        with self.state.lock:
+            return self.state.dinero.revoke_tokens(refresh_tokens)
+
     # WooCommerce ---------------------------------------------------------------------------------------------------
 
     def woocommerce_create_order(self, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -748,7 +805,8 @@ def make_server(host: str = "127.0.0.1", port: int = 8900, **config: Any) -> San
     economic_agreement_grant_token, latency_ms, order_interval, refund_every, webhook_url, webhook_secret, faults,
     shopify_bucket_size, shopify_leak_per_second, the woocommerce_* keys, woocommerce_strips_authorization,
     woocommerce_plain_permalinks, woocommerce_webhook_url, woocommerce_webhook_secret,
-    woocommerce_order_interval, woocommerce_legacy_tax_lines) and `seed`.
+    woocommerce_order_interval, woocommerce_legacy_tax_lines, dinero_token_seconds, dinero_rate_limit,
+    dinero_rate_window) and `seed`.
     Raises ValueError for a bad setting.
     """
     settings = Config()
@@ -832,6 +890,29 @@ def _book_economic_draft(sandbox: Sandbox, request: Request, number: str) -> Res
     except ValueError as exc:
         return _control_error(400, str(exc))
     return json_response(201, booked) if booked else _control_error(404, f"No draft invoice {number}")
+
+
+def _book_dinero(sandbox: Sandbox, request: Request, guid: str) -> Response:
+    try:
+        document = sandbox.dinero_book(guid)
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+    return json_response(200, document) if document else _control_error(404, f"No Dinero document {guid}")
+
+
+def _touch_dinero(sandbox: Sandbox, request: Request, guid: str) -> Response:
+    try:
+        document = sandbox.dinero_touch(guid)
+    except ValueError as exc:
+        return _control_error(400, str(exc))
+    return json_response(200, document) if document else _control_error(404, f"No Dinero document {guid}")
+
+
+def _revoke_dinero_tokens(sandbox: Sandbox, request: Request) -> Response:
+    refresh_tokens = _object(request).get("refresh_tokens", False)
+    if not isinstance(refresh_tokens, bool):
+        return _control_error(400, "refresh_tokens must be true or false")
+    return json_response(200, {"revoked": sandbox.dinero_revoke_tokens(refresh_tokens)})
 
 
 def _configure(sandbox: Sandbox, request: Request) -> Response:
@@ -952,6 +1033,9 @@ CONTROL_ROUTES = [
     route("POST", r"/_sandbox/woocommerce/ping", _ping_woocommerce),
     route("POST", r"/_sandbox/economic/products/([^/]+)", _set_economic_available),
     route("POST", r"/_sandbox/economic/drafts/(\d+)/book", _book_economic_draft),
+    route("POST", r"/_sandbox/dinero/(?:invoices|creditnotes)/([^/]+)/book", _book_dinero),
+    route("POST", r"/_sandbox/dinero/(?:invoices|creditnotes)/([^/]+)/touch", _touch_dinero),
+    route("POST", r"/_sandbox/dinero/revoke-tokens", _revoke_dinero_tokens),
     route("POST", r"/_sandbox/config", _configure),
     route("GET", r"/_sandbox/state", _state),
     route("POST", r"/_sandbox/reset", _reset),
