@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -172,14 +173,29 @@ class Connection(models.Model):
     @classmethod
     def ensure_for(cls, integration: Integration) -> None:
         """Create (inactive) every connection the integration's modules allow."""
+        for flow, source, target, why in cls._possible(integration):
+            if not why:
+                cls.objects.get_or_create(integration=integration, source=source, target=target, flow=flow.key)
+
+    @classmethod
+    def not_offered(cls, integration: Integration) -> list[tuple[str, str]]:
+        """(label, why) of each flow between the integration's systems that one of them cannot take part in."""
+        return [
+            (f"{source.system.label} > {target.system.label}: {flow.label}", why)
+            for flow, source, target, why in cls._possible(integration)
+            if why
+        ]
+
+    @staticmethod
+    def _possible(integration: Integration) -> Iterator[tuple[Flow, Module, Module, str]]:
+        """Every flow the categories of the integration's systems allow, with why it is not offered ("" if it is)."""
         modules = list(integration.modules.all())
         for flow in FLOWS.values():
             for source in modules:
                 for target in modules:
                     if source.system.category == flow.source and target.system.category == flow.target:
-                        cls.objects.get_or_create(
-                            integration=integration, source=source, target=target, flow=flow.key
-                        )
+                        why = source.system.not_offered.get(flow.key) or target.system.not_offered.get(flow.key)
+                        yield flow, source, target, why or ""
 
 
 class Mapping(models.Model):

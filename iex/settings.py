@@ -284,6 +284,11 @@ if not _credentials_keys:
     _credentials_keys = _key_file.read_text()
 CREDENTIALS_KEYS = parse_fernet_keys("CREDENTIALS_KEYS", _credentials_keys)
 
+# IEX's app registration with Visma Connect, through which merchants' Dinero API keys are used. Development uses
+# the sandbox's.
+DINERO_CLIENT_ID = env("DINERO_CLIENT_ID", "iex-sandbox" if DEBUG else "")
+DINERO_CLIENT_SECRET = env("DINERO_CLIENT_SECRET", "iex-sandbox-secret" if DEBUG else "")
+
 # --- Sandbox ------------------------------------------------------------------------------------------------
 
 # The local stand-in for Shopify and e-conomic that `make run` starts; seed_demo points the demo modules at it.

@@ -113,7 +113,12 @@ def connections(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member(request, number)
     Connection.ensure_for(member.integration)  # flows added since the systems were (credit notes)
     rows = member.integration.connections.select_related("source", "target").order_by("flow", "created")
-    return render(request, "scheduling/connections.html", {"connections": rows, "triggers": Trigger.choices})
+    context = {
+        "connections": rows,
+        "triggers": Trigger.choices,
+        "not_offered": Connection.not_offered(member.integration),
+    }
+    return render(request, "scheduling/connections.html", context)
 
 
 @login_required

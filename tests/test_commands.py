@@ -325,7 +325,7 @@ def test_seed_demo_ends_with_a_summary_line(settings, tmp_path):
         f"seed_demo: created {shopify.number} (Demo Shop) owned by demo@iex.local, shopify and economic in the "
         "sandbox",
         f"seed_demo: created {woocommerce.number} (Demo WooCommerce) owned by demo@iex.local, woocommerce and "
-        "economic in the sandbox",
+        "dinero in the sandbox",
     ]
     assert any("Log in at" in line and "demo@iex.local" in line for line in first)  # what `make run` shows
     assert run("seed_demo").splitlines()[-1] == first[-1].replace("created", "refreshed")

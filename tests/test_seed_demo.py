@@ -19,7 +19,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
     first = seed(capsys)
     second = seed(capsys)
     assert first == second
-    assert Integration.objects.count() == 2  # a Shopify and a WooCommerce demo
+    assert Integration.objects.count() == 2  # Shopify to e-conomic, WooCommerce to Dinero: all four systems
     integration = Integration.objects.get(name="Demo Shop")
     assert first["integration"] == {
         "number": integration.number,
@@ -36,7 +36,7 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
     shopify, woocommerce = first["integrations"]
     assert shopify == {"number": integration.number, "name": "Demo Shop", "modules": first["modules"]}
     assert [(m["kind"], m["base_url"]) for m in woocommerce["modules"]] == [
-        ("woocommerce", f"{settings.SANDBOX_URL}/woocommerce"), ("economic", f"{settings.SANDBOX_URL}/economic"),
+        ("woocommerce", f"{settings.SANDBOX_URL}/woocommerce"), ("dinero", f"{settings.SANDBOX_URL}/dinero"),
     ]  # fmt: skip
     assert woocommerce["modules"][0]["webhook_secret"] != shop["webhook_secret"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import abc
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -225,6 +225,8 @@ class _System:
     webhooks: WebhookReader | None = None
     webhook_setup: str = ""
     authorize: Authorize | None = None
+    # Flows the system cannot take part in, each with why (Dinero keeps no stock): not offered, and said so.
+    not_offered: abc.Mapping[str, str] = field(default_factory=dict)
 
     @property
     def posts_webhooks(self) -> bool:
@@ -264,8 +266,8 @@ def accounting(kind: str) -> Accounting:
 
 
 # The kinds import the classes above from this module, so they are imported after them.
-from connections.systems import economic, shopify, woocommerce  # noqa: E402
+from connections.systems import dinero, economic, shopify, woocommerce  # noqa: E402
 
 SYSTEMS: dict[str, System] = {
-    system.kind: system for system in (shopify.SYSTEM, woocommerce.SYSTEM, economic.SYSTEM)
+    system.kind: system for system in (shopify.SYSTEM, woocommerce.SYSTEM, economic.SYSTEM, dinero.SYSTEM)
 }

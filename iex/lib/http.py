@@ -72,6 +72,8 @@ def request(
     headers: dict[str, str] | None = None,
     params: Any = None,
     json: Any = None,
+    data: Any = None,
+    auth: tuple[str, str] | None = None,
     timeout: tuple[float, float] = TIMEOUT,
 ) -> requests.Response:
     try:
@@ -82,6 +84,8 @@ def request(
             headers=headers,
             params=params,
             json=json,
+            data=data,  # a form (OAuth token endpoints)
+            auth=auth,
             timeout=timeout,
             proxies=_proxies(f"{parts.scheme}://{parts.netloc}"),
         )

@@ -16,8 +16,8 @@ from scheduling.models import Job
 
 DEMO_EMAIL = "demo@iex.local"
 DEMO_INTEGRATION = "Demo Shop"
-# The demo integrations: (name, the sandbox shop they run on); their books are the sandbox's e-conomic.
-DEMOS = [(DEMO_INTEGRATION, "shopify"), ("Demo WooCommerce", "woocommerce")]
+# Each demo: (name, its shop, its books); together they show all four systems.
+DEMOS = [(DEMO_INTEGRATION, "shopify", "economic"), ("Demo WooCommerce", "woocommerce", "dinero")]
 # The sandbox's well-known credentials (not secrets); the webhook secret is made per demo.
 SHOP_CREDENTIALS = {
     "shopify": {"shop_domain": "sandbox.myshopify.com", "access_token": "shpat_sandbox"},
@@ -26,6 +26,10 @@ SHOP_CREDENTIALS = {
         "consumer_key": "ck_sandbox",
         "consumer_secret": "cs_sandbox",
     },
+}
+BOOKS_CREDENTIALS = {
+    "economic": {"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"},
+    "dinero": {"api_key": "dinero-sandbox-key"},
 }
 
 
@@ -50,11 +54,11 @@ class Command(BaseCommand):
         with transaction.atomic():
             user = self.demo_user(password)
             demos = []
-            for name, shop_kind in DEMOS:
+            for name, shop_kind, books_kind in DEMOS:
                 member = user.memberships.filter(role=Role.OWNER, integration__name=name).first()
                 integration = member.integration if member else Integration.create_for(user, name)
                 made = "created" if member is None else "refreshed"
-                demos.append((integration, made, self.sandbox_systems(integration, shop_kind)))
+                demos.append((integration, made, self.sandbox_systems(integration, shop_kind, books_kind)))
                 if options["fresh_sandbox"]:
                     forget_the_sandbox(integration)
         if options["stripe"]:
@@ -104,23 +108,22 @@ class Command(BaseCommand):
             subscriptions.save_billing_info(sub, fields)
             subscriptions.set_card(sub, stripe_api.test_card("4242424242424242", 12, 2030, "123"))
 
-    def sandbox_systems(self, integration: Integration, shop_kind: str) -> list[Module]:
-        """The shop and e-conomic in the sandbox, orders and refunds arriving by webhook (and reconciled hourly).
+    def sandbox_systems(self, integration: Integration, shop_kind: str, books_kind: str) -> list[Module]:
+        """The shop and the books in the sandbox, orders and refunds arriving by webhook (and reconciled hourly).
         Set up once; later runs keep whatever the demo user changed."""
         shop, created = Module.objects.get_or_create(integration=integration, kind=shop_kind)
         if created or not shop.connected:
             shop.base_url = f"{settings.SANDBOX_URL}/{shop_kind}"
             shop.set_credentials({**SHOP_CREDENTIALS[shop_kind], "webhook_secret": secrets.token_urlsafe(24)})
             shop.save()
-        books, created = Module.objects.get_or_create(integration=integration, kind="economic")
-        # The sandbox's own agreement (its documented demo tokens only read, as e-conomic's do).
+        books, created = Module.objects.get_or_create(integration=integration, kind=books_kind)
+        # The sandbox's own agreement or organisation (e-conomic's documented demo tokens only read, as e-conomic's do).
         if created or not books.connected or books.get_credentials().get("app_secret_token") == "demo":
-            books.base_url = f"{settings.SANDBOX_URL}/economic"
-            books.set_credentials(
-                {"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"}
-            )
-            # US sales tax goes on the sandbox agreement's product group 3 (account 7300 Skyldig salgsskat).
-            books.settings = {"sales_tax_group": 3, **books.settings}
+            books.base_url = f"{settings.SANDBOX_URL}/{books_kind}"
+            books.set_credentials(BOOKS_CREDENTIALS[books_kind])
+            if books_kind == "economic":
+                # US sales tax goes on the sandbox agreement's product group 3 (account 7300 Skyldig salgsskat).
+                books.settings = {"sales_tax_group": 3, **books.settings}
             books.save()
         Connection.ensure_for(integration)
         Job.ensure_all(integration)

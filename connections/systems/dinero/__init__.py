@@ -1,0 +1,17 @@
+"""Dinero (accounting): orders become invoice drafts or booked invoices, refunds credit notes, and products are
+created. API v1 with the organisation's API key; Dinero keeps no stock levels, so no stock flow is offered."""
+
+from connections.systems import Accounting
+from connections.systems.dinero import client, forms
+
+SYSTEM: Accounting = Accounting(
+    kind="dinero",
+    label="Dinero",
+    credentials_form=forms.CredentialsForm,
+    settings_form=forms.SettingsForm,
+    default_settings=forms.DEFAULT_SETTINGS,
+    client=client.DineroClient,
+    about="Orders become invoices (drafts, or booked) with the shop's VAT on the right sales accounts, and refunds "
+    "credit notes; products are created. Connect it with your organisation's API key (Dinero Pro).",
+    not_offered={"stock": "Dinero keeps no stock levels, so there is no stock to send to the shop"},
+)
