@@ -51,7 +51,8 @@ def test_an_order_becomes_an_invoice_of_net_lines_on_the_accounts_of_their_vat(w
     assert (Decimal(str(invoice["TotalInclVat"])), Decimal(str(invoice["TotalVat"]))) == (
         Decimal(order["total"]), Decimal(order["total_tax"]),
     )  # fmt: skip
-    assert invoice["ExternalReference"] == f"#{order['number']}" and invoice["Status"] == "Draft"
+    # the order's number as people search for it, then IEX's own key: numbers of two shops may be the same
+    assert invoice["ExternalReference"] == f"#{order['number']} iex:{order['id']}" and invoice["Status"] == "Draft"
     assert invoice["ShowLinesInclVat"] is False and invoice["ContactGuid"]
     lines = invoice["ProductLines"]
     accounts = {line["Comments"] or line["Description"]: line["AccountNumber"] for line in lines}
@@ -142,3 +143,17 @@ def test_stock_is_not_offered_and_the_connections_page_says_why(sandbox, persona
     client.force_login(personas.owner)
     page = client.get(f"/i/{personas.integration.number}/connections/").content.decode()
     assert "Not offered" in page and "Dinero keeps no stock levels" in page
+
+
+def test_a_cancelled_order_takes_its_draft_and_its_refunds_draft_credit_notes_away(woo, sandbox):
+    order = woo.order(**woo.of([(woo.stocked, 2)]))
+    run()
+    woo.refund_one(order)
+    run("credit_notes")
+    assert len(sandbox.summary()["dinero"]["organizations"]["123456"]["creditnotes"]) == 1
+    sandbox.woocommerce_update_order(order["id"], {"status": "cancelled"})
+    run()
+    cancelled = Transfer.objects.filter(entity="orders").order_by("id").last()
+    assert cancelled.status == "updated" and "and the draft credit note" in cancelled.reason, cancelled.reason
+    books = sandbox.summary()["dinero"]["organizations"]["123456"]
+    assert books["invoices"] == [] and books["creditnotes"] == []

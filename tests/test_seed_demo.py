@@ -4,6 +4,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from connections.models import Module
 from iex.models import Integration, Role
 
 pytestmark = pytest.mark.django_db
@@ -46,3 +47,14 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
     )
     assert response.status_code == 302
     assert client.get(f"/i/{integration.number}/").status_code == 200
+
+
+def test_books_an_earlier_demo_kept_in_the_sandbox_give_way_to_the_demos_own(capsys, settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    seed(capsys)
+    woocommerce = Integration.objects.get(name="Demo WooCommerce")
+    earlier = Module(integration=woocommerce, kind="economic", base_url=f"{settings.SANDBOX_URL}/economic")
+    earlier.set_credentials({"app_secret_token": "sandbox-app-secret", "agreement_grant_token": "sandbox-grant"})
+    earlier.save()  # what the demo's books were before they were Dinero
+    seed(capsys)
+    assert sorted(woocommerce.modules.values_list("kind", flat=True)) == ["dinero", "woocommerce"]

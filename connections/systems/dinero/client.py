@@ -25,7 +25,7 @@ from connections.common import CreditNote, Customer, Order, Outcome, Product, St
 from connections.systems import Claim, Record
 from connections.systems.dinero import transforms
 from connections.systems.dinero.transforms import Chart, Plan
-from iex.lib import http
+from iex.lib import http, secrets
 
 if TYPE_CHECKING:
     from connections.models import Mapping, Module
@@ -37,6 +37,7 @@ STALE = 58  # Dinero's error code for an update or booking with a Timestamp that
 NOT_DRAFT = 52
 NO_PRO = 48
 UPDATE_TRIES = 3
+SCOPES = "dineropublicapi:read dineropublicapi:write"
 INVOICES, CREDIT_NOTES = "invoices", "sales/creditnotes"
 SETTINGS_LINK = "Systems > Dinero > Settings, accounts"
 
@@ -56,9 +57,9 @@ class DineroClient:
     # --- the API -------------------------------------------------------------------------------------------
 
     def _token(self, fresh: bool = False) -> str:
-        token = None if fresh else cache.get(f"{self._key}:token")
-        if token:
-            return str(token)
+        kept = None if fresh else cache.get(f"{self._key}:token")
+        if kept:
+            return secrets.decrypt(str(kept))  # an hour's write access: kept encrypted, as credentials are
         client = (django_settings.DINERO_CLIENT_ID, django_settings.DINERO_CLIENT_SECRET)
         if not client[0]:
             raise http.PermanentError("IEX is not registered with Dinero on this installation (DINERO_CLIENT_ID)")
@@ -66,7 +67,7 @@ class DineroClient:
             "grant_type": "password",
             "username": self.api_key,
             "password": self.api_key,
-            "scope": "read write",
+            "scope": SCOPES,
         }
         try:
             answer = http.request("POST", self.token_url, data=form, auth=client).json()
@@ -79,14 +80,15 @@ class DineroClient:
                     body=exc.body,
                 ) from None
             if error == "invalid_client":
+                # IEX's own registration, not the merchant's key: no status, so no module is marked as refused
                 raise http.PermanentError(
                     "Dinero refused IEX's app registration (DINERO_CLIENT_ID, DINERO_CLIENT_SECRET): tell support",
-                    status=exc.status,
                     body=exc.body,
                 ) from None
             raise
         token = str(answer["access_token"])
-        cache.set(f"{self._key}:token", token, max(60, int(answer.get("expires_in") or 3600) - 60))
+        lifetime = max(60, int(answer.get("expires_in") or 3600) - 60)
+        cache.set(f"{self._key}:token", secrets.encrypt(token), lifetime)
         return token
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
@@ -178,7 +180,7 @@ class DineroClient:
         """Create or update the order's invoice; idempotent through `mapping` and the ExternalReference. A booked
         invoice is never changed; a cancelled order's draft is deleted, its booked invoice credited."""
         known = mapping.target_ref
-        if not known and (found := self._locate(INVOICES, order.reference)):
+        if not known and (found := self._locate(INVOICES, transforms.key(order.source_ref))):
             mapping.target_ref, mapping.target_state = found  # made by an attempt that died after Dinero saved it
         if order.cancelled:
             return self._cancel(order, mapping, record, claim)
@@ -223,13 +225,12 @@ class DineroClient:
             return contact
         return planned, contact
 
-    def _locate(self, kind: str, reference: str) -> tuple[str, str] | None:
-        """(Guid, "draft" or "booked") of the document IEX made with this ExternalReference, if there is one."""
-        if not reference:
-            return None
-        params = {"freeTextSearch": reference, "fields": "Guid,ExternalReference,Status"}
+    def _locate(self, kind: str, key: str) -> tuple[str, str] | None:
+        """(Guid, "draft" or "booked") of the document IEX made for the record of this key (the end of its
+        ExternalReference, after the shop's reference), if there is one."""
+        params = {"freeTextSearch": key, "fields": "Guid,ExternalReference,Status"}
         for document in self._list(kind, params):
-            if document.get("ExternalReference") == reference[: transforms.REFERENCE_MAX]:
+            if transforms.made_for(str(document.get("ExternalReference") or ""), key):
                 return str(document["Guid"]), "draft" if document.get("Status") == "Draft" else "booked"
         return None
 
@@ -249,6 +250,8 @@ class DineroClient:
             try:
                 answer = self._call("PUT", f"v1.2/{self._org()}/{kind}/{guid}", json=body)
             except http.PermanentError as exc:
+                if _code(exc) == NOT_DRAFT:
+                    raise _NotDraft("booked in Dinero while IEX updated it") from None
                 if _code(exc) != STALE:
                     raise
                 record("answer", exc.body, "Changed in Dinero since it was read (error 58): read again")
@@ -295,15 +298,32 @@ class DineroClient:
             return None, str(document["TimeStamp"])
         rounding = transforms.rounding_line(-difference, self.settings).payload(self.settings["unit"])
         corrected = {**payload, "ProductLines": [*payload["ProductLines"], rounding]}
-        self._save(kind, guid, corrected, record)
+        try:
+            self._save(kind, guid, corrected, record)
+        except _NotDraft:
+            return f"{mismatch}: booked in Dinero before a rounding line could go on it", str(
+                document["TimeStamp"]
+            )
         document = self._read(kind, guid)
         left = money(document.get("TotalInclVat")) - expected
         return (f"{mismatch} (still {left} after a rounding line)" if left else None), str(document["TimeStamp"])
 
     def _book(self, kind: str, guid: str, stamp: str, record: Record) -> str:
-        answer = self._v1("POST", f"{kind}/{guid}/book", json={"Timestamp": stamp})
-        record("answer", answer, f"Booked as number {answer.get('Number')}")
-        return str(answer.get("Number") or "")
+        """Book the draft; its number. Changed meanwhile (58): read again and book; booked meanwhile (52): done."""
+        for _ in range(UPDATE_TRIES):
+            try:
+                answer = self._v1("POST", f"{kind}/{guid}/book", json={"Timestamp": stamp})
+            except http.PermanentError as exc:
+                if _code(exc) not in (STALE, NOT_DRAFT):
+                    raise
+                current = self._read(kind, guid)
+                if current.get("Status") != "Draft":
+                    return str(current.get("Number") or "")
+                stamp = str(current["TimeStamp"])
+                continue
+            record("answer", answer, f"Booked as number {answer.get('Number')}")
+            return str(answer.get("Number") or "")
+        raise http.TransientError(f"{guid} kept changing in Dinero while IEX booked it: trying again later")
 
     def _contact(self, customer: Customer, record: Record, claim: Claim) -> str | Outcome:
         """The contact's Guid: found by the module's key, else made (when allowed). Two orders of one new customer at
@@ -341,17 +361,19 @@ class DineroClient:
         guid = mapping.target_ref
         if mapping.target_state == "draft":
             try:
-                current = self._read(INVOICES, guid)
-            except http.PermanentError:
+                if self._delete(INVOICES, guid, record):
+                    mapping.target_state = "deleted"
+                    done = f"Cancelled in the shop: draft {guid} deleted in Dinero"
+                    for refund in order.refunds:  # their draft credit notes credit nothing now
+                        found = self._locate(CREDIT_NOTES, transforms.key(refund, "refund"))
+                        if found and found[1] == "draft" and self._delete(CREDIT_NOTES, found[0], record):
+                            done += f", and the draft credit note {found[0]} of its refund"
+                    return Outcome("updated", done, "updated", guid)
+            except http.PermanentError as exc:
+                if exc.status != 404:
+                    raise
                 mapping.target_state = "deleted"
                 return Outcome("updated", f"Cancelled in the shop; draft {guid} was gone already")
-            if current.get("Status") == "Draft":
-                record("sent", {"method": "DELETE", "path": f"{INVOICES}/{guid}"}, f"Delete draft {guid}")
-                self._v1("DELETE", f"{INVOICES}/{guid}", json={"Timestamp": current["TimeStamp"]})
-                mapping.target_state = "deleted"
-                return Outcome(
-                    "updated", f"Cancelled in the shop: draft {guid} deleted in Dinero", "updated", guid
-                )
             mapping.target_state = "booked"
         if order.deleted:
             return Outcome(
@@ -359,6 +381,22 @@ class DineroClient:
                 f"Deleted in the shop; {_booked(mapping)} is left as it is (credit it there if the sale did not happen)",
             )
         return self._credit_the_rest(order, mapping, record, claim)
+
+    def _delete(self, kind: str, guid: str, record: Record) -> bool:
+        """Delete the draft (with its current Timestamp); False when it was booked meanwhile."""
+        for _ in range(UPDATE_TRIES):
+            current = self._read(kind, guid)
+            if current.get("Status") != "Draft":
+                return False
+            record("sent", {"method": "DELETE", "path": f"{kind}/{guid}"}, f"Delete draft {guid}")
+            try:
+                self._v1("DELETE", f"{kind}/{guid}", json={"Timestamp": current["TimeStamp"]})
+            except http.PermanentError as exc:
+                if _code(exc) not in (STALE, NOT_DRAFT):
+                    raise
+                continue  # changed or booked meanwhile: read again
+            return True
+        raise http.TransientError(f"{guid} kept changing in Dinero while IEX deleted it: trying again later")
 
     def _credit_the_rest(self, order: Order, mapping: Mapping, record: Record, claim: Claim) -> Outcome:
         """The booked invoice of a cancelled order: a credit note for what is left of the order."""
@@ -388,7 +426,7 @@ class DineroClient:
             country_code=order.country_code,
             note="cancelled in the shop",
         )
-        found = self._locate(CREDIT_NOTES, credit.reference)
+        found = self._locate(CREDIT_NOTES, transforms.key(credit.source_ref, "refund"))
         outcome = (
             Outcome("created", "", "created", found[0]) if found else self._credit(credit, mapping, record, claim)
         )
@@ -412,7 +450,7 @@ class DineroClient:
             return Outcome("skipped", f"Credit note {mapping.target_ref} was made before")
         if skipped := _not_credited(credit, invoice):
             return Outcome("skipped", skipped)
-        if found := self._locate(CREDIT_NOTES, credit.reference):
+        if found := self._locate(CREDIT_NOTES, transforms.key(credit.source_ref, "refund")):
             mapping.target_ref, mapping.target_state = found  # made by an attempt that died after
             return Outcome("created", "", "created", mapping.target_ref)
         outcome = self._credit(credit, invoice, record, claim)
@@ -440,6 +478,8 @@ class DineroClient:
 
     def send_product(self, product: Product, mapping: Mapping, record: Record) -> Outcome:
         payload = transforms.product_payload(product, self.chart(), self.settings)
+        if isinstance(payload, str):
+            return Outcome("skipped", f"Product {product.sku}: {payload}")
         condition = f"ProductNumber eq '{product.sku.replace(chr(39), chr(39) * 2)}'"
         found = self._v1(
             "GET", "products", params={"queryFilter": condition, "fields": "ProductGuid,ProductNumber"}

@@ -187,19 +187,37 @@ def contact_payload(customer: Customer, settings: dict) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if v not in ("", None)}
 
 
-def product_payload(product: Product, chart: Chart, settings: dict) -> dict[str, Any]:
+def product_payload(product: Product, chart: Chart, settings: dict) -> dict[str, Any] | str:
+    """The product on the sales account that books its VAT at home; why not, when none does."""
     line = OrderLine(
         "product", product.name, Decimal(1), product.price_net, product.price_net, ZERO, product.vat_rate
     )
-    account, _ = account_for(line, "domestic", chart, settings)
+    account, problem = account_for(line, "domestic", chart, settings)
+    if problem:
+        return problem
     return {
         "ProductNumber": product.sku,
         "Name": product.name[:250] or product.sku,
         "BaseAmountValue": float(money(product.price_net)),
         "Quantity": 1.0,
-        "AccountNumber": account or int(settings["account_vat" if product.vat_rate else "account_no_vat"]),
+        "AccountNumber": account,
         "Unit": settings["unit"],
     }
+
+
+def key(source_ref: str, kind: str = "") -> str:
+    """The end of a document's ExternalReference that is IEX's own: the shop's id of the record it was made for
+    (order numbers need not be unique: two shops may send "#1001" to one organisation)."""
+    return f"iex:{kind + ':' if kind else ''}{source_ref}"
+
+
+def made_for(external_reference: str, key: str) -> bool:
+    return external_reference == key or external_reference.endswith(f" {key}")
+
+
+def _reference(shown: str, key: str) -> str:
+    """ "#1001 iex:450789469": the shop's reference first, as people search for it, then IEX's key, kept whole."""
+    return f"{shown[: REFERENCE_MAX - len(key) - 1]} {key}" if shown else key
 
 
 def document_payload(
@@ -225,7 +243,7 @@ def document_payload(
 
 def order_document(order: Order, contact: str, planned: Plan, settings: dict) -> dict[str, Any]:
     return document_payload(
-        reference=order.reference or order.source_ref,
+        reference=_reference(order.reference, key(order.source_ref)),
         description=f"Order {order.reference}",
         date=order.date,
         currency=order.currency,
@@ -239,7 +257,7 @@ def credit_note_document(
     credit: CreditNote, invoice: str, contact: str, planned: Plan, settings: dict
 ) -> dict[str, Any]:
     payload = document_payload(
-        reference=credit.reference or credit.source_ref,
+        reference=_reference(credit.reference, key(credit.source_ref, "refund")),
         description=f"Credit note for order {credit.order_reference}"
         + (f": {credit.note}" if credit.note else ""),
         date=credit.date,

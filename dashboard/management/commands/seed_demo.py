@@ -117,6 +117,9 @@ class Command(BaseCommand):
             shop.set_credentials({**SHOP_CREDENTIALS[shop_kind], "webhook_secret": secrets.token_urlsafe(24)})
             shop.save()
         books, created = Module.objects.get_or_create(integration=integration, kind=books_kind)
+        # Books an earlier demo kept in the sandbox (before this demo's books were these) would get its orders too.
+        earlier = integration.modules.exclude(kind=books_kind).filter(base_url__startswith=settings.SANDBOX_URL)
+        earlier.filter(kind__in=[kind for _, _, kind in DEMOS]).delete()
         # The sandbox's own agreement or organisation (e-conomic's documented demo tokens only read, as e-conomic's do).
         if created or not books.connected or books.get_credentials().get("app_secret_token") == "demo":
             books.base_url = f"{settings.SANDBOX_URL}/{books_kind}"
