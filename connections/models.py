@@ -3,6 +3,7 @@ which document in the receiving system each source record became."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import uuid
@@ -14,8 +15,10 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from connections.flows import FLOWS, Flow
+from connections.gate import Gate
 from connections.systems import SYSTEMS, AccountingClient, System, WebshopClient
 from iex.lib import secrets as credentials_crypto
 from iex.lib import sql
@@ -44,6 +47,8 @@ class Module(models.Model):
     # The system refused our credentials (401/403): since when and what it said; cleared when they are saved again.
     credentials_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
     credentials_error = models.CharField(max_length=300, blank=True, editable=False)
+    # The system's account stopped answering (connections/gate.py): since when; cleared by its next answer.
+    unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -63,6 +68,18 @@ class Module(models.Model):
     @property
     def connected(self) -> bool:
         return bool(self.credentials)
+
+    @cached_property
+    def account_key(self) -> str:
+        """The system's account this module reaches (its address and credentials), the same for every module that
+        reaches it: what a rate budget is kept per."""
+        identity = {k: v for k, v in self.get_credentials().items() if "webhook_secret" not in k}
+        described = json.dumps([self.kind, self.base_url, identity], sort_keys=True, default=str)
+        return hashlib.sha256(described.encode()).hexdigest()[:24]
+
+    @cached_property
+    def gate(self) -> Gate:
+        return Gate(self)
 
     def credentials_refused(self, message: str) -> None:
         """Note that the system refused our credentials (the error digest tells the members, once)."""

@@ -27,6 +27,7 @@ from django.utils import timezone
 from billing import usage
 from billing.packs import PackInFlight
 from billing.stripe_api import StripeError
+from connections import gate
 from connections.common import Outcome
 from connections.models import Connection, Mapping
 from connections.systems import JSON, Busy, Raw, Record
@@ -70,11 +71,12 @@ def receive(
 def sync(connection: Connection, since: datetime) -> dict[str, int]:
     """Fetch what changed in the source since `since` and receive each record. Returns counts."""
     fetched = received = 0
-    for source_ref, reference, updated_at, data in connection.flow_def.fetch(connection, since):
-        fetched += 1
-        with transaction.atomic():
-            if receive(connection, source_ref, reference, updated_at, data):
-                received += 1
+    with gate.patient():  # a job's fetch waits for room in the budget in place: it has no transfer to wait in
+        for source_ref, reference, updated_at, data in connection.flow_def.fetch(connection, since):
+            fetched += 1
+            with transaction.atomic():
+                if receive(connection, source_ref, reference, updated_at, data):
+                    received += 1
     return {"fetched": fetched, "received": received}
 
 
@@ -176,12 +178,12 @@ def _attempt(transfer: Transfer, connection: Connection, data: Raw, mapping: Map
         outcome = connection.flow_def.send(connection, data, mapping, _within_lease(transfer), claims)
     except (InterfaceError, OperationalError):
         raise  # the database is away: the task runs again (tasks.RELIABLE)
-    except Busy as exc:
+    except Busy as exc:  # also Wait: the account's gate is shut for now (connections/gate.py)
         return partial(
             _retry,
             transfer,
             str(exc),
-            LEASE_BUSY_DELAY,
+            exc.delay or LEASE_BUSY_DELAY,
             count=False,
             created=not known and bool(mapping.target_ref),
         )

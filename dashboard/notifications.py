@@ -48,6 +48,7 @@ def send_error_digests(now: datetime | None = None) -> int:
     candidates |= set(
         Module.objects.filter(credentials_failed_at__gte=since).values_list("integration_id", flat=True)
     )
+    candidates |= set(Module.objects.filter(unreachable_since__gte=since).values_list("integration_id", flat=True))
     sent = 0
     for integration_id, number in Integration.objects.filter(pk__in=candidates).values_list("pk", "number"):
         with log_context(integration=number):
@@ -75,7 +76,9 @@ def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
         refused = list(
             integration.modules.filter(credentials_failed_at__gt=cursor, credentials_failed_at__lte=until)
         )
-        if not (listed or warnings or late or refused):
+        # A system that stopped answering (connections/gate.py): told once, when it stops.
+        silent = list(integration.modules.filter(unreachable_since__gt=cursor, unreachable_since__lte=until))
+        if not (listed or warnings or late or refused or silent):
             return False
         integration.digest_sent_at, integration.digest_cursor = now, until
         integration.save(update_fields=["digest_sent_at", "digest_cursor"])
@@ -93,6 +96,7 @@ def _digest(integration_id: int, now: datetime, since: datetime) -> bool:
             "warning_count": len(warnings) + more_warnings,
             "late": late,
             "refused": refused,
+            "silent": silent,
             "log_url": reverse("log", args=[integration.number]),
             "settings_url": reverse("settings", args=[integration.number]) + "#notifications",
         }

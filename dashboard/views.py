@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.models import Subscription, Usage
 from billing.usage import banners
+from connections.models import Module
 from dashboard.forms import IntegrationForm, InviteForm, NotificationsForm, RoleForm
 from dashboard.home import context as home_context
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
@@ -72,11 +73,22 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
         **home_context(integration),
         # Systems that refuse IEX's credentials: nothing moves to or from them until they are entered again.
         "refused": integration.modules.filter(credentials_failed_at__isnull=False),
+        # Systems that stopped answering: their orders wait (connections/gate.py), and how many do.
+        "silent": [
+            (module, _waiting_for(integration, module))
+            for module in integration.modules.filter(unreachable_since__isnull=False)
+        ],
         "usage": Usage.of(integration),
         "member_count": integration.members.count(),
         "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),
     }
     return render(request, "dashboard/home.html", ctx)
+
+
+def _waiting_for(integration: Integration, module: Module) -> int:
+    """Transfers of the integration waiting for the module's system to answer again (connections/gate.py)."""
+    said = f"{module.system.label} has not answered since"
+    return Transfer.objects.filter(integration=integration, status="retrying", reason__startswith=said).count()
 
 
 @login_required

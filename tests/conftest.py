@@ -14,7 +14,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from billing import stripe_api
-from connections import intake
+from connections import gate, intake
 from iex.models import Integration, Invitation, Member, Role
 
 PASSWORD = "correct horse battery staple"
@@ -30,6 +30,7 @@ def _fast_and_isolated(settings):
     # allauth's rate limits count in the cache: start every test with none spent.
     cache.clear()
     intake._known.clear()  # webhook addresses a process has read
+    gate.forget()  # every account's gate open, its budget unspent
     # No test reaches a Stripe it did not ask for (the `stripe` fixture starts localstripe).
     settings.STRIPE_API_BASE = "http://127.0.0.1:9"
     stripe_api.client.cache_clear()

@@ -31,6 +31,7 @@ PRODUCTS = {"BIKE-RED": 1, "HELMET-M": 1, "BOOK-GUIDE": 2, "SHIPPING": 1}
 class FakeModule:
     pk = 1
     base_url = ""
+    gate = None  # no rate budget or circuit: the HTTP is faked
     connected = True
 
     def __init__(self, **settings):

@@ -8,7 +8,7 @@ import responses
 import time_machine
 from cryptography.fernet import Fernet
 
-from connections import pipeline
+from connections import gate, pipeline
 from connections.models import Mapping
 from iex.celery import app as celery_app
 from iex.lib import queueing
@@ -140,6 +140,7 @@ def test_transient_failures_retry_with_backoff_then_fail(
     monkeypatch.setattr(
         pipeline, "backoff", lambda attempt, retry_after=None: delays.append((attempt, retry_after)) or 0
     )
+    monkeypatch.setattr(gate, "FAILURES", 100)  # the account answers otherwise: its gate stays open
     responses.get(f"{API}/invoices/drafts", status=503, json={"message": "Service unavailable"})
     with django_capture_on_commit_callbacks(execute=True):
         transfer = receive(connected)

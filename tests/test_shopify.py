@@ -157,6 +157,7 @@ def test_products_become_one_common_product_per_variant_with_a_sku():
 class FakeModule:
     pk = 1
     base_url = ""
+    gate = None  # no rate budget or circuit: the HTTP is faked
 
     def get_credentials(self):
         return {"shop_domain": "nordic-bikes.myshopify.com", "access_token": "shpat_secret"}

@@ -168,6 +168,7 @@ def test_an_order_announces_its_refunds_and_a_trashed_one_is_its_id():
 class FakeModule:
     pk = 77
     base_url = ""
+    gate = None  # no rate budget or circuit: the HTTP is faked
 
     def __init__(self, **settings):
         self.settings = settings

@@ -61,6 +61,25 @@ class Busy(Exception):
     """Another transfer holds what this one needs (the claim on a customer it is creating, the invoice a refund
     credits): try again shortly, without counting it as an attempt. The message says what it waits for."""
 
+    delay: float | None = None  # when to try again, if the waiting knows (else the pipeline's own)
+
+
+class Wait(Busy):
+    """The system's account cannot take a call now (its rate budget is spent, or it has stopped answering): the
+    transfer waits `delay` seconds without counting it as an attempt (connections/gate.py)."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many calls a system takes from one account in a window (its documented rate limit, with a margin)."""
+
+    calls: int
+    seconds: float
+
 
 class WebshopClient(Protocol):
     """What the flows ask of a webshop's API."""
@@ -225,6 +244,8 @@ class _System:
     webhooks: WebhookReader | None = None
     webhook_setup: str = ""
     authorize: Authorize | None = None
+    # Calls one account of the system takes in a window; every worker keeps to it (connections/gate.py).
+    budget: Budget | None = None
     # Flows the system cannot take part in, each with why (Dinero keeps no stock): not offered, and said so.
     not_offered: abc.Mapping[str, str] = field(default_factory=dict)
 

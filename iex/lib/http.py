@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -65,6 +65,15 @@ def _proxies(scheme_and_host: str) -> dict[str, str]:
     return requests.utils.get_environ_proxies(scheme_and_host)
 
 
+class Gatekeeper(Protocol):
+    """What stands in front of an account of a system (connections/gate.py): asked before every request, told the
+    answer's status after it (None: no answer). Either may raise to make the caller wait."""
+
+    def before(self) -> None: ...
+
+    def after(self, status: int | None, retry_after: float | None) -> None: ...
+
+
 def request(
     method: str,
     url: str,
@@ -75,7 +84,10 @@ def request(
     data: Any = None,
     auth: tuple[str, str] | None = None,
     timeout: tuple[float, float] = TIMEOUT,
+    gate: Gatekeeper | None = None,
 ) -> requests.Response:
+    if gate is not None:
+        gate.before()
     try:
         parts = urlsplit(url)
         response = _session().request(
@@ -90,7 +102,11 @@ def request(
             proxies=_proxies(f"{parts.scheme}://{parts.netloc}"),
         )
     except requests.RequestException as exc:
+        if gate is not None:
+            gate.after(None, None)
         raise TransientError(f"Could not reach {_host(url)}: {type(exc).__name__}") from None
+    if gate is not None:
+        gate.after(response.status_code, _retry_after(response))
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientError(
             f"{_host(url)} answered {response.status_code}: {error_message(response)}",

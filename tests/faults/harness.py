@@ -130,8 +130,8 @@ class Books:
             counts[ref] = counts.get(ref, 0) + 1
         return counts
 
-    def exactly_once(self, accepted: list[str]) -> None:
-        transfers = self.settle(accepted)
+    def exactly_once(self, accepted: list[str], timeout: float = 120) -> None:
+        transfers = self.settle(accepted, timeout)
         not_created = {ref: t for ref, t in transfers.items() if t[0] != "created"}
         assert not not_created, f"transfers that did not end created: {not_created}"
         documents = self.documents()

@@ -1,7 +1,7 @@
 """Dinero (accounting): orders become invoice drafts or booked invoices, refunds credit notes, and products are
 created. API v1 with the organisation's API key; Dinero keeps no stock levels, so no stock flow is offered."""
 
-from connections.systems import Accounting
+from connections.systems import Accounting, Budget
 from connections.systems.dinero import client, forms
 
 SYSTEM: Accounting = Accounting(
@@ -13,5 +13,6 @@ SYSTEM: Accounting = Accounting(
     client=client.DineroClient,
     about="Orders become invoices (drafts, or booked) with the shop's VAT on the right sales accounts, and refunds "
     "credit notes; products are created. Connect it with your organisation's API key (Dinero Pro).",
+    budget=Budget(90, 60),  # 100 calls a minute per organisation, then 429 (a margin for clocks and latency)
     not_offered={"stock": "Dinero keeps no stock levels, so there is no stock to send to the shop"},
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ SETTINGS_LINK = "Systems > Dinero > Settings, accounts"
 class DineroClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
+        self.gate = module.gate  # the account's rate budget and circuit, shared by every worker
         self.settings = module.settings_values()
         base = (module.base_url or "").rstrip("/")
         self.api = base or API_URL
@@ -59,7 +61,8 @@ class DineroClient:
     def _token(self, fresh: bool = False) -> str:
         kept = None if fresh else cache.get(f"{self._key}:token")
         if kept:
-            return secrets.decrypt(str(kept))  # an hour's write access: kept encrypted, as credentials are
+            with suppress(secrets.DecryptionError):  # kept under a key since retired: ask for a new one
+                return secrets.decrypt(str(kept))  # an hour's write access: kept encrypted, as credentials are
         client = (django_settings.DINERO_CLIENT_ID, django_settings.DINERO_CLIENT_SECRET)
         if not client[0]:
             raise http.PermanentError("IEX is not registered with Dinero on this installation (DINERO_CLIENT_ID)")
@@ -70,7 +73,7 @@ class DineroClient:
             "scope": SCOPES,
         }
         try:
-            answer = http.request("POST", self.token_url, data=form, auth=client).json()
+            answer = http.request("POST", self.token_url, data=form, auth=client, gate=self.gate).json()
         except http.PermanentError as exc:
             error = exc.body.get("error") if isinstance(exc.body, dict) else ""
             if error == "invalid_grant":
@@ -97,7 +100,7 @@ class DineroClient:
         for fresh in (False, True):
             headers = {"Authorization": f"Bearer {self._token(fresh)}", "Accept": "application/json"}
             try:
-                response = http.request(method, url, headers=headers, params=params, json=json)
+                response = http.request(method, url, headers=headers, params=params, json=json, gate=self.gate)
             except http.PermanentError as exc:
                 if exc.status == 401 and not fresh:
                     continue

@@ -43,6 +43,7 @@ SETTINGS_LINK = "Systems > e-conomic > Settings, VAT"
 class EconomicClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
+        self.gate = module.gate  # the account's rate budget and circuit, shared by every worker
         self.module_id = module.pk
         self.base = (module.base_url or BASE_URL).rstrip("/")
         self.settings = module.settings_values()
@@ -63,7 +64,7 @@ class EconomicClient:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         url = path if path.startswith(("http://", "https://")) else f"{self.base}/{path.lstrip('/')}"
-        return http.request(method, url, headers=self.headers, **kwargs)
+        return http.request(method, url, headers=self.headers, gate=self.gate, **kwargs)
 
     def _find(self, path: str, **equals: str) -> dict | None:
         """The first item of a collection whose fields equal the given values (`$and:` chained)."""

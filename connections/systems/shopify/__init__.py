@@ -1,11 +1,12 @@
 """Shopify (webshop): orders and products out, stock levels in. Admin REST API, one access token per shop."""
 
-from connections.systems import Webshop
+from connections.systems import Budget, Webshop
 from connections.systems.shopify import client, forms, transforms, webhooks
 
 SYSTEM: Webshop = Webshop(
     kind="shopify",
     label="Shopify",
+    budget=Budget(38, 20),  # a bucket of 40 refilling at 2 a second per shop: 40 in any 20 s, with a margin
     credentials_form=forms.CredentialsForm,
     settings_form=forms.SettingsForm,
     default_settings=forms.DEFAULT_SETTINGS,

@@ -25,6 +25,7 @@ PRIMARY_LOCATION_SECONDS = 3600  # the shop's primary location, asked once an ho
 class ShopifyClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
+        self.gate = module.gate  # the account's rate budget and circuit, shared by every worker
         self.settings = module.settings_values()
         base = module.base_url or f"https://{credentials['shop_domain']}"
         self.api = f"{base.rstrip('/')}/admin/api/{self.settings['api_version']}"
@@ -34,7 +35,7 @@ class ShopifyClient:
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         for attempt in range(3):
             try:
-                return http.request(method, url, headers=self.headers, **kwargs)
+                return http.request(method, url, headers=self.headers, gate=self.gate, **kwargs)
             except http.TransientError as exc:
                 wait = exc.retry_after
                 if exc.status != 429 or wait is None or wait > MAX_INLINE_WAIT or attempt == 2:

@@ -39,6 +39,7 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 class WooCommerceClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
+        self.gate = module.gate  # the account's rate budget and circuit, shared by every worker
         self.settings = module.settings_values()
         self.shop = credentials["site_url"].rstrip("/")  # the shop, as its merchant knows it
         self.site = (module.base_url or self.shop).rstrip("/")  # where its API is asked (a test server, maybe)
@@ -76,7 +77,7 @@ class WooCommerceClient:
         self, method: str, url: str, params: dict[str, Any] | None, json: Any, headers: dict[str, str]
     ) -> requests.Response:
         try:
-            response = http.request(method, url, headers=headers, params=params, json=json)
+            response = http.request(method, url, headers=headers, params=params, json=json, gate=self.gate)
         except http.PermanentError as exc:
             if exc.status == 404 and not isinstance(exc.body, dict):
                 raise self._no_api(exc.status) from None

@@ -1,0 +1,297 @@
+"""The gate in front of each account of a system: its rate budget and its circuit, shared by every worker.
+
+Every call a connector makes to a system goes through the gate of the module's account (`http.request(gate=...)`):
+
+- **Rate budget.** A system takes so many calls from one account in a window (Dinero 100 a minute per organisation,
+  Shopify's bucket of 40 refilling at 2 a second, e-conomic's fair use a day): `System.budget`. The gate keeps a
+  sliding window of the account's calls in Redis (every worker takes from the same one; with the embedded defaults,
+  one per process), and a call waits for room: briefly in place, else the transfer waits for it without spending
+  an attempt, so a busy shop's backlog slows down instead of being locked out, and other tenants' transfers, on
+  other accounts, pass it. A 429 shuts the gate for its Retry-After, for every worker.
+- **Circuit.** When an account stops answering (refused connections, timeouts, 5xx: FAILURES in a row), the gate
+  shuts: its transfers wait without spending attempts, one call in PROBE_SECONDS goes through as a probe, and the
+  first answer opens the gate again. The module notes since when it has not answered (Home and the error digest
+  say so, once), and the waiting transfers say it in the Log.
+
+Attempts are spent only on answers that concern the record itself (a 4xx, or a 5xx while the account otherwise
+answers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from django.core.cache import cache
+from django.utils import timezone
+
+from connections.systems import Budget, Wait
+
+if TYPE_CHECKING:
+    from connections.models import Module
+
+FAILURES = 3  # calls in a row that get no answer (or a 5xx) before the gate shuts
+FAILURE_MEMORY = 120  # seconds a failure is remembered for the count
+PROBE_SECONDS = 30.0  # while shut, one call this often finds out whether the account answers again
+# A call waits this long for room in the budget; longer, and its transfer waits instead (a worker asleep on one
+# account's budget would hold the other tenants' transfers behind it).
+WAIT_IN_PLACE = 0.25
+PAUSE_WITHOUT_RETRY_AFTER = 10.0  # a 429 that does not say how long
+PATIENCE = 120.0  # how long a job's fetch waits in place for room in a budget
+_waits_in_place: ContextVar[float | None] = ContextVar("waits_in_place", default=None)
+
+
+@contextmanager
+def patient(seconds: float = PATIENCE) -> Iterator[None]:
+    """Calls made inside wait this long in place for room in their budget (a job's fetch: it has no transfer to
+    wait in)."""
+    token = _waits_in_place.set(seconds)
+    try:
+        yield
+    finally:
+        _waits_in_place.reset(token)
+
+
+class Backend(Protocol):
+    def take(self, key: str, calls: int, seconds: float) -> tuple[float, float | None, int]:
+        """(0.0: room for one call now, and the call is counted; else the seconds until there is), when the gate
+        shut (None: open), and how many calls in a row got no answer. `calls` 0: no budget. One round trip."""
+        ...
+
+    def pause(self, key: str, seconds: float) -> None: ...
+
+    def failed(self, key: str) -> tuple[bool, float | None]:
+        """Count a call that got no answer: (whether this one shut the gate, when it shut: None while open)."""
+        ...
+
+    def answered(self, key: str) -> bool:
+        """A call got an answer: the failures are forgotten; True when this one opened a shut gate."""
+        ...
+
+    def probe(self, key: str) -> bool:
+        """True for the one caller that may try the shut account now."""
+        ...
+
+
+class Gate:
+    """The gate of one module's account (every module of the same account, in any integration, shares it)."""
+
+    def __init__(self, module: Module) -> None:
+        system = module.system
+        self.label = system.label
+        self.budget: Budget | None = system.budget
+        self.key = f"gate:{system.kind}:{module.account_key}"
+        self.module_id = module.pk
+        self.failures = 0  # calls in a row without an answer, as the last `before` saw them
+
+    def before(self) -> None:
+        """Called before each request: raises Wait while the account cannot take it."""
+        backend = _backend()
+        calls, seconds = (self.budget.calls, self.budget.seconds) if self.budget else (0, 0.0)
+        waited = 0.0
+        while True:
+            delay, shut, self.failures = backend.take(self.key, calls, seconds)
+            if shut is not None and not backend.probe(self.key):
+                raise Wait(self.silent(shut), PROBE_SECONDS)
+            if not delay:
+                return
+            patience = _waits_in_place.get()
+            if waited + delay > (WAIT_IN_PLACE if patience is None else patience):
+                raise Wait(
+                    f"{self.label}'s rate budget for this account is used up for now ({calls} calls in "
+                    f"{seconds:g} s): waiting for it",
+                    delay,
+                )
+            time.sleep(delay)
+            waited += delay
+
+    def after(self, status: int | None, retry_after: float | None) -> None:
+        """Called after each request with the answer's status (None: no answer). May raise Wait: the request got
+        429, or its failure shut the gate (the transfer waits, without spending an attempt)."""
+        backend = _backend()
+        if status is not None and status < 500:
+            if self.failures and backend.answered(self.key):  # only when there is something to forget
+                _note(self.module_id, None)
+            if status == 429:
+                pause = retry_after if retry_after is not None else PAUSE_WITHOUT_RETRY_AFTER
+                backend.pause(self.key, pause)
+                raise Wait(f"{self.label} asked IEX to slow down (429): waiting {pause:.0f} s", pause)
+            return
+        newly, since = backend.failed(self.key)
+        if newly:
+            _note(self.module_id, timezone.now())
+        if since is not None:
+            raise Wait(self.silent(since), PROBE_SECONDS)
+
+    def silent(self, since: float) -> str:
+        return (
+            f"{self.label} has not answered since {datetime.fromtimestamp(since, UTC):%H:%M} UTC: waiting for it"
+        )
+
+
+def _note(module_id: int | None, since: datetime | None) -> None:
+    """Note on the module since when its account has not answered (None: it answers again)."""
+    from connections.models import Module
+
+    if module_id is None:
+        return
+    modules = Module.objects.filter(pk=module_id)
+    if since is None:
+        modules.exclude(unreachable_since=None).update(unreachable_since=None)
+    else:
+        modules.filter(unreachable_since=None).update(unreachable_since=since)
+
+
+# --- where the gate's state lives ------------------------------------------------------------------------------
+
+_TAKE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local window = tonumber(ARGV[2])
+local shut = redis.call('GET', KEYS[3]) or ''
+local failures = redis.call('GET', KEYS[4]) or '0'
+local calls = tonumber(ARGV[1])
+if calls == 0 or shut ~= '' then return {'0', shut, failures} end
+local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+if paused > now then return {tostring(paused - now), shut, failures} end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < calls then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
+  return {'0', shut, failures}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {tostring(tonumber(oldest[2]) + window - now + 0.001), shut, failures}
+"""
+_FAILED = """
+local n = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+local newly = 0
+if n >= tonumber(ARGV[1]) then
+  local now_parts = redis.call('TIME')
+  if redis.call('SET', KEYS[2], now_parts[1], 'NX') then newly = 1 end
+end
+return {newly, redis.call('GET', KEYS[2]) or ''}
+"""
+
+
+class RedisBackend:
+    """Shared by every worker: the call times of each account in a sorted set, its failures and its shut time."""
+
+    def __init__(self, client: Any) -> None:
+        self.redis = client
+        self.take_script = client.register_script(_TAKE)
+        self.failed_script = client.register_script(_FAILED)
+        self.calls = itertools.count()
+        self.prefix = f"{threading.get_ident()}:{time.time_ns()}:"
+
+    def take(self, key: str, calls: int, seconds: float) -> tuple[float, float | None, int]:
+        member = f"{self.prefix}{next(self.calls)}"
+        keys = [f"{key}:calls", f"{key}:paused", f"{key}:shut", f"{key}:failures"]
+        delay, shut, failures = self.take_script(keys=keys, args=[calls, seconds, member])
+        return float(delay), float(shut) if shut else None, int(failures)
+
+    def pause(self, key: str, seconds: float) -> None:
+        seconds_now, micros = self.redis.time()
+        until = seconds_now + micros / 1_000_000 + seconds
+        self.redis.set(f"{key}:paused", str(until), ex=int(seconds) + 2)
+
+    def failed(self, key: str) -> tuple[bool, float | None]:
+        newly, shut = self.failed_script(keys=[f"{key}:failures", f"{key}:shut"], args=[FAILURES, FAILURE_MEMORY])
+        return bool(newly), float(shut) if shut else None
+
+    def answered(self, key: str) -> bool:
+        pipe = self.redis.pipeline()
+        pipe.delete(f"{key}:failures")
+        pipe.delete(f"{key}:shut")
+        return bool(pipe.execute()[1])
+
+    def probe(self, key: str) -> bool:
+        return bool(self.redis.set(f"{key}:probe", "1", nx=True, px=int(PROBE_SECONDS * 1000)))
+
+
+class LocalBackend:
+    """The same rules in one process (the embedded defaults have no Redis)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: dict[str, deque[float]] = {}
+        self.paused: dict[str, float] = {}
+        self.failures: dict[str, tuple[int, float]] = {}
+        self.shut: dict[str, float] = {}
+        self.probed: dict[str, float] = {}
+
+    def take(self, key: str, calls: int, seconds: float) -> tuple[float, float | None, int]:
+        now = time.time()
+        with self.lock:
+            state = (self.shut.get(key), self.failures.get(key, (0, now))[0])
+            if not calls or state[0] is not None:
+                return 0.0, *state
+            if (paused := self.paused.get(key, 0.0)) > now:
+                return paused - now, *state
+            recent = self.calls.setdefault(key, deque())
+            while recent and recent[0] <= now - seconds:
+                recent.popleft()
+            if len(recent) < calls:
+                recent.append(now)
+                return 0.0, *state
+            return recent[0] + seconds - now + 0.001, *state
+
+    def pause(self, key: str, seconds: float) -> None:
+        with self.lock:
+            self.paused[key] = time.time() + seconds
+
+    def failed(self, key: str) -> tuple[bool, float | None]:
+        now = time.time()
+        with self.lock:
+            count, last = self.failures.get(key, (0, now))
+            count = count + 1 if now - last < FAILURE_MEMORY else 1
+            self.failures[key] = (count, now)
+            newly = count >= FAILURES and key not in self.shut
+            if newly:
+                self.shut[key] = now
+            return newly, self.shut.get(key)
+
+    def answered(self, key: str) -> bool:
+        with self.lock:
+            self.failures.pop(key, None)
+            return self.shut.pop(key, None) is not None
+
+    def probe(self, key: str) -> bool:
+        now = time.time()
+        with self.lock:
+            if now - self.probed.get(key, 0.0) < PROBE_SECONDS:
+                return False
+            self.probed[key] = now
+            return True
+
+
+_local = LocalBackend()
+_redis: RedisBackend | None = None
+
+
+def _backend() -> Backend:
+    """Redis when the cache is Redis (every worker shares it), else this process's own."""
+    global _redis
+    client_of = getattr(getattr(cache, "_cache", None), "get_client", None)
+    if client_of is None:
+        return _local
+    if _redis is None:
+        _redis = RedisBackend(client_of(None, write=True))
+    return _redis
+
+
+def forget() -> None:
+    """Tests: start from open gates with empty budgets."""
+    global _redis, _local
+    _local = LocalBackend()
+    if _redis is not None:
+        for key in _redis.redis.scan_iter("gate:*"):
+            _redis.redis.delete(key)

@@ -1,0 +1,141 @@
+"""The gate in front of each system account (connections/gate.py): a rate budget every worker keeps to, a 429 that
+pauses the account for everyone, and a circuit that makes transfers wait, without spending attempts, while an
+account does not answer, and lets them go when it answers again. Against the sandbox over real HTTP; on Redis when
+REDIS_URL is set (CI), else the in-process gate of the embedded defaults."""
+
+import dataclasses
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from connections import gate, pipeline
+from connections.models import Connection, Module
+from connections.systems import SYSTEMS, Budget, Wait
+from dashboard.notifications import send_error_digests
+from tests.test_accounting import Dinero, Economic, connect, run_pending
+from tests.test_webshops import Shopify
+from transferlog.models import Transfer
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def books(sandbox, personas):
+    shop = Shopify(sandbox)
+    _, target = connect(personas.integration, sandbox, shop, Economic(sandbox))
+    return shop, target
+
+
+def budget(monkeypatch, kind, calls, seconds):
+    monkeypatch.setitem(SYSTEMS, kind, dataclasses.replace(SYSTEMS[kind], budget=Budget(calls, seconds)))
+
+
+def test_a_budget_is_kept_waiting_briefly_in_place_else_the_caller_waits(books, monkeypatch):
+    budget(monkeypatch, "economic", 3, 1.0)
+    account = Module.objects.get(kind="economic").gate
+    monkeypatch.setattr(gate, "WAIT_IN_PLACE", 2.0)
+    started = time.monotonic()
+    for _ in range(4):  # the fourth waits in place for the first to leave the window
+        account.before()
+    assert 0.5 < time.monotonic() - started < 1.6
+    monkeypatch.setattr(gate, "WAIT_IN_PLACE", 0.0)
+    account.before()
+    account.before()  # the window full again
+    with pytest.raises(Wait, match="rate budget") as waited:
+        account.before()
+    assert 0 < waited.value.delay <= 1.01
+
+
+def test_a_429_pauses_the_account_for_every_caller(books):
+    first, second = (Module.objects.get(kind="economic").gate for _ in range(2))  # two workers' views of it
+    with pytest.raises(Wait, match="slow down") as waited:
+        first.after(429, 5.0)
+    assert waited.value.delay == 5.0
+    with pytest.raises(Wait), gate.patient(0.0):
+        second.before()
+
+
+def test_an_account_that_stops_answering_shuts_its_gate_until_a_probe_gets_an_answer(books, monkeypatch):
+    module = Module.objects.get(kind="economic")
+    account = module.gate
+    for _ in range(gate.FAILURES - 1):
+        account.after(None, None)  # no answer: counted, not yet shut
+    with pytest.raises(Wait, match="e-conomic has not answered since") as waited:
+        account.after(503, None)
+    assert waited.value.delay == gate.PROBE_SECONDS
+    module.refresh_from_db()
+    assert module.unreachable_since is not None
+    other = Module.objects.get(kind="economic").gate
+    other.before()  # the one probe
+    with pytest.raises(Wait, match="has not answered"):
+        Module.objects.get(kind="economic").gate.before()  # everyone else waits
+    other.after(200, None)  # it answers again
+    Module.objects.get(kind="economic").gate.before()
+    module.refresh_from_db()
+    assert module.unreachable_since is None
+
+
+def test_an_outage_spends_no_attempts_and_every_order_is_made_once_when_it_answers(
+    books, sandbox, monkeypatch, client, personas
+):
+    shop, _ = books
+    monkeypatch.setattr(gate, "PROBE_SECONDS", 0.2)
+    orders = [shop.order(**shop.of([(shop.stocked, 1)])) for _ in range(8)]
+    sandbox.configure({"faults": [{"path_contains": "/economic/", "status": 503, "times": 10_000}]})
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    for _ in range(10):  # the outage, as long as ten attempts each: workers run them again and again
+        for transfer in Transfer.objects.exclude(status="created"):
+            pipeline.process(transfer.pk)
+        time.sleep(0.05)
+    waiting = list(Transfer.objects.all())
+    assert {t.status for t in waiting} == {"retrying"}
+    assert all(t.attempts <= 1 for t in waiting)  # none spent beyond the calls that found the outage
+    assert all("e-conomic has not answered since" in t.reason for t in waiting), {t.reason for t in waiting}
+    assert Module.objects.get(kind="economic").unreachable_since is not None
+    client.force_login(personas.owner)
+    home = client.get(f"/i/{personas.integration.number}/").content.decode()
+    assert "e-conomic has not answered since" in home and "8 transfers waiting for it" in home
+    assert send_error_digests(timezone.now() + timedelta(minutes=2)) == 1  # the owners are told once
+    assert "e-conomic has not answered since" in mail.outbox[-1].body
+    assert send_error_digests(timezone.now() + timedelta(minutes=30)) == 0
+
+    sandbox.configure({"faults": []})
+    time.sleep(0.25)
+    for _ in range(3):
+        for transfer in Transfer.objects.exclude(status="created"):
+            pipeline.process(transfer.pk)
+        time.sleep(0.25)
+    assert {t.status for t in Transfer.objects.all()} == {"created"}
+    assert len(sandbox.summary()["economic"]["drafts"]) == len(orders)
+    assert Module.objects.get(kind="economic").unreachable_since is None
+
+
+def test_a_burst_to_one_dinero_organisation_keeps_to_its_limit_and_no_429_fails_an_order(
+    sandbox, personas, monkeypatch
+):
+    shop = Shopify(sandbox)
+    connect(personas.integration, sandbox, shop, Dinero(sandbox))
+    sandbox.configure({"dinero_rate_limit": 12, "dinero_rate_window": 2})  # Dinero's 100 a minute, sped up
+    budget(monkeypatch, "dinero", 11, 2.0)
+    monkeypatch.setattr(gate, "WAIT_IN_PLACE", 5.0)  # wait in place: the test has no worker to come back
+    for _ in range(8):
+        shop.order(**shop.of([(shop.stocked, 1)]))
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    run_pending()
+    assert {t.status for t in Transfer.objects.all()} == {"created"}
+    assert sandbox.summary()["dinero"]["refused_429"] == 0
+
+
+def test_a_429_makes_the_order_wait_without_spending_an_attempt(sandbox, personas):
+    shop = Shopify(sandbox)
+    connect(personas.integration, sandbox, shop, Dinero(sandbox))
+    sandbox.configure({"dinero_rate_limit": 2, "dinero_rate_window": 60})  # less than the budget IEX keeps to
+    shop.order()
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    run_pending()
+    (transfer,) = Transfer.objects.all()
+    assert (transfer.status, transfer.attempts) == ("retrying", 0), transfer.reason
+    assert "asked IEX to slow down (429)" in transfer.reason
