@@ -41,6 +41,11 @@ BENCHES = [
         ["--orders", "100"],
     ),
     (
+        "bench/dinero.py",
+        "a burst to one Dinero organisation within its rate limit, another tenant beside it at its normal latency",
+        ["--orders", "40", "--others", "10", "--window", "1"],
+    ),
+    (
         "bench/system.py",
         "the whole system, 50 shops, one of them on Black Friday: busy against quiet shops, exactly once",
         ["--integrations", "5", "--seconds", "5", "--busy-rate", "8", "--quiet-rate", "2"],

@@ -150,9 +150,9 @@ class Recorder:
         return sum(k == kind for steps in [self.sync, *self.transfers] for k, _ in steps)
 
     def wrap_http(self, original):
-        def request(method, url, *, headers=None, params=None, json=None, timeout=None):
+        def request(method, url, *, headers=None, params=None, json=None, timeout=None, gate=None):
             self._add("http", (method, url, headers, params, json))
-            return original(method, url, headers=headers, params=params, json=json)
+            return original(method, url, headers=headers, params=params, json=json, gate=gate)
 
         return request
 
