@@ -44,6 +44,10 @@ PROBE_SECONDS = 30.0  # while shut, one call this often finds out whether the ac
 # account's budget would hold the other tenants' transfers behind it).
 WAIT_IN_PLACE = 0.25
 PAUSE_WITHOUT_RETRY_AFTER = 10.0  # a 429 that does not say how long
+# A process takes up to this many calls of a budget at once (a tenth of it at most) and makes them within
+# PERMIT_SECONDS, asking Redis once for them: the gate costs a round trip per BATCH calls, not per call.
+BATCH = 10
+PERMIT_SECONDS = 1.0
 PATIENCE = 120.0  # how long a job's fetch waits in place for room in a budget
 _waits_in_place: ContextVar[float | None] = ContextVar("waits_in_place", default=None)
 
@@ -60,9 +64,10 @@ def patient(seconds: float = PATIENCE) -> Iterator[None]:
 
 
 class Backend(Protocol):
-    def take(self, key: str, calls: int, seconds: float) -> tuple[float, float | None, int]:
-        """(0.0: room for one call now, and the call is counted; else the seconds until there is), when the gate
-        shut (None: open), and how many calls in a row got no answer. `calls` 0: no budget. One round trip."""
+    def take(self, key: str, calls: int, seconds: float, batch: int) -> tuple[float, float | None, int, int]:
+        """(0.0: room for calls now, else the seconds until there is), when the gate shut (None: open), how many
+        calls in a row got no answer, and how many calls (up to `batch`) were counted for the caller to make. `calls`
+        0: no budget. One round trip."""
         ...
 
     def pause(self, key: str, seconds: float) -> None: ...
@@ -93,11 +98,17 @@ class Gate:
 
     def before(self) -> None:
         """Called before each request: raises Wait while the account cannot take it."""
+        if _permits.use(self.key):
+            self.failures = 0
+            return
         backend = _backend()
         calls, seconds = (self.budget.calls, self.budget.seconds) if self.budget else (0, 0.0)
+        batch = max(1, min(BATCH, calls // 10)) if calls else BATCH
         waited = 0.0
         while True:
-            delay, shut, self.failures = backend.take(self.key, calls, seconds)
+            delay, shut, self.failures, granted = backend.take(self.key, calls, seconds, batch)
+            if not delay and shut is None and not self.failures and granted > 1:
+                _permits.keep(self.key, granted - 1)
             if shut is not None and not backend.probe(self.key):
                 raise Wait(self.silent(shut), PROBE_SECONDS)
             if not delay:
@@ -116,6 +127,8 @@ class Gate:
         """Called after each request with the answer's status (None: no answer). May raise Wait: the request got
         429, or its failure shut the gate (the transfer waits, without spending an attempt)."""
         backend = _backend()
+        if status is None or status >= 500 or status == 429:
+            _permits.drop(self.key)  # what was taken for this process is not to be used now
         if status is not None and status < 500:
             if self.failures and backend.answered(self.key):  # only when there is something to forget
                 _note(self.module_id, None)
@@ -134,6 +147,34 @@ class Gate:
         return (
             f"{self.label} has not answered since {datetime.fromtimestamp(since, UTC):%H:%M} UTC: waiting for it"
         )
+
+
+class _Permits:
+    """Calls a process took from an account's budget and has not made yet: good for PERMIT_SECONDS (so the window
+    counts them within that of when they are made, and a gate shut elsewhere is seen that soon)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.kept: dict[str, tuple[int, float]] = {}
+
+    def use(self, key: str) -> bool:
+        with self.lock:
+            left, until = self.kept.get(key, (0, 0.0))
+            if left <= 0 or until < time.monotonic():
+                return False
+            self.kept[key] = (left - 1, until)
+            return True
+
+    def keep(self, key: str, count: int) -> None:
+        with self.lock:
+            self.kept[key] = (count, time.monotonic() + PERMIT_SECONDS)
+
+    def drop(self, key: str) -> None:
+        with self.lock:
+            self.kept.pop(key, None)
+
+
+_permits = _Permits()
 
 
 def _note(module_id: int | None, since: datetime | None) -> None:
@@ -158,17 +199,20 @@ local window = tonumber(ARGV[2])
 local shut = redis.call('GET', KEYS[3]) or ''
 local failures = redis.call('GET', KEYS[4]) or '0'
 local calls = tonumber(ARGV[1])
-if calls == 0 or shut ~= '' then return {'0', shut, failures} end
+local batch = tonumber(ARGV[4])
+if calls == 0 or shut ~= '' then return {'0', shut, failures, tostring(batch)} end
 local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
-if paused > now then return {tostring(paused - now), shut, failures} end
+if paused > now then return {tostring(paused - now), shut, failures, '0'} end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < calls then
-  redis.call('ZADD', KEYS[1], now, ARGV[3])
+local room = calls - redis.call('ZCARD', KEYS[1])
+if room > 0 then
+  local n = math.min(room, batch)
+  for i = 1, n do redis.call('ZADD', KEYS[1], now, ARGV[3] .. ':' .. i) end
   redis.call('EXPIRE', KEYS[1], math.ceil(window) + 1)
-  return {'0', shut, failures}
+  return {'0', shut, failures, tostring(n)}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {tostring(tonumber(oldest[2]) + window - now + 0.001), shut, failures}
+return {tostring(tonumber(oldest[2]) + window - now + 0.001), shut, failures, '0'}
 """
 _FAILED = """
 local n = redis.call('INCR', KEYS[1])
@@ -192,11 +236,11 @@ class RedisBackend:
         self.calls = itertools.count()
         self.prefix = f"{threading.get_ident()}:{time.time_ns()}:"
 
-    def take(self, key: str, calls: int, seconds: float) -> tuple[float, float | None, int]:
+    def take(self, key: str, calls: int, seconds: float, batch: int) -> tuple[float, float | None, int, int]:
         member = f"{self.prefix}{next(self.calls)}"
         keys = [f"{key}:calls", f"{key}:paused", f"{key}:shut", f"{key}:failures"]
-        delay, shut, failures = self.take_script(keys=keys, args=[calls, seconds, member])
-        return float(delay), float(shut) if shut else None, int(failures)
+        delay, shut, failures, granted = self.take_script(keys=keys, args=[calls, seconds, member, batch])
+        return float(delay), float(shut) if shut else None, int(failures), int(granted)
 
     def pause(self, key: str, seconds: float) -> None:
         seconds_now, micros = self.redis.time()
@@ -228,21 +272,22 @@ class LocalBackend:
         self.shut: dict[str, float] = {}
         self.probed: dict[str, float] = {}
 
-    def take(self, key: str, calls: int, seconds: float) -> tuple[float, float | None, int]:
+    def take(self, key: str, calls: int, seconds: float, batch: int) -> tuple[float, float | None, int, int]:
         now = time.time()
         with self.lock:
-            state = (self.shut.get(key), self.failures.get(key, (0, now))[0])
-            if not calls or state[0] is not None:
-                return 0.0, *state
+            shut, failures = self.shut.get(key), self.failures.get(key, (0, now))[0]
+            if not calls or shut is not None:
+                return 0.0, shut, failures, batch
             if (paused := self.paused.get(key, 0.0)) > now:
-                return paused - now, *state
+                return paused - now, shut, failures, 0
             recent = self.calls.setdefault(key, deque())
             while recent and recent[0] <= now - seconds:
                 recent.popleft()
-            if len(recent) < calls:
-                recent.append(now)
-                return 0.0, *state
-            return recent[0] + seconds - now + 0.001, *state
+            if (room := calls - len(recent)) > 0:
+                granted = min(room, batch)
+                recent.extend([now] * granted)
+                return 0.0, shut, failures, granted
+            return recent[0] + seconds - now + 0.001, shut, failures, 0
 
     def pause(self, key: str, seconds: float) -> None:
         with self.lock:
@@ -290,8 +335,9 @@ def _backend() -> Backend:
 
 def forget() -> None:
     """Tests: start from open gates with empty budgets."""
-    global _redis, _local
+    global _redis, _local, _permits
     _local = LocalBackend()
+    _permits = _Permits()
     if _redis is not None:
         for key in _redis.redis.scan_iter("gate:*"):
             _redis.redis.delete(key)
