@@ -13,7 +13,7 @@ decimals derives its unit price and discount from these, and says where a cent o
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
@@ -114,6 +114,24 @@ class Order(Lines):
         if self.current_total is not None:
             return self.current_total
         return sum((line.gross for line in self.current_lines), ZERO)
+
+    def cancellation(self, lines: list[OrderLine]) -> CreditNote:
+        """The credit note a cancellation makes of a booked invoice: for `lines`, what is left of the order."""
+        return CreditNote(
+            source_ref=f"cancel:{self.source_ref}",
+            reference=f"{self.reference} cancelled",
+            order_ref=self.source_ref,
+            order_reference=self.reference,
+            updated_at=self.updated_at,
+            currency=self.currency,
+            total=self.left,
+            customer=self.customer,
+            lines=lines,
+            date=(self.updated_at or datetime.now(UTC)).date().isoformat(),
+            taxes_included=self.taxes_included,
+            country_code=self.country_code,
+            note="cancelled in the shop",
+        )
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from contextlib import suppress
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -414,21 +413,7 @@ class DineroClient:
         if not remaining:
             mapping.target_state = "credited"
             return Outcome("skipped", "Cancelled in the shop; its refunds credited the booked invoice in full")
-        credit = CreditNote(
-            source_ref=f"cancel:{order.source_ref}",
-            reference=f"{order.reference} cancelled",
-            order_ref=order.source_ref,
-            order_reference=order.reference,
-            updated_at=order.updated_at,
-            currency=order.currency,
-            total=order.left,
-            customer=order.customer,
-            lines=remaining,
-            date=(order.updated_at or datetime.now(UTC)).date().isoformat(),
-            taxes_included=order.taxes_included,
-            country_code=order.country_code,
-            note="cancelled in the shop",
-        )
+        credit = order.cancellation(remaining)
         found = self._locate(CREDIT_NOTES, transforms.key(credit.source_ref, "refund"))
         outcome = (
             Outcome("created", "", "created", found[0]) if found else self._credit(credit, mapping, record, claim)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -333,21 +332,7 @@ class EconomicClient:
         if found:
             outcome = Outcome("created", "", "created", found[0])  # made by an attempt that died after
         else:
-            credit = CreditNote(
-                source_ref=source_ref,
-                reference=f"{order.reference} cancelled",
-                order_ref=order.source_ref,
-                order_reference=order.reference,
-                updated_at=order.updated_at,
-                currency=order.currency,
-                total=order.left,
-                customer=order.customer,
-                lines=remaining,
-                date=(order.updated_at or datetime.now(UTC)).date().isoformat(),
-                taxes_included=order.taxes_included,
-                country_code=order.country_code,
-                note="cancelled in the shop",
-            )
+            credit = order.cancellation(remaining)
             outcome = self._credit(credit, invoice, True, record, claim)
         if outcome.status not in ("created", "warning"):
             return outcome
