@@ -26,6 +26,8 @@ from iex.models import Integration
 
 # After a webhook secret is changed, the one it replaced is accepted this long (Shopify: "up to an hour").
 PREVIOUS_SECRET_VALID = timedelta(hours=1)
+# Credentials that do not say which account a module reaches: webhook secrets, and tokens the system rotates.
+NOT_IDENTITY = {"webhook_secret", "previous_webhook_secret", "previous_webhook_secret_until", "refresh_token"}
 
 
 def new_webhook_token() -> str:
@@ -73,8 +75,8 @@ class Module(models.Model):
     def account_key(self) -> str:
         """The system's account this module reaches (its address and credentials), the same for every module that
         reaches it: what a rate budget is kept per."""
-        identity = {k: v for k, v in self.get_credentials().items() if "webhook_secret" not in k}
-        described = json.dumps([self.kind, self.base_url, identity], sort_keys=True, default=str)
+        identity = {k: v for k, v in self.get_credentials().items() if k not in NOT_IDENTITY}
+        described = json.dumps([self.kind, self.base_url, identity or self.pk], sort_keys=True, default=str)
         return hashlib.sha256(described.encode()).hexdigest()[:24]
 
     @cached_property
@@ -113,6 +115,11 @@ class Module(models.Model):
         self.credentials = credentials_crypto.encrypt(json.dumps(values))
         self.connected_at = timezone.now()
         self.credentials_failed_at, self.credentials_error = None, ""
+
+    def keep_credentials(self, values: dict[str, Any]) -> None:
+        """Keep credentials the system changed (a refresh token it rotated): nothing else about the module changes."""
+        self.credentials = credentials_crypto.encrypt(json.dumps(values))
+        type(self).objects.filter(pk=self.pk).update(credentials=self.credentials)
 
     def disconnect(self) -> None:
         self.credentials = ""

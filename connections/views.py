@@ -1,11 +1,12 @@
 import secrets
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core import signing
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
@@ -18,10 +19,10 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connections.models import Connection, Module
-from connections.systems import SYSTEMS
+from connections.systems import SYSTEMS, System
 from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib import http
 from iex.lib.queueing import publish_on_commit
@@ -97,9 +98,17 @@ def _render_module(
     settings_form: forms.Form | None = None,
     status: int = 200,
 ) -> HttpResponse:
+    oauth = mod.system.oauth
+    try:
+        by_login = bool(mod.get_credentials().get("refresh_token"))
+    except DecryptionError:
+        by_login = False
     ctx = {
         "module": mod,
         "credentials_form": credentials_form or _credentials_form(request, mod),
+        # The system's login lets IEX in (OAuth), when this installation is registered with it as an app.
+        "can_log_in": oauth is not None and oauth.available(),
+        "connected_by_login": by_login,
         "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values(), module=mod),
         "connections": Connection.objects.filter(Q(source=mod) | Q(target=mod)).select_related("source", "target"),
         # The system's own page can give IEX the credentials only when it can post them to IEX over HTTPS.
@@ -124,7 +133,8 @@ def _credentials_form(request: AuthedRequest, mod: Module, data: Any = None) -> 
     if mod.connected:
         for name in _secret_fields(form):
             form.fields[name].required = False
-            form.fields[name].widget.attrs["placeholder"] = "Saved; leave empty to keep"
+            if initial.get(name):
+                form.fields[name].widget.attrs["placeholder"] = "Saved; leave empty to keep"
     return form
 
 
@@ -157,7 +167,7 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
         old = {}  # unreadable with today's keys: only what was entered now is kept
     for name in _secret_fields(form):
         values[name] = values.get(name) or old.get(name, "")
-    mod.set_credentials(values)
+    mod.set_credentials({**old, **values})  # what the form does not show (a refresh token) is kept
     mod.save(
         update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
     )
@@ -166,8 +176,34 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
     return redirect("module", number, mod.code)
 
 
-AUTHORIZE_SALT = "iex.connections.authorize"
-AUTHORIZE_SECONDS = 3600  # the merchant has an hour on the system's page
+# --- connecting on the system's own page ----------------------------------------------------------------------
+
+CONNECT_SALT = "iex.connections.authorize"
+CONNECT_SECONDS = 3600  # the merchant has an hour on the system's page
+ANSWER_SECONDS = 300  # an OAuth answer waits this long for the browser's own request
+
+
+def _state(mod: Module, **asked: Any) -> str:
+    """IEX's state for the system's page: which module asked (and what else it needs), signed, and good for one
+    answer within the hour."""
+    once = secrets.token_urlsafe(16)
+    cache.set(f"{CONNECT_SALT}:{once}", str(mod.code), CONNECT_SECONDS)
+    return signing.dumps({"module": str(mod.code), "once": once, **asked}, salt=CONNECT_SALT, compress=True)
+
+
+def _asked(state: str, **by: Any) -> dict[str, Any] | None:
+    """What IEX asked for with this state (`by` whom), which is used up; None when IEX did not give it (to them), or
+    it was used."""
+    try:
+        asked = signing.loads(state, salt=CONNECT_SALT, max_age=CONNECT_SECONDS)
+    except signing.BadSignature:
+        return None
+    if any(asked.get(name) != value for name, value in by.items()):
+        return None
+    once = f"{CONNECT_SALT}:{asked.get('once')}"
+    if cache.get(once) != asked.get("module") or not cache.delete(once):
+        return None
+    return asked
 
 
 @login_required
@@ -185,14 +221,9 @@ def authorize_module(request: AuthedRequest, number: str, code: str) -> HttpResp
     except ValidationError:
         messages.error(request, f"Enter the https:// address of your {mod.system.label} shop.")
         return redirect("module", number, mod.code)
-    once = secrets.token_urlsafe(16)  # the state is good for one post of credentials
-    cache.set(f"{AUTHORIZE_SALT}:{once}", str(mod.code), AUTHORIZE_SECONDS)
-    state = signing.dumps(
-        {"module": str(mod.code), "site": site, "once": once}, salt=AUTHORIZE_SALT, compress=True
-    )
     callback = settings.SITE_URL + reverse("take_credentials", args=[mod.kind])
     back = settings.SITE_URL + reverse("module", args=[number, mod.code])
-    return redirect(mod.system.authorize.url(site, state, back, callback))
+    return redirect(mod.system.authorize.url(site, _state(mod, site=site), back, callback))
 
 
 @csrf_exempt
@@ -205,12 +236,11 @@ def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
         raise Http404
     try:
         state, credentials = system.authorize.keys(request.body)
-        asked = signing.loads(state, salt=AUTHORIZE_SALT, max_age=AUTHORIZE_SECONDS)
-    except (ValueError, signing.BadSignature):
-        asked = {}
-    if not asked or cache.get(once := f"{AUTHORIZE_SALT}:{asked.get('once')}") != asked.get("module"):
+    except ValueError:
+        state, credentials = "", {}
+    asked = _asked(state)
+    if asked is None:
         return HttpResponse("These are not credentials IEX asked for (or they were given already)\n", status=400)
-    cache.delete(once)
     mod = Module.objects.filter(code=asked["module"], kind=kind).first()
     if mod is None:
         return HttpResponse("The system they were asked for is no longer there\n", status=404)
@@ -224,6 +254,80 @@ def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
         update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
     )
     return HttpResponse("OK\n")
+
+
+@login_required
+@require_POST
+def oauth_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
+    """Send the merchant to the system's login to let IEX in (OAuth 2.0's authorization-code flow)."""
+    member = get_member_rw(request, number)
+    mod = _module(member, code)
+    oauth = mod.system.oauth
+    if oauth is None or not oauth.available():
+        raise Http404
+    state = _state(mod, user=request.user.pk)  # the answer is taken only in this user's browser
+    return redirect(oauth.url(mod, state, _oauth_return_url(mod.kind)))
+
+
+def _oauth_return_url(kind: str) -> str:
+    return settings.SITE_URL + reverse("oauth_return", args=[kind])
+
+
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def oauth_return(request: HttpRequest, kind: str) -> HttpResponse:
+    """Where the system sends the merchant's browser back with a code (or an error) and IEX's state. A system that
+    POSTs it (Dinero's form_post) does so from its own site, so the browser sends no session cookie with it: the
+    answer is kept a few minutes under a key of its own, and the browser is sent on to a GET of this address, which
+    carries the session, to take it."""
+    system = SYSTEMS.get(kind)
+    if system is None or system.oauth is None:
+        raise Http404
+    here = reverse("oauth_return", args=[kind])
+    if request.method == "POST":
+        key = secrets.token_urlsafe(16)
+        answer = {name: request.POST.get(name, "")[:4096] for name in ("code", "state", "error")}
+        cache.set(f"{CONNECT_SALT}:answer:{key}", answer, ANSWER_SECONDS)
+        return redirect(f"{here}?answer={key}")
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    return _take_answer(cast(AuthedRequest, request), system, kind)
+
+
+def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpResponse:
+    """The signed-in merchant's answer from the system: the code exchanged for credentials, kept on the module."""
+    assert system.oauth is not None
+    if key := request.GET.get("answer", ""):
+        answer = cache.get(f"{CONNECT_SALT}:answer:{key}") or {}
+    else:
+        answer = {name: request.GET.get(name, "") for name in ("code", "state", "error")}
+    asked = _asked(answer.get("state", ""), user=request.user.pk)
+    if key and asked:
+        cache.delete(f"{CONNECT_SALT}:answer:{key}")
+    if asked is None:
+        return HttpResponse(
+            "This is not an answer IEX asked for in this browser, or it was taken already: "
+            f"connect {system.label} again from its page in IEX.\n",
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    mod = get_object_or_404(Module.objects.select_related("integration"), code=asked["module"], kind=kind)
+    get_member_rw(request, mod.integration.number)  # may still change it
+    if answer.get("error") or not answer.get("code"):
+        messages.error(
+            request, f"{system.label} did not let IEX in ({answer.get('error') or 'no code'}): nothing changed."
+        )
+        return redirect(mod.get_absolute_url())
+    try:
+        credentials = system.oauth.exchange(mod, answer["code"], _oauth_return_url(kind))
+    except http.HTTPError as exc:
+        messages.error(request, f"Connecting {system.label} failed: {exc.message}. Nothing changed.")
+        return redirect(mod.get_absolute_url())
+    mod.set_credentials(credentials)
+    mod.save(update_fields=["credentials", "connected_at", "credentials_failed_at", "credentials_error"])
+    messages.success(request, f"{system.label} let IEX in through your login.")
+    _test(request, mod)
+    return redirect(mod.get_absolute_url())
 
 
 @login_required

@@ -43,6 +43,7 @@ tenant_urls = [
     path("systems/<uuid:code>/", connections_views.module, name="module"),
     path("systems/<uuid:code>/credentials/", connections_views.connect_module, name="connect_module"),
     path("systems/<uuid:code>/authorize/", connections_views.authorize_module, name="authorize_module"),
+    path("systems/<uuid:code>/login/", connections_views.oauth_module, name="oauth_module"),
     path("systems/<uuid:code>/test/", connections_views.test_module, name="test_module"),
     path("systems/<uuid:code>/settings/", connections_views.save_module_settings, name="save_module_settings"),
     path("systems/<uuid:code>/active/", connections_views.set_module_active, name="set_module_active"),
@@ -80,6 +81,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("healthz", views.healthz, name="healthz"),
     path("connect/<slug:kind>/credentials/", connections_views.take_credentials, name="take_credentials"),
+    path("connect/<slug:kind>/return/", connections_views.oauth_return, name="oauth_return"),
     path("metrics", metrics.metrics, name="metrics"),  # Prometheus; staff and METRICS_ALLOWED_NETWORKS only
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

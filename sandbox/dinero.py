@@ -585,6 +585,11 @@ def _authorize(state: DineroState, request: Request, settings: Settings) -> Resp
 <input type="hidden" name="state" value="{html.escape(query.get("state", ""))}">
 <button type="submit">Allow</button>
 </form>
+<form method="POST" action="{html.escape(redirect_uri)}">
+<input type="hidden" name="error" value="access_denied">
+<input type="hidden" name="state" value="{html.escape(query.get("state", ""))}">
+<button type="submit">Deny</button>
+</form>
 </body>
 </html>
 """

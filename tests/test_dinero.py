@@ -2,16 +2,25 @@
 becomes one invoice of lines excluding VAT on the accounts of their VAT, of the order's total; changed in the shop
 while a draft, it is updated, also when the accountant saved the draft in between (error 58: read again, try again);
 its refund becomes a credit note for it; booked when the module says so; a key without Dinero Pro, a refused key and
-a token run out are said or handled; stock is not offered, and the Connections page says why."""
+a token run out are said or handled; stock is not offered, and the Connections page says why. A merchant connects
+through Dinero's login (Visma Connect's authorization-code flow, answered by form_post): the refresh token is kept
+and rotated, and a refused one tells the owner to connect again."""
 
+import html
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
+from django.core.cache import cache
+from django.test import Client
 
 from connections import pipeline
 from connections.models import Connection, Mapping, Module
 from connections.systems import accounting
+from dashboard.notifications import send_error_digests
 from iex.lib import http
 from tests.test_accounting import Dinero, connect, run_pending
 from tests.test_webshops import Shopify, WooCommerce
@@ -157,3 +166,105 @@ def test_a_cancelled_order_takes_its_draft_and_its_refunds_draft_credit_notes_aw
     assert cancelled.status == "updated" and "and the draft credit note" in cancelled.reason, cancelled.reason
     books = sandbox.summary()["dinero"]["organizations"]["123456"]
     assert books["invoices"] == [] and books["creditnotes"] == []
+
+
+# --- connecting through Dinero's login ---------------------------------------------------------------------------
+
+
+def log_in_at_dinero(client, module, deny=False):
+    """The owner presses "Connect with Dinero", approves IEX on Visma Connect's page (the sandbox's), and the page
+    POSTs the answer back to IEX from Visma's site: without IEX's session cookie. The answer's address, which the
+    browser is sent on to."""
+    number = module.integration.number
+    sent = client.post(f"/i/{number}/systems/{module.code}/login/")
+    assert sent.status_code == 302
+    page_url = sent["Location"]
+    query = parse_qs(urlsplit(page_url).query)
+    assert page_url.startswith(f"{module.base_url}/connect/authorize?")
+    assert query["response_mode"] == ["form_post"] and query["response_type"] == ["code"]
+    assert query["scope"] == ["dineropublicapi:read dineropublicapi:write offline_access"]
+    assert query["redirect_uri"] == ["http://127.0.0.1:8000/connect/dinero/return/"]
+    page = requests.get(page_url, timeout=5).text
+    forms = re.findall(r'<form method="POST" action="([^"]+)">(.*?)</form>', page, re.S)
+    action, fields = forms[1 if deny else 0]
+    posted = dict(re.findall(r'name="(\w+)" value="([^"]*)"', fields))
+    assert urlsplit(action).path == "/connect/dinero/return/"
+    answered = Client().post("/connect/dinero/return/", {k: html.unescape(v) for k, v in posted.items()})
+    assert answered.status_code == 302 and answered["Location"].startswith("/connect/dinero/return/?answer=")
+    return answered["Location"]
+
+
+@pytest.fixture
+def by_login(sandbox, personas):
+    """Shopify and a Dinero module not connected yet, pointed at the sandbox."""
+    shop = Shopify(sandbox)
+    connect(personas.integration, sandbox, shop, Dinero(sandbox))
+    books = Module.objects.get(kind="dinero")
+    books.credentials = ""
+    books.save()
+    return shop, books
+
+
+def test_connecting_through_dinero_login_keeps_a_rotating_refresh_token(by_login, personas, sandbox):
+    shop, books = by_login
+    owner = personas.client(personas.owner)
+    page = owner.get(books.get_absolute_url()).content.decode()
+    assert "Connect with Dinero" in page
+    back = log_in_at_dinero(owner, books)
+    assert personas.client(personas.admin).get(back).status_code == 400  # another member's browser: not theirs
+    done = owner.get(back, follow=True)
+    page = done.content.decode()
+    assert "Dinero let IEX in through your login" in page
+    assert "Test connection succeeded: Connected to organisation 123456 (Sandbox Dinero ApS)" in page
+    assert "Connected through your Dinero login" in page
+    books.refresh_from_db()
+    credentials = books.get_credentials()
+    assert set(credentials) == {"refresh_token", "organization_id"} and credentials["organization_id"] == "123456"
+    assert owner.get(back).status_code == 400  # an answer is taken once
+
+    cache.clear()  # the access token is gone: the next call refreshes, and Visma Connect rotates the refresh token
+    order = shop.order()
+    run()
+    assert Transfer.objects.get(source_ref=str(order["id"])).status == "created"
+    books.refresh_from_db()
+    rotated = books.get_credentials()["refresh_token"]
+    assert rotated != credentials["refresh_token"]
+    assert books.connected_at and books.credentials_failed_at is None
+
+
+def test_a_merchant_who_denies_access_changes_nothing(by_login, personas):
+    _, books = by_login
+    owner = personas.client(personas.owner)
+    done = owner.get(log_in_at_dinero(owner, books, deny=True), follow=True).content.decode()
+    assert "Dinero did not let IEX in (access_denied): nothing changed." in done
+    books.refresh_from_db()
+    assert not books.connected
+
+
+def test_connecting_through_the_login_is_for_writers_and_members_only(by_login, personas):
+    _, books = by_login
+    login = f"/i/{personas.integration.number}/systems/{books.code}/login/"
+    assert personas.client(personas.viewer).post(login).status_code == 403
+    assert personas.client(personas.outsider).post(login).status_code == 404
+    # the answer's GET needs the browser's session: anonymous, it is sent to sign in first
+    assert Client().get("/connect/dinero/return/?answer=x")["Location"].startswith("/accounts/login/")
+    assert Client().post("/connect/shopify/return/", {"code": "x"}).status_code == 404  # no login flow there
+
+
+def test_a_refused_refresh_tells_the_owner_to_connect_again(by_login, personas, sandbox, mailoutbox):
+    shop, books = by_login
+    owner = personas.client(personas.owner)
+    owner.get(log_in_at_dinero(owner, books))
+    sandbox.dinero_revoke_tokens(refresh_tokens=True)  # the merchant took IEX's access away in Dinero
+    cache.clear()
+    order = shop.order()
+    run()
+    transfer = Transfer.objects.get(source_ref=str(order["id"]))
+    assert transfer.status == "failed" and "Dinero no longer lets IEX in" in transfer.reason
+    books.refresh_from_db()
+    assert books.credentials_failed_at is not None
+    home = owner.get(f"/i/{personas.integration.number}/").content.decode()
+    assert "Dinero no longer lets IEX in" in home and "Connect Dinero again" in home
+    send_error_digests(datetime.now(UTC) + timedelta(minutes=2))  # a minute settles first
+    (email,) = [m for m in mailoutbox if "owner@shop.example" in m.to]
+    assert "Dinero no longer lets IEX in" in email.body

@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connections
 from django.urls import reverse
 
@@ -256,3 +257,40 @@ def test_two_orders_with_one_new_product_at_once_make_the_product_once(sandboxed
     assert sorted(Transfer.objects.values_list("status", flat=True)) == ["created", "created"]
     products = [p for p in sandbox.summary()["economic"]["products"] if p["productNumber"] == "BELL"]
     assert len(products) == 1
+
+
+def test_two_workers_refreshing_dinero_at_once_rotate_its_refresh_token_once(personas, sandbox):
+    """A refresh token works once: without the module's row lock, the second of two workers refreshing together
+    would be refused, and the merchant told to connect again for nothing."""
+    import requests
+
+    from connections.models import Module
+    from connections.systems.dinero.client import DineroClient
+
+    base = f"{sandbox.url}/dinero"
+    page = requests.get(
+        f"{base}/connect/authorize",
+        params={"client_id": "iex-sandbox", "response_type": "code", "redirect_uri": "https://iex.example/back",
+                "scope": "dineropublicapi:read dineropublicapi:write offline_access", "state": "s"},
+        timeout=5,
+    ).text  # fmt: skip
+    code = page.split('name="code" value="')[1].split('"')[0]
+    tokens = requests.post(
+        f"{base}/connect/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": "https://iex.example/back"},
+        auth=("iex-sandbox", "iex-sandbox-secret"),
+        timeout=5,
+    ).json()
+    books = Module(integration=personas.integration, kind="dinero", base_url=base)
+    books.set_credentials({"refresh_token": tokens["refresh_token"], "organization_id": "123456"})
+    books.save()
+    for _ in range(5):
+        cache.clear()  # no access token: both workers refresh
+        results = run_together(
+            *[lambda: DineroClient(Module.objects.get(pk=books.pk)).organizations()[0]["Id"] for _ in range(2)]
+        )
+        assert results == [123456, 123456]
+        books.refresh_from_db()
+        assert books.credentials_failed_at is None
+    cache.clear()
+    assert DineroClient(Module.objects.get(pk=books.pk)).organizations()  # the kept refresh token is the live one

@@ -231,6 +231,20 @@ class Authorize:
     keys: Callable[[bytes], tuple[str, dict[str, Any]]]
 
 
+@dataclass(frozen=True)
+class OAuth:
+    """A system's OAuth 2.0 authorization-code flow: the merchant approves IEX on the system's own page, which sends
+    the browser back to IEX's return address with a code (and IEX's state); IEX exchanges the code for the
+    credentials it keeps (a refresh token, encrypted like every credential)."""
+
+    # (the module, IEX's signed state, IEX's return address) -> the system's page where the merchant approves IEX
+    url: Callable[[Module, str, str], str]
+    # (the module, the code, IEX's return address) -> the credentials to keep; raises http.HTTPError when refused
+    exchange: Callable[[Module, str, str], dict[str, Any]]
+    # Whether this installation is registered with the system as an app (its client id is set)
+    available: Callable[[], bool]
+
+
 @dataclass(frozen=True, kw_only=True)
 class _System:
     kind: str
@@ -244,6 +258,7 @@ class _System:
     webhooks: WebhookReader | None = None
     webhook_setup: str = ""
     authorize: Authorize | None = None
+    oauth: OAuth | None = None
     # Calls one account of the system takes in a window; every worker keeps to it (connections/gate.py).
     budget: Budget | None = None
     # Flows the system cannot take part in, each with why (Dinero keeps no stock): not offered, and said so.

@@ -1,8 +1,12 @@
-"""Dinero's API (v1, and v1.2 for updates), with the organisation's API key.
+"""Dinero's API (v1, and v1.2 for updates), through the merchant's Dinero login or their organisation's API key.
 
-IEX is registered with Visma Connect as an app (DINERO_CLIENT_ID / DINERO_CLIENT_SECRET); a merchant's own API key
-opens their organisation through the password grant (the key as user name and password). Access tokens live about an
-hour: each is kept in the shared cache until a minute before it runs out, and asked for again on a 401.
+IEX is registered with Visma Connect as an app (DINERO_CLIENT_ID / DINERO_CLIENT_SECRET). A merchant lets IEX in
+either through Dinero's login (oauth.py: the authorization-code flow gives a refresh token, kept with the module's
+credentials) or with their organisation's own API key (the password grant, the key as user name and password).
+Access tokens live about an hour: each is kept in the shared cache until a minute before it runs out, and asked for
+again on a 401. A refresh token works once: one worker at a time refreshes (the module's row is locked) and the new
+one is kept before the lock is let go. When Visma Connect refuses it (the merchant withdrew IEX's access), the module
+is noted as refused: Home and the error digest tell the members to connect Dinero again.
 
 A document is found again by its ExternalReference (the shop's order reference) when IEX's own record of it was lost.
 A draft is updated with the Timestamp Dinero gave it last: when somebody changed it in between, Dinero answers error
@@ -20,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
 from django.core.cache import cache
+from django.db import transaction
 
 from connections.common import CreditNote, Customer, Order, Outcome, Product, StockLevel, money
 from connections.systems import Claim, Record
@@ -31,7 +36,7 @@ if TYPE_CHECKING:
     from connections.models import Mapping, Module
 
 API_URL = "https://api.dinero.dk"
-TOKEN_URL = "https://connect.visma.com/connect/token"  # noqa: S105 (an address, not a secret)
+CONNECT_URL = "https://connect.visma.com"
 CHART_SECONDS = 3600
 STALE = 58  # Dinero's error code for an update or booking with a Timestamp that is not the entity's current one
 NOT_DRAFT = 52
@@ -40,58 +45,97 @@ UPDATE_TRIES = 3
 SCOPES = "dineropublicapi:read dineropublicapi:write"
 INVOICES, CREDIT_NOTES = "invoices", "sales/creditnotes"
 SETTINGS_LINK = "Systems > Dinero > Settings, accounts"
+WITHDRAWN = (
+    "Dinero no longer lets IEX in: the access given through Dinero's login was withdrawn or has run out. "
+    "Connect Dinero again"
+)
+
+
+def api_url(module: Module) -> str:
+    return (module.base_url or "").rstrip("/") or API_URL
+
+
+def connect_url(module: Module) -> str:
+    """Visma Connect, where IEX's tokens come from (the sandbox's, when the module points at it)."""
+    base = (module.base_url or "").rstrip("/")
+    return f"{base}/connect" if base else f"{CONNECT_URL}/connect"
+
+
+def grant(module: Module, form: dict[str, str], refused: str) -> dict[str, Any]:
+    """Visma Connect's answer to a grant (`form`), asked with IEX's app credentials; `refused` is the merchant's
+    message when it refuses the grant itself."""
+    client = (django_settings.DINERO_CLIENT_ID, django_settings.DINERO_CLIENT_SECRET)
+    if not client[0]:
+        raise http.PermanentError("IEX is not registered with Dinero on this installation (DINERO_CLIENT_ID)")
+    try:
+        answer = http.request("POST", f"{connect_url(module)}/token", data=form, auth=client, gate=module.gate)
+    except http.PermanentError as exc:
+        error = exc.body.get("error") if isinstance(exc.body, dict) else ""
+        if error == "invalid_grant":  # the merchant's key or login: as a 401, so the module is noted as refused
+            raise http.PermanentError(refused, status=401, body=exc.body) from None
+        if error == "invalid_client":
+            # IEX's own registration, not the merchant's: no status, so no module is marked as refused
+            raise http.PermanentError(
+                "Dinero refused IEX's app registration (DINERO_CLIENT_ID, DINERO_CLIENT_SECRET): tell support",
+                body=exc.body,
+            ) from None
+        raise
+    return dict(answer.json())
 
 
 class DineroClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
+        self.module = module
         self.gate = module.gate  # the account's rate budget and circuit, shared by every worker
         self.settings = module.settings_values()
-        base = (module.base_url or "").rstrip("/")
-        self.api = base or API_URL
-        self.token_url = f"{base}/connect/token" if base else TOKEN_URL
-        self.api_key = str(credentials["api_key"])
+        self.api = api_url(module)
+        # The organisation's own key, else the refresh token Dinero's login gave (kept with the credentials)
+        self.api_key = str(credentials.get("api_key") or "")
+        if not self.api_key and not credentials.get("refresh_token"):
+            raise KeyError("api_key")  # connected neither way: the credentials are incomplete
         self.organization = str(credentials.get("organization_id") or "")
-        account = f"{module.pk}:{self.token_url}:{self.api_key}"
+        account = f"{module.pk}:{connect_url(module)}:{self.api_key or 'login'}"
         self._key = "dinero:" + hashlib.sha256(account.encode()).hexdigest()
 
     # --- the API -------------------------------------------------------------------------------------------
 
     def _token(self, fresh: bool = False) -> str:
-        kept = None if fresh else cache.get(f"{self._key}:token")
-        if kept:
+        if not fresh and (kept := self._kept_token()):
+            return kept
+        if not self.api_key:
+            return self._refreshed(fresh)
+        form = {"grant_type": "password", "username": self.api_key, "password": self.api_key, "scope": SCOPES}
+        refused = "Dinero refused the API key: copy it again from Dinero > Settings > Integrations"
+        return self._keep_token(grant(self.module, form, refused))
+
+    def _kept_token(self) -> str | None:
+        if kept := cache.get(f"{self._key}:token"):
             with suppress(secrets.DecryptionError):  # kept under a key since retired: ask for a new one
                 return secrets.decrypt(str(kept))  # an hour's write access: kept encrypted, as credentials are
-        client = (django_settings.DINERO_CLIENT_ID, django_settings.DINERO_CLIENT_SECRET)
-        if not client[0]:
-            raise http.PermanentError("IEX is not registered with Dinero on this installation (DINERO_CLIENT_ID)")
-        form = {
-            "grant_type": "password",
-            "username": self.api_key,
-            "password": self.api_key,
-            "scope": SCOPES,
-        }
-        try:
-            answer = http.request("POST", self.token_url, data=form, auth=client, gate=self.gate).json()
-        except http.PermanentError as exc:
-            error = exc.body.get("error") if isinstance(exc.body, dict) else ""
-            if error == "invalid_grant":
-                raise http.PermanentError(
-                    "Dinero refused the API key: copy it again from Dinero > Settings > Integrations",
-                    status=exc.status,
-                    body=exc.body,
-                ) from None
-            if error == "invalid_client":
-                # IEX's own registration, not the merchant's key: no status, so no module is marked as refused
-                raise http.PermanentError(
-                    "Dinero refused IEX's app registration (DINERO_CLIENT_ID, DINERO_CLIENT_SECRET): tell support",
-                    body=exc.body,
-                ) from None
-            raise
+        return None
+
+    def _keep_token(self, answer: dict[str, Any]) -> str:
         token = str(answer["access_token"])
-        lifetime = max(60, int(answer.get("expires_in") or 3600) - 60)
+        lifetime = max(60, int(answer.get("expires_in") or 3600) - 60)  # renewed a minute before it runs out
         cache.set(f"{self._key}:token", secrets.encrypt(token), lifetime)
         return token
+
+    def _refreshed(self, fresh: bool) -> str:
+        """A new access token for the refresh token Dinero's login gave. One worker at a time: a refresh token works
+        once, so the one Visma Connect gives back is kept (in the same transaction) before another may refresh."""
+        with transaction.atomic():
+            module = type(self.module).objects.select_for_update().get(pk=self.module.pk)
+            if not fresh and (kept := self._kept_token()):
+                return kept  # refreshed by another worker while this one waited
+            credentials = module.get_credentials()
+            if not credentials.get("refresh_token"):
+                raise http.PermanentError(WITHDRAWN, status=401)
+            form = {"grant_type": "refresh_token", "refresh_token": str(credentials["refresh_token"])}
+            answer = grant(self.module, form, WITHDRAWN)
+            if rotated := answer.get("refresh_token"):
+                module.keep_credentials({**credentials, "refresh_token": str(rotated)})
+            return self._keep_token(answer)
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         """The answer's JSON (None when it has no body). A 401 gets a new token once."""
