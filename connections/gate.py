@@ -13,6 +13,11 @@ Every call a connector makes to a system goes through the gate of the module's a
   first answer opens the gate again. The module notes since when it has not answered (Home and the error digest
   say so, once), and the waiting transfers say it in the Log.
 
+- **Refusals.** Systems take access away from an app that goes on sending requests they refuse (Dinero: "many
+  400, 401 or 403 answers"). When an account refuses REFUSALS requests within REFUSAL_WINDOW, the gate notes its
+  module as stopped: the transfers to and from it are held (not failed), Home and the error digest say why, and a
+  successful test of the connection, or credentials saved again, lets them go.
+
 Attempts are spent only on answers that concern the record itself (a 4xx, or a 5xx while the account otherwise
 answers).
 """
@@ -49,6 +54,9 @@ PAUSE_WITHOUT_RETRY_AFTER = 10.0  # a 429 that does not say how long
 BATCH = 10
 PERMIT_SECONDS = 1.0
 PATIENCE = 120.0  # how long a job's fetch waits in place for room in a budget
+REFUSED = frozenset({400, 401, 403})  # the answers a system counts against an app
+REFUSALS = 20  # refused requests of one account within REFUSAL_WINDOW seconds before IEX stops calling it
+REFUSAL_WINDOW = 600
 _waits_in_place: ContextVar[float | None] = ContextVar("waits_in_place", default=None)
 
 
@@ -82,6 +90,14 @@ class Backend(Protocol):
 
     def probe(self, key: str) -> bool:
         """True for the one caller that may try the shut account now."""
+        ...
+
+    def refused(self, key: str) -> int:
+        """Count a refused request: how many there were in the account's current REFUSAL_WINDOW."""
+        ...
+
+    def forgive(self, key: str) -> None:
+        """Forget the account's refused requests (it lets IEX in again)."""
         ...
 
 
@@ -132,6 +148,8 @@ class Gate:
         if status is not None and status < 500:
             if self.failures and backend.answered(self.key):  # only when there is something to forget
                 _note(self.module_id, None)
+            if status in REFUSED and backend.refused(self.key) == REFUSALS:  # exactly one caller sees it reached
+                _stop(self.module_id, self.label)
             if status == 429:
                 pause = retry_after if retry_after is not None else PAUSE_WITHOUT_RETRY_AFTER
                 backend.pause(self.key, pause)
@@ -142,6 +160,9 @@ class Gate:
             _note(self.module_id, timezone.now())
         if since is not None:
             raise Wait(self.silent(since), PROBE_SECONDS)
+
+    def forgive(self) -> None:
+        _backend().forgive(self.key)
 
     def silent(self, since: float) -> str:
         return (
@@ -188,6 +209,20 @@ def _note(module_id: int | None, since: datetime | None) -> None:
         modules.exclude(unreachable_since=None).update(unreachable_since=None)
     else:
         modules.filter(unreachable_since=None).update(unreachable_since=since)
+
+
+def _stop(module_id: int | None, label: str) -> None:
+    """Note on the module that IEX stopped calling its account, which refused too many requests."""
+    from connections.models import Module
+
+    if module_id is None:
+        return
+    message = (
+        f"IEX stopped calling {label}: it refused {REFUSALS} requests within {REFUSAL_WINDOW // 60} minutes (400, "
+        f"401 or 403), and {label} may take IEX's access away if that goes on. The failed transfers in the Log say "
+        f"what it refused; fix that, then test the connection to let the waiting transfers go"
+    )
+    Module.objects.get(pk=module_id).credentials_refused(message)
 
 
 # --- where the gate's state lives ------------------------------------------------------------------------------
@@ -260,6 +295,15 @@ class RedisBackend:
     def probe(self, key: str) -> bool:
         return bool(self.redis.set(f"{key}:probe", "1", nx=True, px=int(PROBE_SECONDS * 1000)))
 
+    def refused(self, key: str) -> int:
+        pipe = self.redis.pipeline()
+        pipe.incr(f"{key}:refused")
+        pipe.expire(f"{key}:refused", REFUSAL_WINDOW, nx=True)
+        return int(pipe.execute()[0])
+
+    def forgive(self, key: str) -> None:
+        self.redis.delete(f"{key}:refused")
+
 
 class LocalBackend:
     """The same rules in one process (the embedded defaults have no Redis)."""
@@ -271,6 +315,7 @@ class LocalBackend:
         self.failures: dict[str, tuple[int, float]] = {}
         self.shut: dict[str, float] = {}
         self.probed: dict[str, float] = {}
+        self.refusals: dict[str, tuple[int, float]] = {}  # count, when its window started
 
     def take(self, key: str, calls: int, seconds: float, batch: int) -> tuple[float, float | None, int, int]:
         now = time.time()
@@ -316,6 +361,18 @@ class LocalBackend:
                 return False
             self.probed[key] = now
             return True
+
+    def refused(self, key: str) -> int:
+        now = time.time()
+        with self.lock:
+            count, started = self.refusals.get(key, (0, now))
+            count, started = (count + 1, started) if now - started < REFUSAL_WINDOW else (1, now)
+            self.refusals[key] = (count, started)
+            return count
+
+    def forgive(self, key: str) -> None:
+        with self.lock:
+            self.refusals.pop(key, None)
 
 
 _local = LocalBackend()

@@ -46,7 +46,8 @@ class Module(models.Model):
     base_url = models.URLField(blank=True)
     webhook_token = models.CharField(max_length=64, unique=True, default=new_webhook_token, editable=False)
     connected_at = models.DateTimeField(null=True, blank=True)
-    # The system refused our credentials (401/403): since when and what it said; cleared when they are saved again.
+    # The system refused IEX (its credentials, 401/403, or too many requests: connections/gate.py): since when and
+    # why. Its transfers are held meanwhile; cleared when the credentials are saved again or a test succeeds.
     credentials_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
     credentials_error = models.CharField(max_length=300, blank=True, editable=False)
     # The system's account stopped answering (connections/gate.py): since when; cleared by its next answer.
@@ -84,7 +85,7 @@ class Module(models.Model):
         return Gate(self)
 
     def credentials_refused(self, message: str) -> None:
-        """Note that the system refused our credentials (the error digest tells the members, once)."""
+        """Note that the system refused IEX (Home says so, and the error digest tells the members, once)."""
         if self.credentials_failed_at is None:
             self.credentials_failed_at = timezone.now()
         self.credentials_error = message[:300]
@@ -193,6 +194,11 @@ class Connection(models.Model):
         if not self.active:
             return "Connection is inactive"
         return ""
+
+    def refused(self) -> Module | None:
+        """The module of the connection that refused IEX (or that IEX stopped calling), if one did: nothing is sent
+        to it or asked of it until it lets IEX in again."""
+        return next((m for m in (self.source, self.target) if m.credentials_failed_at is not None), None)
 
     @classmethod
     def ensure_for(cls, integration: Integration) -> None:

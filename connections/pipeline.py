@@ -29,7 +29,7 @@ from billing.packs import PackInFlight
 from billing.stripe_api import StripeError
 from connections import gate
 from connections.common import Outcome
-from connections.models import Connection, Mapping
+from connections.models import Connection, Mapping, Module
 from connections.systems import JSON, Busy, Raw, Record
 from iex.lib import http
 from iex.lib.logs import bind_log_context, log_context
@@ -107,6 +107,9 @@ def _process(transfer: Transfer) -> None:
         return
     if reason := connection.skip_reason():
         _finish(transfer, Outcome("skipped", reason))
+        return
+    if refused := connection.refused():
+        _hold_for_access(transfer, refused)
         return
     data = transfer.source_data
     if not isinstance(data, dict):
@@ -224,8 +227,9 @@ def _failed(transfer: Transfer, connection: Connection, exc: Exception, created:
         delay = backoff(transfer.run_attempts, exc.retry_after)
         return partial(_retry, transfer, exc.message, delay, created=created)
     if isinstance(exc, http.PermanentError):
-        if exc.status in (401, 403):
+        if exc.status in (401, 403):  # about IEX's access, not the record: it waits until the system lets IEX in
             connection.target.credentials_refused(exc.message)
+            return partial(_hold_for_access, transfer, connection.target, exc.body, created)
         return partial(_fail, transfer, exc.message, exc.body, created)
     if isinstance(exc, DecryptionError):
         reason = "The stored credentials cannot be decrypted with the configured keys; reconnect the system"
@@ -276,6 +280,14 @@ def _hold(transfer: Transfer, reason: str) -> None:
     """No allowance left, and none could be bought: kept with its data until what fixes it releases it."""
     transfer.record("held", None, reason)
     transfer.finish(Status.HELD, reason, held_for=HeldFor.ORDERS)
+
+
+def _hold_for_access(transfer: Transfer, module: Module, answer: Any = None, created: bool = False) -> None:
+    """The system refused IEX (its credentials, or too many requests): kept with its data until it lets IEX in."""
+    usage.settle(transfer, created=created)
+    reason = f"Waiting until {module.system.label} lets IEX in again: {module.credentials_error}"
+    transfer.record("held", answer, reason)
+    transfer.finish(Status.HELD, reason, held_for=HeldFor.access(module.pk))
 
 
 def _fail(transfer: Transfer, reason: str, answer: Any = None, created: bool = False) -> None:

@@ -148,7 +148,19 @@ def _test(request: AuthedRequest, mod: Module) -> bool:
         messages.error(request, "Test connection failed: the saved credentials are incomplete; enter them again.")
         return False
     messages.success(request, f"Test connection succeeded: {answer}")
+    _let_in(request, mod)
     return True
+
+
+def _let_in(request: AuthedRequest, mod: Module) -> None:
+    """The system answered a test: IEX calls it again, and the transfers held until it let IEX in go, oldest first."""
+    Module.objects.filter(pk=mod.pk).exclude(credentials_failed_at=None).update(
+        credentials_failed_at=None, credentials_error=""
+    )
+    mod.gate.forgive()
+    because = f"a test of {mod.system.label} by {request.user.email}"
+    if released := Transfer.release_held(mod.integration, because, HeldFor.access(mod.pk)):
+        messages.info(request, f"{released} held transfer{pluralize(released)} queued again.")
 
 
 @login_required

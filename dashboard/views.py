@@ -23,7 +23,7 @@ from iex.celery import app as celery_app
 from iex.lib import emails
 from iex.models import ROLE_HELP, Integration, Invitation, Member, Role
 from scheduling.models import Job
-from transferlog.models import Transfer
+from transferlog.models import HeldFor, Status, Transfer
 
 PENDING_INVITATION = "pending_invitation"
 
@@ -71,8 +71,11 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
     ctx = {
         **banners(integration),
         **home_context(integration),
-        # Systems that refuse IEX's credentials: nothing moves to or from them until they are entered again.
-        "refused": integration.modules.filter(credentials_failed_at__isnull=False),
+        # Systems that refuse IEX (or that IEX stopped calling): their transfers are held until they let IEX in.
+        "refused": [
+            (module, integration.transfers.filter(status=Status.HELD, held_for=HeldFor.access(module.pk)).count())
+            for module in integration.modules.filter(credentials_failed_at__isnull=False)
+        ],
         # Systems that stopped answering: their orders wait (connections/gate.py), and how many do.
         "silent": [
             (module, _waiting_for(integration, module))

@@ -54,6 +54,9 @@ def run(job: Job) -> None:
     if reason := connection.skip_reason():
         job.finish_run(RunOutcome.SKIPPED, reason)
         return
+    if refused := connection.refused():  # asked nothing until it lets IEX in: the next run fetches what it missed
+        job.finish_run(RunOutcome.SKIPPED, f"{refused.system.label} refused IEX: {refused.credentials_error}")
+        return
     since = (job.cursor or started) - OVERLAP
     try:
         counts = pipeline.sync(connection, since)

@@ -260,7 +260,7 @@ def test_a_refused_refresh_tells_the_owner_to_connect_again(by_login, personas, 
     order = shop.order()
     run()
     transfer = Transfer.objects.get(source_ref=str(order["id"]))
-    assert transfer.status == "failed" and "Dinero no longer lets IEX in" in transfer.reason
+    assert transfer.status == "held" and "Dinero no longer lets IEX in" in transfer.reason  # kept, not failed
     books.refresh_from_db()
     assert books.credentials_failed_at is not None
     home = owner.get(f"/i/{personas.integration.number}/").content.decode()
@@ -268,3 +268,10 @@ def test_a_refused_refresh_tells_the_owner_to_connect_again(by_login, personas, 
     send_error_digests(datetime.now(UTC) + timedelta(minutes=2))  # a minute settles first
     (email,) = [m for m in mailoutbox if "owner@shop.example" in m.to]
     assert "Dinero no longer lets IEX in" in email.body
+    later = shop.order()
+    run()
+    assert Transfer.objects.get(source_ref=str(later["id"])).status == "held"  # Dinero is not asked meanwhile
+    page = owner.get(log_in_at_dinero(owner, books), follow=True).content.decode()  # the owner connects again
+    assert "2 held transfers queued again." in page
+    run_pending()
+    assert set(Transfer.objects.values_list("status", flat=True)) == {"created"}

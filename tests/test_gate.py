@@ -139,3 +139,36 @@ def test_a_429_makes_the_order_wait_without_spending_an_attempt(sandbox, persona
     (transfer,) = Transfer.objects.all()
     assert (transfer.status, transfer.attempts) == ("retrying", 0), transfer.reason
     assert "asked IEX to slow down (429)" in transfer.reason
+
+
+def test_an_account_that_refuses_request_after_request_is_no_longer_called(sandbox, personas, monkeypatch):
+    """Systems take access away from an app that goes on sending what they refuse: after REFUSALS refused requests
+    IEX stops calling the account, holds its transfers with their data, says so on Home and by email, and lets them
+    go when the merchant has fixed the cause and a test of the connection succeeds."""
+    monkeypatch.setattr(gate, "REFUSALS", 3)
+    shop = Shopify(sandbox)
+    _, books = connect(personas.integration, sandbox, shop, Dinero(sandbox))
+    books.settings = {"language": "fr-FR"}  # not a language Dinero takes: every invoice is answered 400
+    books.save()
+    orders = [shop.order() for _ in range(5)]
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    run_pending()
+    transfers = [Transfer.objects.get(source_ref=str(order["id"])) for order in orders]
+    assert [t.status for t in transfers] == ["failed"] * 3 + ["held"] * 2
+    assert "Language" in transfers[0].reason
+    assert transfers[3].reason.startswith("Waiting until Dinero lets IEX in again: IEX stopped calling Dinero")
+    assert sandbox.summary()["dinero"]["organizations"]["123456"]["invoices"] == []  # none was tried
+    owner = personas.client(personas.owner)
+    number = personas.integration.number
+    home = owner.get(f"/i/{number}/").content.decode()
+    assert "Nothing moves to or from Dinero" in home and "2 transfers wait for it" in home
+    assert send_error_digests(timezone.now() + timedelta(minutes=2)) == 1
+    assert "IEX stopped calling Dinero: it refused 3 requests" in mail.outbox[-1].body
+
+    books.settings = {"language": "da-DK"}  # the merchant fixed what Dinero refused
+    books.save()
+    page = owner.post(f"/i/{number}/systems/{books.code}/test/", follow=True).content.decode()
+    assert "2 held transfers queued again." in page
+    run_pending()
+    assert [Transfer.objects.get(pk=t.pk).status for t in transfers[3:]] == ["created", "created"]
+    assert "Nothing moves to or from" not in owner.get(f"/i/{number}/").content.decode()

@@ -89,7 +89,7 @@ def test_a_late_job_and_refused_credentials_are_told_once(personas, connected, c
         connected.target.credentials_refused("e-conomic answered 401: invalid agreement grant token")
     assert digest(NOW, committed) == 1
     body = mail.outbox[0].body
-    assert "e-conomic refused our credentials: e-conomic answered 401" in body
+    assert "Nothing moves to or from e-conomic: e-conomic answered 401" in body
     assert f'The job "{connected.label}" has not completed' in body
     assert digest(NOW + timedelta(minutes=20), committed) == 0  # told already
 

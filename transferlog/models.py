@@ -36,6 +36,11 @@ class HeldFor:
     SETTINGS = "settings"  # the receiving system's settings cannot book it as the shop charged it: saving them
 
     @staticmethod
+    def access(module_id: int) -> str:
+        """A system refused IEX (its credentials, or too many requests): it lets IEX in again."""
+        return f"access:{module_id}"
+
+    @staticmethod
     def record(connection_id: int, source_ref: str) -> str:
         """Another record must reach the receiving system first (the invoice a refund credits): its create."""
         return f"record:{connection_id}:{source_ref}"[:120]
