@@ -69,7 +69,11 @@ def add_system(request: AuthedRequest, number: str) -> HttpResponse:
         messages.error(request, "Choose a system from the list.")
         return redirect("systems", number)
     with transaction.atomic():
-        module, created = Module.objects.get_or_create(integration=member.integration, kind=kind)
+        # On the embedded defaults (`make run`) a system starts out pointed at the sandbox that runs beside it.
+        sandbox = f"{settings.SANDBOX_URL}/{kind}" if settings.DEBUG else ""
+        module, created = Module.objects.get_or_create(
+            integration=member.integration, kind=kind, defaults={"base_url": sandbox}
+        )
         Connection.ensure_for(member.integration)
         if created:
             _price_changed(member.integration.pk)

@@ -39,6 +39,14 @@ def test_adding_both_systems_creates_their_connections_inactive(personas):
     assert personas.integration.modules.count() == 2
 
 
+def test_on_the_embedded_defaults_a_new_system_points_at_the_sandbox(personas, settings):
+    add(personas, "economic")
+    assert personas.integration.modules.get().base_url == ""  # production: the system itself
+    settings.DEBUG = True  # `make run`
+    add(personas, "dinero")
+    assert personas.integration.modules.get(kind="dinero").base_url == f"{settings.SANDBOX_URL}/dinero"
+
+
 def test_unknown_kind_is_refused(personas):
     add(personas, "sap")
     assert not personas.integration.modules.exists()
