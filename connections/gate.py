@@ -5,9 +5,10 @@ Every call a connector makes to a system goes through the gate of the module's a
 - **Rate budget.** A system takes so many calls from one account in a window (Dinero 100 a minute per organisation,
   Shopify's bucket of 40 refilling at 2 a second, e-conomic's fair use a day): `System.budget`. The gate keeps a
   sliding window of the account's calls in Redis (every worker takes from the same one; with the embedded defaults,
-  one per process), and a call waits for room: briefly in place, else the transfer waits for it without spending
-  an attempt, so a busy shop's backlog slows down instead of being locked out, and other tenants' transfers, on
-  other accounts, pass it. A 429 shuts the gate for its Retry-After, for every worker.
+  one per process), and a call waits for room: briefly in place, else the transfer waits for its turn without
+  spending an attempt (the turns a batch's share of the window apart, so waiting transfers come back one after
+  another as room frees up), so a busy shop's backlog slows down instead of being locked out, and other tenants'
+  transfers, on other accounts, pass it. A 429 shuts the gate for its Retry-After, for every worker.
 - **Circuit.** When an account stops answering (refused connections, timeouts, 5xx: FAILURES in a row), the gate
   shuts: its transfers wait without spending attempts, one call in PROBE_SECONDS goes through as a probe, and the
   first answer opens the gate again. The module notes since when it has not answered (Home and the error digest
@@ -58,6 +59,8 @@ REFUSED = frozenset({400, 401, 403})  # the answers a system counts against an a
 REFUSALS = 20  # refused requests of one account within REFUSAL_WINDOW seconds before IEX stops calling it
 REFUSAL_WINDOW = 600
 _waits_in_place: ContextVar[float | None] = ContextVar("waits_in_place", default=None)
+# The module whose account last answered 401 or 403 here (a transfer's send may call both of its systems).
+last_refusal: ContextVar[int | None] = ContextVar("last_refusal", default=None)
 
 
 @contextmanager
@@ -79,6 +82,11 @@ class Backend(Protocol):
         ...
 
     def pause(self, key: str, seconds: float) -> None: ...
+
+    def queue(self, key: str, earliest: float, spacing: float) -> float:
+        """A turn for a caller that cannot wait in place: in `earliest` seconds, or `spacing` after the last turn
+        given, whichever is later; the seconds until it."""
+        ...
 
     def failed(self, key: str) -> tuple[bool, float | None]:
         """Count a call that got no answer: (whether this one shut the gate, when it shut: None while open)."""
@@ -131,10 +139,13 @@ class Gate:
                 return
             patience = _waits_in_place.get()
             if waited + delay > (WAIT_IN_PLACE if patience is None else patience):
+                # In line behind the transfers already waiting, a batch's share of the window apart: they come back
+                # one after another as room frees up, not all at once to find it taken.
+                turn = backend.queue(self.key, delay, batch * seconds / calls if calls else 0.0)
                 raise Wait(
                     f"{self.label}'s rate budget for this account is used up for now ({calls} calls in "
                     f"{seconds:g} s): waiting for it",
-                    delay,
+                    turn,
                 )
             time.sleep(delay)
             waited += delay
@@ -148,7 +159,9 @@ class Gate:
         if status is not None and status < 500:
             if self.failures and backend.answered(self.key):  # only when there is something to forget
                 _note(self.module_id, None)
-            if status in REFUSED and backend.refused(self.key) == REFUSALS:  # exactly one caller sees it reached
+            if status in (401, 403):
+                last_refusal.set(self.module_id)
+            if status in REFUSED and backend.refused(self.key) >= REFUSALS:
                 _stop(self.module_id, self.label)
             if status == 429:
                 pause = retry_after if retry_after is not None else PAUSE_WITHOUT_RETRY_AFTER
@@ -222,7 +235,8 @@ def _stop(module_id: int | None, label: str) -> None:
         f"401 or 403), and {label} may take IEX's access away if that goes on. The failed transfers in the Log say "
         f"what it refused; fix that, then test the connection to let the waiting transfers go"
     )
-    Module.objects.get(pk=module_id).credentials_refused(message)
+    if module := Module.objects.filter(pk=module_id).first():
+        module.credentials_refused(message)
 
 
 # --- where the gate's state lives ------------------------------------------------------------------------------
@@ -260,6 +274,15 @@ end
 return {newly, redis.call('GET', KEYS[2]) or ''}
 """
 
+_QUEUE = """
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local turn = math.max(now + tonumber(ARGV[1]), last + tonumber(ARGV[2]))
+redis.call('SET', KEYS[1], tostring(turn), 'PX', math.ceil((turn - now) * 1000) + 1000)
+return tostring(turn - now)
+"""
+
 
 class RedisBackend:
     """Shared by every worker: the call times of each account in a sorted set, its failures and its shut time."""
@@ -268,6 +291,7 @@ class RedisBackend:
         self.redis = client
         self.take_script = client.register_script(_TAKE)
         self.failed_script = client.register_script(_FAILED)
+        self.queue_script = client.register_script(_QUEUE)
         self.calls = itertools.count()
         self.prefix = f"{threading.get_ident()}:{time.time_ns()}:"
 
@@ -276,6 +300,9 @@ class RedisBackend:
         keys = [f"{key}:calls", f"{key}:paused", f"{key}:shut", f"{key}:failures"]
         delay, shut, failures, granted = self.take_script(keys=keys, args=[calls, seconds, member, batch])
         return float(delay), float(shut) if shut else None, int(failures), int(granted)
+
+    def queue(self, key: str, earliest: float, spacing: float) -> float:
+        return float(self.queue_script(keys=[f"{key}:queue"], args=[earliest, spacing]))
 
     def pause(self, key: str, seconds: float) -> None:
         seconds_now, micros = self.redis.time()
@@ -316,6 +343,7 @@ class LocalBackend:
         self.shut: dict[str, float] = {}
         self.probed: dict[str, float] = {}
         self.refusals: dict[str, tuple[int, float]] = {}  # count, when its window started
+        self.turns: dict[str, float] = {}  # the last turn given to a caller waiting for room
 
     def take(self, key: str, calls: int, seconds: float, batch: int) -> tuple[float, float | None, int, int]:
         now = time.time()
@@ -333,6 +361,13 @@ class LocalBackend:
                 recent.extend([now] * granted)
                 return 0.0, shut, failures, granted
             return recent[0] + seconds - now + 0.001, shut, failures, 0
+
+    def queue(self, key: str, earliest: float, spacing: float) -> float:
+        now = time.time()
+        with self.lock:
+            turn = max(now + earliest, self.turns.get(key, 0.0) + spacing)
+            self.turns[key] = turn
+            return turn - now
 
     def pause(self, key: str, seconds: float) -> None:
         with self.lock:

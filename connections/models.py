@@ -76,7 +76,9 @@ class Module(models.Model):
     def account_key(self) -> str:
         """The system's account this module reaches (its address and credentials), the same for every module that
         reaches it: what a rate budget is kept per."""
-        identity = {k: v for k, v in self.get_credentials().items() if k not in NOT_IDENTITY}
+        identity = {
+            k: v for k, v in self.get_credentials().items() if k not in NOT_IDENTITY and v not in ("", None)
+        }
         described = json.dumps([self.kind, self.base_url, identity or self.pk], sort_keys=True, default=str)
         return hashlib.sha256(described.encode()).hexdigest()[:24]
 

@@ -34,6 +34,7 @@ from connections.systems import JSON, Busy, Raw, Record
 from iex.lib import http
 from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
+from iex.models import Integration
 from transferlog.models import HeldFor, Status, Transfer
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,7 @@ def _attempt(transfer: Transfer, connection: Connection, data: Raw, mapping: Map
     known = bool(mapping.target_ref)
     if connection.flow_def.metered and not known and (held := _reserve(transfer)):
         return held
+    gate.last_refusal.set(None)
     try:
         outcome = connection.flow_def.send(connection, data, mapping, _within_lease(transfer), claims)
     except (InterfaceError, OperationalError):
@@ -228,8 +230,9 @@ def _failed(transfer: Transfer, connection: Connection, exc: Exception, created:
         return partial(_retry, transfer, exc.message, delay, created=created)
     if isinstance(exc, http.PermanentError):
         if exc.status in (401, 403):  # about IEX's access, not the record: it waits until the system lets IEX in
-            connection.target.credentials_refused(exc.message)
-            return partial(_hold_for_access, transfer, connection.target, exc.body, created)
+            refusing = connection.source if gate.last_refusal.get() == connection.source_id else connection.target
+            refusing.credentials_refused(exc.message)
+            return partial(_hold_for_access, transfer, refusing, exc.body, created)
         return partial(_fail, transfer, exc.message, exc.body, created)
     if isinstance(exc, DecryptionError):
         reason = "The stored credentials cannot be decrypted with the configured keys; reconnect the system"
@@ -288,6 +291,19 @@ def _hold_for_access(transfer: Transfer, module: Module, answer: Any = None, cre
     reason = f"Waiting until {module.system.label} lets IEX in again: {module.credentials_error}"
     transfer.record("held", answer, reason)
     transfer.finish(Status.HELD, reason, held_for=HeldFor.access(module.pk))
+
+
+def release_let_in() -> int:
+    """Queue again the transfers held for a system that lets IEX in again, however that came about (a test of it
+    succeeded, its credentials were saved anew, it was removed, its integration activated): how many."""
+    released = 0
+    held = Transfer.objects.filter(status=Status.HELD, held_for__startswith="access:")
+    for integration_id, held_for in held.values_list("integration_id", "held_for").distinct():
+        module = Module.objects.filter(pk=int(held_for.partition(":")[2])).first()
+        if module is None or module.credentials_failed_at is None:
+            integration = Integration.objects.get(pk=integration_id)
+            released += Transfer.release_held(integration, "the system lets IEX in again", held_for)
+    return released
 
 
 def _fail(transfer: Transfer, reason: str, answer: Any = None, created: bool = False) -> None:

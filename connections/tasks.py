@@ -39,3 +39,8 @@ def sweep_inbox() -> int:
 @shared_task
 def purge_deliveries() -> int:
     return intake.purge_deliveries(timezone.now())
+
+
+@shared_task
+def release_let_in() -> int:
+    return pipeline.release_let_in()

@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connections.models import Connection, Module
-from connections.systems import SYSTEMS, System
+from connections.systems import SYSTEMS, Busy, System
 from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib import http
 from iex.lib.queueing import publish_on_commit
@@ -147,6 +147,11 @@ def _test(request: AuthedRequest, mod: Module) -> bool:
         answer = mod.client().test()
     except http.HTTPError as exc:
         messages.error(request, f"Test connection failed: {exc.message}")
+        if isinstance(exc, http.PermanentError) and exc.status in (401, 403):
+            mod.credentials_refused(exc.message)  # its held transfers stay held
+        return False
+    except Busy as exc:  # its account's gate: the rate budget is spent, or it does not answer
+        messages.error(request, f"Test connection could not be made now: {exc}")
         return False
     except (DecryptionError, KeyError):
         messages.error(request, "Test connection failed: the saved credentials are incomplete; enter them again.")
@@ -176,14 +181,17 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
     if not form.is_valid():
         return _render_module(request, mod, credentials_form=form, status=400)
     values = dict(form.cleaned_data)
-    mod.base_url = values.pop("base_url", "") or ""
+    address = values.pop("base_url", "") or ""
     try:
         old = mod.get_credentials()
     except DecryptionError:
         old = {}  # unreadable with today's keys: only what was entered now is kept
     for name in _secret_fields(form):
         values[name] = values.get(name) or old.get(name, "")
-    mod.set_credentials({**old, **values})  # what the form does not show (a refresh token) is kept
+    # What the form does not show (a refresh token a system's login gave) is kept, for the same address only.
+    kept = old if address == mod.base_url else {}
+    mod.base_url = address
+    mod.set_credentials({**kept, **values})
     mod.save(
         update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
     )
@@ -196,25 +204,37 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
 
 CONNECT_SALT = "iex.connections.authorize"
 CONNECT_SECONDS = 3600  # the merchant has an hour on the system's page
-ANSWER_SECONDS = 300  # an OAuth answer waits this long for the browser's own request
+ANSWER_SECONDS = 600  # an OAuth answer waits this long for the browser's own request (after signing in, say)
+NOT_ASKED = (
+    "This is not an answer IEX asked for in this browser, or it was taken already: connect {} again from its page "
+    "in IEX.\n"
+)
 
 
-def _state(mod: Module, **asked: Any) -> str:
-    """IEX's state for the system's page: which module asked (and what else it needs), signed, and good for one
-    answer within the hour."""
+def _state(mod: Module, flow: str, **asked: Any) -> str:
+    """IEX's state for the system's page: which module asked in which flow (and what else it needs), signed, and
+    good for one answer within the hour."""
     once = secrets.token_urlsafe(16)
     cache.set(f"{CONNECT_SALT}:{once}", str(mod.code), CONNECT_SECONDS)
-    return signing.dumps({"module": str(mod.code), "once": once, **asked}, salt=CONNECT_SALT, compress=True)
+    described = {"module": str(mod.code), "flow": flow, "once": once, **asked}
+    return signing.dumps(described, salt=CONNECT_SALT, compress=True)
 
 
-def _asked(state: str, **by: Any) -> dict[str, Any] | None:
-    """What IEX asked for with this state (`by` whom), which is used up; None when IEX did not give it (to them), or
-    it was used."""
+def _signed(state: str, flow: str, **by: Any) -> dict[str, Any] | None:
+    """What IEX asked for in `flow` (`by` whom) with this state; None when IEX did not give it so."""
     try:
         asked = signing.loads(state, salt=CONNECT_SALT, max_age=CONNECT_SECONDS)
     except signing.BadSignature:
         return None
-    if any(asked.get(name) != value for name, value in by.items()):
+    if asked.get("flow") != flow or any(asked.get(name) != value for name, value in by.items()):
+        return None
+    return dict(asked)
+
+
+def _asked(state: str, flow: str, **by: Any) -> dict[str, Any] | None:
+    """What IEX asked for with this state, which is used up; None when IEX did not give it so, or it was used."""
+    asked = _signed(state, flow, **by)
+    if asked is None:
         return None
     once = f"{CONNECT_SALT}:{asked.get('once')}"
     if cache.get(once) != asked.get("module") or not cache.delete(once):
@@ -239,7 +259,7 @@ def authorize_module(request: AuthedRequest, number: str, code: str) -> HttpResp
         return redirect("module", number, mod.code)
     callback = settings.SITE_URL + reverse("take_credentials", args=[mod.kind])
     back = settings.SITE_URL + reverse("module", args=[number, mod.code])
-    return redirect(mod.system.authorize.url(site, _state(mod, site=site), back, callback))
+    return redirect(mod.system.authorize.url(site, _state(mod, "authorize", site=site), back, callback))
 
 
 @csrf_exempt
@@ -254,7 +274,7 @@ def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
         state, credentials = system.authorize.keys(request.body)
     except ValueError:
         state, credentials = "", {}
-    asked = _asked(state)
+    asked = _asked(state, "authorize")
     if asked is None:
         return HttpResponse("These are not credentials IEX asked for (or they were given already)\n", status=400)
     mod = Module.objects.filter(code=asked["module"], kind=kind).first()
@@ -281,7 +301,7 @@ def oauth_module(request: AuthedRequest, number: str, code: str) -> HttpResponse
     oauth = mod.system.oauth
     if oauth is None or not oauth.available():
         raise Http404
-    state = _state(mod, user=request.user.pk)  # the answer is taken only in this user's browser
+    state = _state(mod, "oauth", user=request.user.pk)  # the answer is taken only in this user's browser
     return redirect(oauth.url(mod, state, _oauth_return_url(mod.kind)))
 
 
@@ -301,8 +321,12 @@ def oauth_return(request: HttpRequest, kind: str) -> HttpResponse:
         raise Http404
     here = reverse("oauth_return", args=[kind])
     if request.method == "POST":
-        key = secrets.token_urlsafe(16)
         answer = {name: request.POST.get(name, "")[:4096] for name in ("code", "state", "error")}
+        if _signed(answer["state"], "oauth") is None:
+            return HttpResponse(
+                NOT_ASKED.format(system.label), status=400, content_type="text/plain; charset=utf-8"
+            )
+        key = secrets.token_urlsafe(16)
         cache.set(f"{CONNECT_SALT}:answer:{key}", answer, ANSWER_SECONDS)
         return redirect(f"{here}?answer={key}")
     if not request.user.is_authenticated:
@@ -317,16 +341,11 @@ def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpRespo
         answer = cache.get(f"{CONNECT_SALT}:answer:{key}") or {}
     else:
         answer = {name: request.GET.get(name, "") for name in ("code", "state", "error")}
-    asked = _asked(answer.get("state", ""), user=request.user.pk)
+    asked = _asked(answer.get("state", ""), "oauth", user=request.user.pk)
     if key and asked:
         cache.delete(f"{CONNECT_SALT}:answer:{key}")
     if asked is None:
-        return HttpResponse(
-            "This is not an answer IEX asked for in this browser, or it was taken already: "
-            f"connect {system.label} again from its page in IEX.\n",
-            status=400,
-            content_type="text/plain; charset=utf-8",
-        )
+        return HttpResponse(NOT_ASKED.format(system.label), status=400, content_type="text/plain; charset=utf-8")
     mod = get_object_or_404(Module.objects.select_related("integration"), code=asked["module"], kind=kind)
     get_member_rw(request, mod.integration.number)  # may still change it
     if answer.get("error") or not answer.get("code"):
@@ -336,8 +355,8 @@ def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpRespo
         return redirect(mod.get_absolute_url())
     try:
         credentials = system.oauth.exchange(mod, answer["code"], _oauth_return_url(kind))
-    except http.HTTPError as exc:
-        messages.error(request, f"Connecting {system.label} failed: {exc.message}. Nothing changed.")
+    except (http.HTTPError, Busy) as exc:
+        messages.error(request, f"Connecting {system.label} failed: {exc}. Nothing changed.")
         return redirect(mod.get_absolute_url())
     mod.set_credentials(credentials)
     mod.save(update_fields=["credentials", "connected_at", "credentials_failed_at", "credentials_error"])

@@ -15,7 +15,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.models import Subscription, Usage
 from billing.usage import banners
-from connections.models import Module
 from dashboard.forms import IntegrationForm, InviteForm, NotificationsForm, RoleForm
 from dashboard.home import context as home_context
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
@@ -78,8 +77,15 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
         ],
         # Systems that stopped answering: their orders wait (connections/gate.py), and how many do.
         "silent": [
-            (module, _waiting_for(integration, module))
+            (module, _waiting_for(integration, f"{module.system.label} has not answered since"))
             for module in integration.modules.filter(unreachable_since__isnull=False)
+        ],
+        # Systems whose rate limit holds transfers back: they wait for their turn in its budget.
+        "budgeted": [
+            (module, waiting)
+            for module in integration.modules.all()
+            if module.system.budget
+            and (waiting := _waiting_for(integration, f"{module.system.label}'s rate budget"))
         ],
         "usage": Usage.of(integration),
         "member_count": integration.members.count(),
@@ -88,9 +94,8 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
     return render(request, "dashboard/home.html", ctx)
 
 
-def _waiting_for(integration: Integration, module: Module) -> int:
-    """Transfers of the integration waiting for the module's system to answer again (connections/gate.py)."""
-    said = f"{module.system.label} has not answered since"
+def _waiting_for(integration: Integration, said: str) -> int:
+    """Transfers of the integration waiting at a system's gate, as their reason says (connections/gate.py)."""
     return Transfer.objects.filter(integration=integration, status="retrying", reason__startswith=said).count()
 
 

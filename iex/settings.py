@@ -368,6 +368,8 @@ CELERY_BEAT_SCHEDULE = {
     # whose payment's answer was lost.
     "roll-billing-periods": {"task": "billing.tasks.roll_periods", "schedule": 3600.0},
     "release-held-transfers": {"task": "billing.tasks.release_held", "schedule": 600.0},
+    # Transfers held while a system refused IEX, once it lets IEX in again (a test of it releases them at once).
+    "release-let-in": {"task": "connections.tasks.release_let_in", "schedule": 300.0},
     "ask-again-about-packs": {"task": "billing.tasks.ask_again_about_packs", "schedule": 60.0},
     # Error digests go out at most every 15 minutes per integration; reports once on the day they are due.
     "send-error-digests": {"task": "dashboard.tasks.send_error_digests", "schedule": 60.0},

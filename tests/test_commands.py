@@ -56,6 +56,7 @@ BEAT_COMMANDS = {
     "connections.tasks.purge_deliveries": "purge_deliveries",
     "billing.tasks.roll_periods": "roll_billing_periods",
     "billing.tasks.release_held": "release_held_transfers",
+    "connections.tasks.release_let_in": "release_let_in",
     "billing.tasks.ask_again_about_packs": "ask_again_about_packs",
     "dashboard.tasks.send_error_digests": "send_error_digests",
     "dashboard.tasks.send_status_reports": "send_status_reports",

@@ -189,8 +189,10 @@ def log_in_at_dinero(client, module, deny=False):
     action, fields = forms[1 if deny else 0]
     posted = dict(re.findall(r'name="(\w+)" value="([^"]*)"', fields))
     assert urlsplit(action).path == "/connect/dinero/return/"
-    answered = Client().post("/connect/dinero/return/", {k: html.unescape(v) for k, v in posted.items()})
+    posted = {k: html.unescape(v) for k, v in posted.items()}
+    answered = Client().post("/connect/dinero/return/", posted)
     assert answered.status_code == 302 and answered["Location"].startswith("/connect/dinero/return/?answer=")
+    log_in_at_dinero.posted = posted  # to post it again
     return answered["Location"]
 
 
@@ -221,6 +223,9 @@ def test_connecting_through_dinero_login_keeps_a_rotating_refresh_token(by_login
     credentials = books.get_credentials()
     assert set(credentials) == {"refresh_token", "organization_id"} and credentials["organization_id"] == "123456"
     assert owner.get(back).status_code == 400  # an answer is taken once
+    replayed = Client().post("/connect/dinero/return/", log_in_at_dinero.posted)
+    assert owner.get(replayed["Location"]).status_code == 400  # and its state, however often it is posted
+    assert Client().post("/connect/dinero/return/", {"code": "x", "state": "forged"}).status_code == 400
 
     cache.clear()  # the access token is gone: the next call refreshes, and Visma Connect rotates the refresh token
     order = shop.order()

@@ -4,6 +4,7 @@ account does not answer, and lets them go when it answers again. Against the san
 REDIS_URL is set (CI), else the in-process gate of the embedded defaults."""
 
 import dataclasses
+import itertools
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -47,6 +48,14 @@ def test_a_budget_is_kept_waiting_briefly_in_place_else_the_caller_waits(books, 
     with pytest.raises(Wait, match="rate budget") as waited:
         account.before()
     assert 0 < waited.value.delay <= 1.01
+    # The next ones to find no room wait in line: their turns a batch's share of the window apart (1 call of 3 in
+    # 1 s here), not all at the moment the first call leaves the window.
+    turns = []
+    for _ in range(3):
+        with pytest.raises(Wait) as waited:
+            account.before()
+        turns.append(waited.value.delay)
+    assert [round(later - earlier, 1) for earlier, later in itertools.pairwise(turns)] == [0.3, 0.3]
 
 
 def test_a_429_pauses_the_account_for_every_caller(books):
@@ -148,16 +157,19 @@ def test_an_account_that_refuses_request_after_request_is_no_longer_called(sandb
     monkeypatch.setattr(gate, "REFUSALS", 3)
     shop = Shopify(sandbox)
     _, books = connect(personas.integration, sandbox, shop, Dinero(sandbox))
-    books.settings = {"language": "fr-FR"}  # not a language Dinero takes: every invoice is answered 400
-    books.save()
+    Module.objects.filter(pk=books.pk).update(settings={"language": "fr-FR"})  # Dinero refuses every invoice: 400
     orders = [shop.order() for _ in range(5)]
     pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
-    run_pending()
     transfers = [Transfer.objects.get(source_ref=str(order["id"])) for order in orders]
+    calls = []
+    for transfer in transfers:
+        pipeline.process(transfer.pk)
+        calls.append(sandbox.summary()["dinero"]["calls"]["123456"])
+    transfers = [Transfer.objects.get(pk=t.pk) for t in transfers]
     assert [t.status for t in transfers] == ["failed"] * 3 + ["held"] * 2
     assert "Language" in transfers[0].reason
     assert transfers[3].reason.startswith("Waiting until Dinero lets IEX in again: IEX stopped calling Dinero")
-    assert sandbox.summary()["dinero"]["organizations"]["123456"]["invoices"] == []  # none was tried
+    assert calls[2] == calls[3] == calls[4]  # Dinero was not called for them
     owner = personas.client(personas.owner)
     number = personas.integration.number
     home = owner.get(f"/i/{number}/").content.decode()
@@ -165,10 +177,59 @@ def test_an_account_that_refuses_request_after_request_is_no_longer_called(sandb
     assert send_error_digests(timezone.now() + timedelta(minutes=2)) == 1
     assert "IEX stopped calling Dinero: it refused 3 requests" in mail.outbox[-1].body
 
-    books.settings = {"language": "da-DK"}  # the merchant fixed what Dinero refused
-    books.save()
+    Module.objects.filter(pk=books.pk).update(settings={"language": "da-DK"})  # the merchant fixed it
     page = owner.post(f"/i/{number}/systems/{books.code}/test/", follow=True).content.decode()
     assert "2 held transfers queued again." in page
     run_pending()
     assert [Transfer.objects.get(pk=t.pk).status for t in transfers[3:]] == ["created", "created"]
     assert "Nothing moves to or from" not in owner.get(f"/i/{number}/").content.decode()
+
+
+def test_home_says_when_a_systems_rate_limit_holds_transfers_back(sandbox, personas, monkeypatch):
+    shop = Shopify(sandbox)
+    connect(personas.integration, sandbox, shop, Dinero(sandbox))
+    budget(monkeypatch, "dinero", 2, 60.0)  # a transfer takes more calls than that
+    monkeypatch.setattr(gate, "WAIT_IN_PLACE", 0.0)
+    shop.order()
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    run_pending()
+    (transfer,) = Transfer.objects.all()
+    assert (transfer.status, transfer.attempts) == ("retrying", 0) and "rate budget" in transfer.reason
+    home = personas.client(personas.viewer).get(f"/i/{personas.integration.number}/").content.decode()
+    assert "Dinero's rate limit holds 1 transfer back" in home and "(2 in 60 s)" in home
+
+
+def test_transfers_held_for_a_system_go_once_it_lets_iex_in_however_that_came_about(sandbox, personas):
+    shop = Shopify(sandbox)
+    _, books = connect(personas.integration, sandbox, shop, Dinero(sandbox))
+    books.credentials_refused("Dinero answered 401: the key was withdrawn")
+    shop.order()
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    run_pending()
+    assert Transfer.objects.get().status == "held"
+    assert pipeline.release_let_in() == 0  # still refused
+    books.set_credentials(Dinero.credentials)  # saved anew (a test that failed would have noted it again)
+    books.save()
+    assert pipeline.release_let_in() == 1
+    run_pending()
+    assert Transfer.objects.get().status == "created"
+
+
+def test_a_refusal_by_the_shop_holds_for_the_shop_not_the_books(sandbox, personas):
+    """A transfer's send may call both of its systems: the one that refused IEX is the one noted."""
+    shop = Shopify(sandbox)
+    source, books = connect(personas.integration, sandbox, shop, Economic(sandbox))
+    order = shop.order()
+    pipeline.sync(Connection.objects.get(flow="orders"), datetime.now(UTC) - timedelta(minutes=5))
+    run_pending()
+    shop.refund_one(order)
+    pipeline.sync(Connection.objects.get(flow="credit_notes"), datetime.now(UTC) - timedelta(minutes=5))
+    Transfer.objects.filter(connection__flow="orders").update(source_data=None)  # the Log no longer has the order
+    source.set_credentials({**Shopify.credentials, "access_token": "shpat_withdrawn"})  # the app was uninstalled
+    source.save()
+    run_pending()  # the refund reads its order from the shop, which answers 401
+    credit = Transfer.objects.get(connection__flow="credit_notes")
+    assert credit.status == "held" and credit.held_for == f"access:{source.pk}"
+    source.refresh_from_db()
+    books.refresh_from_db()
+    assert source.credentials_failed_at is not None and books.credentials_failed_at is None

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
 
 from connections.common import CreditNote, Customer, Order, Outcome, Product, StockLevel, money
 from connections.systems import Claim, Record
@@ -80,7 +81,10 @@ def grant(module: Module, form: dict[str, str], refused: str) -> dict[str, Any]:
                 body=exc.body,
             ) from None
         raise
-    return dict(answer.json())
+    try:
+        return dict(answer.json())
+    except (ValueError, TypeError):
+        raise http.TransientError("Visma Connect's answer could not be read: trying again later") from None
 
 
 class DineroClient:
@@ -95,7 +99,9 @@ class DineroClient:
         if not self.api_key and not credentials.get("refresh_token"):
             raise KeyError("api_key")  # connected neither way: the credentials are incomplete
         self.organization = str(credentials.get("organization_id") or "")
-        account = f"{module.pk}:{connect_url(module)}:{self.api_key or 'login'}"
+        # The access token is kept per credentials: connecting again (a new login, a new key) starts afresh.
+        connected = module.connected_at.isoformat() if module.connected_at else ""
+        account = f"{module.pk}:{connect_url(module)}:{self.api_key or 'login'}:{connected}"
         self._key = "dinero:" + hashlib.sha256(account.encode()).hexdigest()
 
     # --- the API -------------------------------------------------------------------------------------------
@@ -124,18 +130,21 @@ class DineroClient:
     def _refreshed(self, fresh: bool) -> str:
         """A new access token for the refresh token Dinero's login gave. One worker at a time: a refresh token works
         once, so the one Visma Connect gives back is kept (in the same transaction) before another may refresh."""
+        modules = type(self.module).objects.filter(pk=self.module.pk)
         with transaction.atomic():
-            module = type(self.module).objects.select_for_update().get(pk=self.module.pk)
+            # The row's write lock (on SQLite too, where SELECT ... FOR UPDATE is not), held until the new refresh
+            # token is committed.
+            modules.update(credentials=F("credentials"))
             if not fresh and (kept := self._kept_token()):
                 return kept  # refreshed by another worker while this one waited
-            credentials = module.get_credentials()
+            credentials = modules.get().get_credentials()
             if not credentials.get("refresh_token"):
                 raise http.PermanentError(WITHDRAWN, status=401)
             form = {"grant_type": "refresh_token", "refresh_token": str(credentials["refresh_token"])}
             answer = grant(self.module, form, WITHDRAWN)
             if rotated := answer.get("refresh_token"):
-                module.keep_credentials({**credentials, "refresh_token": str(rotated)})
-            return self._keep_token(answer)
+                self.module.keep_credentials({**credentials, "refresh_token": str(rotated)})
+        return self._keep_token(answer)  # once the new refresh token is committed: the cache cannot undo it
 
     def _call(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
         """The answer's JSON (None when it has no body). A 401 gets a new token once."""

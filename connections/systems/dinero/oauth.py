@@ -44,12 +44,16 @@ def exchange(module: Module, code: str, redirect_uri: str) -> dict[str, Any]:
     """The credentials to keep for the code: the refresh token, and the organisation when the login opens one."""
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     answer = grant(module, form, REFUSED)
-    if not answer.get("refresh_token"):
+    if not answer.get("refresh_token") or not answer.get("access_token"):
         raise http.PermanentError("Dinero gave no refresh token (the offline_access scope): connect Dinero again")
     headers = {"Authorization": f"Bearer {answer['access_token']}", "Accept": "application/json"}
-    listed = http.request(
-        "GET", f"{api_url(module)}/v1/organizations", headers=headers, params={"fields": "Id,Name"}
-    )
-    organizations = listed.json() or []
-    only = str(organizations[0]["Id"]) if len(organizations) == 1 else ""
+    url = f"{api_url(module)}/v1/organizations"
+    listed = http.request("GET", url, headers=headers, params={"fields": "Id,Name"}, gate=module.gate)
+    try:
+        organizations = [str(each["Id"]) for each in listed.json() or []]
+    except (ValueError, TypeError, KeyError):
+        raise http.PermanentError(
+            "Dinero's list of organisations could not be read: connect Dinero again"
+        ) from None
+    only = organizations[0] if len(organizations) == 1 else ""
     return {"refresh_token": str(answer["refresh_token"]), "organization_id": only}
