@@ -262,6 +262,7 @@ class Stack:
             "STRIPE_WEBHOOK_SECRET": "whsec_stack",
             "STRIPE_API_BASE": f"http://127.0.0.1:{self.cables['stripe'].port}",
             "SANDBOX_URL": self.sandbox_url,
+            "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",  # the sandbox and the cables are on loopback
             "IEX_VAR_DIR": str(directory / "var"),
             "LOG_LEVEL": "INFO",
             **(settings or {}),

@@ -71,6 +71,7 @@ def environment() -> dict[str, str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
         "DEBUG": "0",
+        "OUTBOUND_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",  # the sandbox is on loopback
         "SECRET_KEY": "bench-" + Fernet.generate_key().decode(),
         "ALLOWED_HOSTS": "127.0.0.1",
         "SITE_URL": "http://127.0.0.1",

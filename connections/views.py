@@ -134,6 +134,8 @@ def _credentials_form(request: AuthedRequest, mod: Module, data: Any = None) -> 
             request, "The saved credentials cannot be decrypted with the configured keys: enter them again."
         )
     form = mod.system.credentials_form(data, initial=initial)
+    if not settings.API_ADDRESSES:
+        form.fields.pop("base_url", None)  # production: the systems' own addresses (a shop's is its site address)
     if mod.connected:
         for name in _secret_fields(form):
             form.fields[name].required = False
@@ -146,9 +148,14 @@ def _test(request: AuthedRequest, mod: Module) -> bool:
     try:
         answer = mod.client().test()
     except http.HTTPError as exc:
-        messages.error(request, f"Test connection failed: {exc.message}")
+        messages.error(request, f"Test connection failed: {_failure(mod, exc)}")
         if isinstance(exc, http.PermanentError) and exc.status in (401, 403):
             mod.credentials_refused(exc.message)  # its held transfers stay held
+        return False
+    except ValueError:  # an answer, but not JSON: not the system's API
+        messages.error(
+            request, f"Test connection failed: the address answered, but not as {mod.system.label} does"
+        )
         return False
     except Busy as exc:  # its account's gate: the rate budget is spent, or it does not answer
         messages.error(request, f"Test connection could not be made now: {exc}")
@@ -159,6 +166,27 @@ def _test(request: AuthedRequest, mod: Module) -> bool:
     messages.success(request, f"Test connection succeeded: {answer}")
     _let_in(request, mod)
     return True
+
+
+def _failure(mod: Module, exc: http.HTTPError) -> str:
+    """What a failed test says: IEX's own words, never the answering server's (an address entered by a merchant
+    must not show them what a server says, nor which of its ports are open)."""
+    label, status = mod.system.label, exc.status
+    if not exc.remote:  # IEX's own words, but one for every way of not reaching an address
+        return (
+            f"could not reach {label} at this address"
+            if exc.message.startswith("Could not reach")
+            else exc.message
+        )
+    if status in (401, 403):
+        return f"{label} refused the credentials ({status}): check them"
+    if status == 404:
+        return f"nothing {label} knows answered at this address ({status}): check it"
+    if status == 429:
+        return f"{label} asks IEX to slow down (429): test again in a minute"
+    if status and status >= 500:
+        return f"{label} answered with an error ({status}): test again later"
+    return f"{label} refused the request ({status})"
 
 
 def _let_in(request: AuthedRequest, mod: Module) -> None:

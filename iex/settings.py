@@ -289,6 +289,22 @@ CREDENTIALS_KEYS = parse_fernet_keys("CREDENTIALS_KEYS", _credentials_keys)
 DINERO_CLIENT_ID = env("DINERO_CLIENT_ID", "iex-sandbox" if DEBUG else "")
 DINERO_CLIENT_SECRET = env("DINERO_CLIENT_SECRET", "iex-sandbox-secret" if DEBUG else "")
 
+# --- Outbound calls -----------------------------------------------------------------------------------------
+
+# IEX calls the systems' addresses that merchants enter. It refuses addresses on loopback, private, link-local,
+# multicast and reserved networks (our own services, the cloud's metadata endpoint) except these networks: none in
+# production; with the embedded defaults the sandbox's loopback. A self-hosted shop on a private network: list it.
+OUTBOUND_ALLOWED_NETWORKS = env_list("OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128" if DEBUG else "")
+for _network in OUTBOUND_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OUTBOUND_ALLOWED_NETWORKS must be comma-separated networks like 10.1.2.0/24; got {_network!r}"
+        ) from None
+# Whether merchants may point a hosted system (Shopify, e-conomic, Dinero) at another API address: the sandbox's.
+API_ADDRESSES = env_bool("API_ADDRESSES", DEBUG)
+
 # --- Sandbox ------------------------------------------------------------------------------------------------
 
 # The local stand-in for Shopify and e-conomic that `make run` starts; seed_demo points the demo modules at it.

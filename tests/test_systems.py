@@ -91,13 +91,24 @@ def test_connect_saves_encrypted_credentials_and_tests_them(personas):
 
 
 @responses.activate
-def test_failed_test_shows_the_systems_answer(personas, connected):
-    responses.get(f"{SHOP_API}/shop.json", status=401, json={"errors": "[API] Invalid API key or access token"})
+def test_failed_test_says_what_failed_in_iexs_words(personas, connected):
+    """Never the answering server's own words: an address a merchant entered must not show them what a server says,
+    nor which of its ports are open. (The Log keeps the system's answer for the merchant's own transfers.)"""
     shop = personas.integration.modules.get(kind="shopify")
-    response = personas.client(personas.viewer).post(url("test_module", personas, shop.code), follow=True)
-    assert "Test connection failed: nordic-bikes.myshopify.com answered 401: [API] Invalid API key" in (
-        response.content.decode()
-    )
+    test = url("test_module", personas, shop.code)
+    for status, said in [
+        (401, "Shopify refused the credentials (401): check them"),
+        (404, "nothing Shopify knows answered at this address (404): check it"),
+        (502, "Shopify answered with an error (502): test again later"),
+        (418, "Shopify refused the request (418)"),
+    ]:
+        responses.get(f"{SHOP_API}/shop.json", status=status, json={"errors": "internal: db01.corp password=x"})
+        page = personas.client(personas.viewer).post(test, follow=True).content.decode()
+        assert f"Test connection failed: {said}" in page and "db01" not in page
+        responses.reset()
+    responses.get(f"{SHOP_API}/shop.json", body="<html>a router's login page</html>")
+    page = personas.client(personas.viewer).post(test, follow=True).content.decode()
+    assert "Test connection failed: the address answered, but not as Shopify does" in page
 
 
 def test_bad_credentials_form_shows_errors_next_to_fields(personas):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from connections.systems import Settings
+from connections.systems import Busy, Settings
 from connections.systems.dinero.client import DineroClient
 from connections.systems.dinero.transforms import UNITS, Chart
 from iex.lib import http
@@ -135,6 +135,13 @@ def _chart(module: Module | None) -> Chart | None:
         return None
     try:
         return DineroClient(module).chart()
-    except (http.HTTPError, DecryptionError, KeyError) as exc:
+    except (
+        http.HTTPError,
+        Busy,
+        DecryptionError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:  # what it could not read
         logger.info("could not read the organisation's chart: %s", exc)
         return None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from connections.systems import Settings
+from connections.systems import Busy, Settings
 from connections.systems.economic.client import EconomicClient
 from connections.systems.economic.transforms import Chart
 from iex.lib import http
@@ -217,6 +217,13 @@ def _agreement(module: Module | None) -> tuple[Chart, dict[str, list[tuple[int, 
     try:
         client = EconomicClient(module)
         return client.chart(), client.lists(LISTS.values())
-    except (http.HTTPError, DecryptionError, KeyError) as exc:
+    except (
+        http.HTTPError,
+        Busy,
+        DecryptionError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:  # what it could not read
         logger.info("could not read the agreement's lists: %s", exc)
         return None

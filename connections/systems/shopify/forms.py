@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from connections.systems import Settings
+from connections.systems import Busy, Settings
 from connections.systems.shopify.client import ShopifyClient
 from iex.lib import http
 from iex.lib.secrets import DecryptionError
@@ -127,6 +127,13 @@ def _locations(module: Module | None) -> list[tuple[str, str]]:
         return []
     try:
         return [(str(loc["id"]), loc.get("name") or str(loc["id"])) for loc in ShopifyClient(module).locations()]
-    except (http.HTTPError, DecryptionError, KeyError) as exc:
+    except (
+        http.HTTPError,
+        Busy,
+        DecryptionError,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:  # what it could not read
         logger.info("could not read the shop's locations: %s", exc)
         return []

@@ -81,12 +81,14 @@ class WooCommerceClient:
         except http.PermanentError as exc:
             if exc.status == 404 and not isinstance(exc.body, dict):
                 raise self._no_api(exc.status) from None
+            if exc.status and 300 <= exc.status < 400 and isinstance(exc.body, dict) and exc.body.get("location"):
+                moved = str(exc.body["location"]).split("/wp-json/")[
+                    0
+                ]  # another host: not followed (iex/lib/http)
+                raise http.PermanentError(
+                    f"{self.site} sends IEX on to {moved}: enter that as the site address", status=exc.status
+                ) from None
             raise
-        if response.history:
-            moved = response.url.split("/wp-json/")[0]
-            raise http.PermanentError(
-                f"{self.site} sends IEX on to {moved}: enter that as the site address", status=response.status_code
-            )
         if "json" not in response.headers.get("Content-Type", ""):
             raise self._no_api(response.status_code)
         return response
