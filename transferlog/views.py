@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from datetime import datetime, time
+from datetime import date, datetime, time
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Q, QuerySet
-from django.http import HttpResponse, QueryDict, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from iex.access import AuthedRequest, get_member
@@ -31,8 +32,24 @@ def _transfer(member: Member, code: str) -> Transfer:
     return get_object_or_404(member.integration.transfers, code=code)
 
 
+class BadFilter(ValueError):
+    """A filter in the URL that cannot be applied (a day that does not exist): said, never guessed."""
+
+
+def _day(params: QueryDict, name: str) -> date | None:
+    value = params.get(name, "") or ""
+    try:
+        day = parse_date(value)
+    except ValueError:  # well formed, but no such day (2024-02-30)
+        day = None
+    if value and day is None:
+        raise BadFilter(f"“{value[:20]}” is not a day (write it as 2024-02-29)")
+    return day
+
+
 def _filtered(integration: Integration, params: QueryDict) -> QuerySet[Transfer]:
-    """The integration's transfers narrowed by the filters in the URL (a shared link shows the same view)."""
+    """The integration's transfers narrowed by the filters in the URL (a shared link shows the same view); raises
+    BadFilter for a filter that cannot be applied."""
     rows = integration.transfers.all()
     if q := params.get("q", "").strip():
         # Exact or prefix: "#1042" finds #1042, "#104" finds #1040-#1049 (and the shop's own id too).
@@ -43,9 +60,9 @@ def _filtered(integration: Integration, params: QueryDict) -> QuerySet[Transfer]
         rows = rows.filter(connection__code=connection) if is_uuid(connection) else rows.none()
     if entity := params.get("entity"):
         rows = rows.filter(entity=entity)
-    if day := parse_date(params.get("from", "") or ""):
+    if day := _day(params, "from"):
         rows = rows.filter(created__gte=timezone.make_aware(datetime.combine(day, time.min)))
-    if day := parse_date(params.get("to", "") or ""):
+    if day := _day(params, "to"):
         rows = rows.filter(created__lte=timezone.make_aware(datetime.combine(day, time.max)))
     return rows
 
@@ -70,8 +87,13 @@ def _key(transfer: Transfer) -> str:
 def log(request: AuthedRequest, number: str) -> HttpResponse:
     """Keyset pages on (created, id), read straight off the (integration, -created, -id) index at any depth."""
     member = get_member(request, number)
+    try:
+        rows = _filtered(member.integration, request.GET)
+    except BadFilter as exc:
+        messages.error(request, f"{exc}: the Log is shown without the dates.")
+        rows = _filtered(member.integration, _without(request.GET, "from", "to"))
     # A line needs only these: the data of each state waits for its fold-out.
-    rows = _filtered(member.integration, request.GET).only(
+    rows = rows.only(
         "integration",
         "code",
         "created",
@@ -132,6 +154,21 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
     return render(request, "transferlog/log.html", ctx)
 
 
+def _cell(value: object) -> object:
+    """A value a spreadsheet shows as text, never runs as a formula: a shop's order name or product title that
+    begins with =, +, -, @, a tab or a carriage return gets a leading apostrophe (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _without(params: QueryDict, *names: str) -> QueryDict:
+    kept = params.copy()
+    for name in names:
+        kept.pop(name, None)
+    return kept
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -139,10 +176,13 @@ class _Echo:
 
 @login_required
 @require_GET
-def export_log(request: AuthedRequest, number: str) -> StreamingHttpResponse:
+def export_log(request: AuthedRequest, number: str) -> HttpResponse | StreamingHttpResponse:
     """The current filter as CSV, streamed row by row: a year of transfers downloads without filling memory."""
     member = get_member(request, number)
-    rows = _filtered(member.integration, request.GET).order_by("-created", "-id")
+    try:
+        rows = _filtered(member.integration, request.GET).order_by("-created", "-id")
+    except BadFilter as exc:
+        return HttpResponseBadRequest(f"{exc}: nothing was exported.\n", content_type="text/plain; charset=utf-8")
     writer = csv.writer(_Echo())
     header = [
         "time_utc",
@@ -171,7 +211,7 @@ def export_log(request: AuthedRequest, number: str) -> StreamingHttpResponse:
             "target_ref",
             "attempts",
         ).iterator(chunk_size=2000):
-            yield writer.writerow([t[0].isoformat(), *t[1:]])
+            yield writer.writerow([t[0].isoformat(), *map(_cell, t[1:])])
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
@@ -202,7 +242,12 @@ def retry_transfer(request: AuthedRequest, number: str, code: str) -> HttpRespon
         messages.success(request, f"{transfer.reference or transfer.source_ref} is queued again.")
     else:
         messages.error(request, "Only failed or held transfers can be retried.")
-    return redirect(request.POST.get("back") or reverse("log", args=[number]))
+    back = request.POST.get("back", "")
+    if not (
+        back.startswith("/") and url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure())
+    ):
+        back = reverse("log", args=[number])  # back to a page of IEX only: never an address someone else chose
+    return redirect(back)
 
 
 @login_required
@@ -210,11 +255,12 @@ def retry_transfer(request: AuthedRequest, number: str, code: str) -> HttpRespon
 def retry_failed_transfers(request: AuthedRequest, number: str) -> HttpResponse:
     """Retry every failed transfer in the current filter, in the background."""
     member = get_member(request, number)
-    ids = list(
-        _filtered(member.integration, request.POST)
-        .filter(status=Status.FAILED)
-        .values_list("pk", flat=True)[:10_000]
-    )
+    try:
+        rows = _filtered(member.integration, request.POST)
+    except BadFilter as exc:
+        messages.error(request, f"{exc}: nothing was retried.")
+        return redirect("log", number)
+    ids = list(rows.filter(status=Status.FAILED).values_list("pk", flat=True)[:10_000])
     if ids:
         publish_on_commit("transferlog.tasks.retry_transfers", ids, request.user.email)
     messages.success(request, f"{len(ids)} failed transfer{'s' if len(ids) != 1 else ''} queued for retry.")
