@@ -64,6 +64,10 @@ def _take(request: HttpRequest, token: str, *, fresh: bool) -> HttpResponse | No
     receiver = _receiver(token, fresh)
     if receiver is None:
         return refuse("unknown_address")
+    if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower() and not request.META.get(
+        "CONTENT_LENGTH"
+    ):
+        return refuse("length_required")  # read as empty, it would be refused as unsigned: say what is wrong
     declared = request.META.get("CONTENT_LENGTH") or "0"
     if not declared.isdigit() or int(declared) > MAX_BODY or len(request.body) > MAX_BODY:
         return refuse("too_large")
@@ -104,6 +108,8 @@ def _triage(hooks: WebhookReader, topic: str, body: bytes) -> tuple[str, str, da
         json.loads(body)
     except ValueError:
         return Delivery.Status.REJECTED, "The body is not valid JSON", None
+    except RecursionError:
+        return Delivery.Status.REJECTED, "The body is nested deeper than any order", None
     if topic not in hooks.TOPICS:
         return Delivery.Status.IGNORED, f"IEX does not handle the topic {topic!r}", timezone.now()
     return Delivery.Status.RECEIVED, "", None
@@ -114,6 +120,7 @@ def _triage(hooks: WebhookReader, topic: str, body: bytes) -> tuple[str, str, da
 REFUSALS = {
     "unknown_address": (404, "Unknown webhook address\n"),
     "too_large": (413, "Body over 1 MB\n"),
+    "length_required": (411, "Send the body with a Content-Length, not chunked\n"),
     "bad_signature": (401, "Invalid signature\n"),
 }
 

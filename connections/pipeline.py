@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -52,7 +53,9 @@ Ending = Callable[[], None]
 def receive(
     connection: Connection, source_ref: str, reference: str, updated_at: datetime | None, data: Raw
 ) -> Transfer | None:
-    """Store a record as a pending transfer and queue it once the row is committed; None for a duplicate."""
+    """Store a record as a pending transfer and queue it once the row is committed; None for a duplicate. A record
+    JSON cannot hold (NaN or Infinity for a number) is kept as failed, with those values as text, and says so."""
+    data, odd = _finite(data)
     transfer = Transfer(
         integration_id=connection.integration_id,
         connection=connection,
@@ -65,8 +68,35 @@ def receive(
     )
     if not transfer.save_received(f"As received from {connection.source.system.label}"):
         return None
+    if odd:
+        reason = (
+            f"{connection.source.system.label} sent {', '.join(odd[:3])} as a number, which no document can hold: "
+            "correct the record there (it is kept here with the value as text)"
+        )
+        transfer.record("failed", None, reason)
+        transfer.finish(Status.FAILED, reason)
+        return transfer
     transfer.enqueue()
     return transfer
+
+
+def _finite(data: Raw) -> tuple[Raw, list[str]]:
+    """`data` with each NaN or Infinity (which Python reads from JSON but JSON cannot hold) as text, and where they
+    were ("total_price: NaN")."""
+    found: list[str] = []
+
+    def clean(value: Any, path: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append(f"{path}: {value}")
+            return str(value)
+        if isinstance(value, dict):
+            return {k: clean(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v, path) for v in value]
+        return value
+
+    cleaned = clean(data, "")
+    return (cleaned if found else data), found
 
 
 def sync(connection: Connection, since: datetime) -> dict[str, int]:

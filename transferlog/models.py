@@ -29,6 +29,12 @@ class Status(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+def _repeated(exc: IntegrityError) -> bool:
+    """Whether the error is the unique index of a source record's version (and not, say, a CHECK constraint)."""
+    said = str(exc)
+    return "transfer_once_per_source_version" in said or said.startswith("UNIQUE constraint failed: transferlog_")
+
+
 class HeldFor:
     """Why a held transfer waits, and so what releases it."""
 
@@ -159,8 +165,10 @@ class Transfer(models.Model):
                 self.save(force_insert=True)
                 self.record("received", None, note)
                 self.save_states()
-        except IntegrityError:
-            return False
+        except IntegrityError as exc:
+            if _repeated(exc):
+                return False
+            raise  # anything else is no duplicate: nothing may be dropped as "received before"
         return True
 
     def record(self, kind: str, data: Any = None, note: str = "") -> None:
