@@ -29,11 +29,17 @@ def receive_stripe_event(request: HttpRequest) -> HttpResponse:
         return HttpResponse("Invalid signature\n", status=401, content_type="text/plain")
     except ValueError:
         return HttpResponse("Invalid JSON\n", status=400, content_type="text/plain")
-    with transaction.atomic():
-        _, new = StripeEvent.objects.get_or_create(event_id=event.id, defaults={"type": event.type})
-        if new:
-            # An error rolls the event back too: Stripe sends it again, and it is handled then.
-            handle(event.type, event.data.object)
+    try:
+        event_id, kind, obj = str(event["id"]), str(event["type"]), event["data"]["object"]
+        with transaction.atomic():
+            _, new = StripeEvent.objects.get_or_create(event_id=event_id, defaults={"type": kind})
+            if new:
+                # An error rolls the event back too: Stripe sends it again, and it is handled then.
+                handle(kind, obj)
+    except (KeyError, TypeError, AttributeError) as exc:
+        # Signed by Stripe's secret but not an event IEX can read: nothing is kept, and it is said once, here.
+        logger.warning("Stripe event %r is malformed: %r", event.get("id") if hasattr(event, "get") else "", exc)
+        return HttpResponse("Malformed event\n", status=400, content_type="text/plain")
     return HttpResponse("ok" if new else "duplicate", content_type="text/plain")
 
 
