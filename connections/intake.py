@@ -137,8 +137,13 @@ def refuse(reason: str) -> HttpResponse:
 
 
 def refusal_counts() -> dict[str, int]:
-    """Webhook posts refused since the cache began, by reason (a counter: Prometheus takes a restart as a reset)."""
-    counts = cache.get_many([f"iex:webhooks:refused:{reason}" for reason in REFUSALS])
+    """Webhook posts refused since the cache began, by reason (a counter: Prometheus takes a restart as a reset);
+    none while the cache (Redis) is away: /metrics must answer then most of all."""
+    try:
+        counts = cache.get_many([f"iex:webhooks:refused:{reason}" for reason in REFUSALS])
+    except Exception:
+        logger.warning("could not read the refused webhook counts from the cache", exc_info=True)
+        return {}
     return {reason: int(counts.get(f"iex:webhooks:refused:{reason}", 0)) for reason in REFUSALS}
 
 

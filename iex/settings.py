@@ -355,6 +355,10 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Lost the broker connection: stop the acks_late tasks running (they run again from the start, claiming their
     # rows), because Redis puts their messages back for another worker, which must not run them at the same time.
     CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Workers and beat reconnect to a broker that went away for as long as it takes (Celery gives up after 100 tries,
+# about 46 minutes, by default): a long Redis outage must not leave the workers stopped when it ends.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_ENABLE_UTC = True
 CELERY_TASK_IGNORE_RESULT = True
