@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from connections import intake
 from connections.models import Delivery
+from iex.lib import outage
 from scheduling.models import Job
 from transferlog.models import OPEN, Status, Transfer
 
@@ -89,6 +90,12 @@ class DatabaseCollector(Collector):
         for reason, count in intake.refusal_counts().items():
             refusals.add_metric([reason], count)
         yield refusals
+        if (away := outage.answered()) is not None:
+            yield CounterMetricFamily(
+                "iex_database_away_answers",
+                "Requests answered 503 with Retry-After because the database was away (webhooks the shops send again)",
+                away,
+            )
 
         waiting = Delivery.objects.filter(status=Delivery.Status.RECEIVED)
         yield GaugeMetricFamily(

@@ -187,6 +187,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "iex.lib.outage.DatabaseAway",  # last: it turns a view's lost database into a 503 with Retry-After
 ]
 
 ROOT_URLCONF = "dashboard.urls"

@@ -29,3 +29,18 @@ def test_the_balancer_keeps_a_web_host_whose_broker_is_away(client):
 
 def test_workers_reconnect_to_the_broker_for_as_long_as_it_takes():
     assert celery_app.conf.broker_connection_max_retries is None
+
+
+def test_webhooks_posted_while_the_database_is_away_are_told_to_come_back(webhook, caplog):
+    """Not a 500 and a traceback per post: 503 with Retry-After (the shop sends it again), one log line a second,
+    counted on /metrics."""
+    from django.db import OperationalError
+
+    from tests.test_intake import ORDER, post
+
+    with mock.patch("connections.intake._store", side_effect=OperationalError("the database is restarting")):
+        answers = [post(webhook.source, ORDER, event=f"evt-{n}") for n in range(5)]
+    assert {(a.status_code, a["Retry-After"]) for a in answers} == {(503, "5")}
+    assert caplog.text.count("the database is away") == 1 and "Traceback" not in caplog.text
+    metrics = Client().get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "iex_database_away_answers_total 5.0" in metrics
