@@ -19,6 +19,7 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from connections.models import Connection, Module
@@ -200,6 +201,8 @@ def _let_in(request: AuthedRequest, mod: Module) -> None:
         messages.info(request, f"{released} held transfer{pluralize(released)} queued again.")
 
 
+@sensitive_post_parameters()
+@sensitive_variables("values", "old", "kept", "form")
 @login_required
 @require_POST
 def connect_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
@@ -290,6 +293,7 @@ def authorize_module(request: AuthedRequest, number: str, code: str) -> HttpResp
     return redirect(mod.system.authorize.url(site, _state(mod, "authorize", site=site), back, callback))
 
 
+@sensitive_variables("credentials", "kept")
 @csrf_exempt
 @require_POST
 def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
@@ -337,6 +341,7 @@ def _oauth_return_url(kind: str) -> str:
     return settings.SITE_URL + reverse("oauth_return", args=[kind])
 
 
+@sensitive_post_parameters()
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def oauth_return(request: HttpRequest, kind: str) -> HttpResponse:
@@ -362,6 +367,7 @@ def oauth_return(request: HttpRequest, kind: str) -> HttpResponse:
     return _take_answer(cast(AuthedRequest, request), system, kind)
 
 
+@sensitive_variables("answer", "credentials")
 def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpResponse:
     """The signed-in merchant's answer from the system: the code exchanged for credentials, kept on the module."""
     assert system.oauth is not None

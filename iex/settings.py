@@ -178,6 +178,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "iex.lib.logs.log_context_middleware",  # first: what a request binds for its log lines ends with it
     "django.middleware.security.SecurityMiddleware",
+    "iex.lib.headers.SecurityHeaders",  # CSP on every answer, no-store on what a signed-in user sees
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -191,6 +192,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "dashboard.urls"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "iex.lib.reporting.SecretsFilter"  # no credentials on an error page or email
 WSGI_APPLICATION = "iex.wsgi.application"
 
 TEMPLATES = [
