@@ -67,16 +67,22 @@ def _filtered(integration: Integration, params: QueryDict) -> QuerySet[Transfer]
     return rows
 
 
-def _cursor(value: str) -> tuple[datetime, int] | None:
-    stamp, _, pk = value.rpartition("_")
+def _cursor(integration: Integration, value: str) -> tuple[datetime, int] | None:
+    """(created, id) of the transfer a pager's link names by its time and code: the URL shows no row id, which
+    would tell the platform's volume (DESIGN.md: public ids are codes)."""
+    stamp, _, code = value.rpartition("_")
+    if not is_uuid(code):
+        return None
     try:
-        return datetime.fromisoformat(stamp), int(pk)
+        created = datetime.fromisoformat(stamp)
     except ValueError:
         return None
+    pk = integration.transfers.filter(code=code).values_list("pk", flat=True).first()
+    return (created, pk) if pk is not None else None
 
 
 def _key(transfer: Transfer) -> str:
-    return f"{transfer.created.isoformat()}_{transfer.pk}"
+    return f"{transfer.created.isoformat()}_{transfer.code}"
 
 
 # /i/<number>/log/
@@ -104,8 +110,8 @@ def log(request: AuthedRequest, number: str) -> HttpResponse:
         "reason",
         "attempts",
     )
-    before = _cursor(request.GET.get("before", ""))
-    after = _cursor(request.GET.get("after", ""))
+    before = _cursor(member.integration, request.GET.get("before", ""))
+    after = _cursor(member.integration, request.GET.get("after", ""))
     if after:
         created, pk = after
         # (created, id) > (c, i), written so the planner can start an index range scan at created >= c.
