@@ -253,6 +253,8 @@ ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "IEX: "
+ACCOUNT_ADAPTER = "iex.accounts.AccountAdapter"
+ACCOUNT_PREVENT_ENUMERATION = True  # sign-up and password reset answer alike for an address with an account
 ACCOUNT_USER_DISPLAY = operator.attrgetter("email")
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = urlsplit(SITE_URL).scheme
 # allauth's rate limits are on by default (10 failed logins a minute per IP, 5 per 5 minutes per address);
