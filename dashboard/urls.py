@@ -6,6 +6,7 @@ from billing import webhooks as billing_webhooks
 from connections import intake
 from connections import views as connections_views
 from dashboard import metrics, views
+from iex import accounts
 from scheduling import views as scheduling_views
 from transferlog import views as transferlog_views
 
@@ -84,6 +85,7 @@ urlpatterns = [
     path("connect/<slug:kind>/return/", connections_views.oauth_return, name="oauth_return"),
     path("metrics", metrics.metrics, name="metrics"),  # Prometheus; staff and METRICS_ALLOWED_NETWORKS only
     path("accounts/", include("allauth.urls")),
+    path("admin/login/", accounts.admin_login),  # staff sign in as everyone does, with the same limits
     path("admin/", admin.site.urls),
     # /integrations/
     path("integrations/new/", views.create_integration, name="create_integration"),

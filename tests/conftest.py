@@ -185,3 +185,17 @@ def sandboxed(connected, sandbox):
         module.set_credentials(credentials)
         module.save()
     return connected
+
+
+@pytest.fixture
+def staff_client(db) -> Client:
+    """A staff member signed in as the admin site requires (with a password the validators pass)."""
+    from iex.accounts import STRONG
+
+    staff = User.objects.create_superuser("ops", "ops@iex.example", PASSWORD)
+    client = Client()
+    client.force_login(staff)
+    session = client.session
+    session[STRONG] = True
+    session.save()
+    return client

@@ -2,9 +2,7 @@ import html
 import re
 
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from connections import pipeline
@@ -12,14 +10,6 @@ from iex.models import Integration
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_client(db):
-    staff = User.objects.create_superuser("ops", "ops@iex.example", "pw")
-    client = Client()
-    client.force_login(staff)
-    return client
 
 
 def test_staff_find_an_integration_by_number_and_by_name(personas, staff_client):

@@ -257,16 +257,9 @@ def test_connection_update_rejects_get(personas, connected):
     )
 
 
-def test_credentials_never_reach_the_admin(personas, connected):
-    from django.contrib.auth.models import User
-
-    staff = User.objects.create_superuser("ops", "ops@iex.example", "pw")
-    from django.test import Client
-
-    client = Client()
-    client.force_login(staff)
+def test_credentials_never_reach_the_admin(personas, connected, staff_client):
     shop = Module.objects.get(kind="shopify")
-    response = client.get(f"/admin/connections/module/{shop.pk}/change/")
+    response = staff_client.get(f"/admin/connections/module/{shop.pk}/change/")
     assert response.status_code == 200
     assert (
         "nordic-bikes" not in response.content.decode() and shop.credentials[:20] not in response.content.decode()
