@@ -81,7 +81,7 @@ def _tell_held_once(usage: Usage, why: str) -> None:
     integration = usage.integration
     notify(
         integration,
-        f"Orders for {integration.name} are held: no orders left this month",
+        f"Orders for integration no. {integration.number} are held: no orders left this month",
         [
             f"The integration {integration.name} (no. {integration.number}) has used all {usage.allowance} orders "
             f"of {usage.month:%B %Y}, and {why}.",
@@ -233,7 +233,7 @@ def apply_payment(
         confirm = pack.status == Pack.Status.ACTION_REQUIRED
         notify(
             integration,
-            f"Payment for an order pack failed: orders for {integration.name} are held",
+            f"Payment for an order pack failed: orders for integration no. {integration.number} are held",
             [
                 f"We tried to buy {pack.orders} more orders for {integration.name} (no. {integration.number}) "
                 f"for {pack.amount_display} with your card, and the payment did not go through: {pack.failure}.",
@@ -252,7 +252,7 @@ def _receipt(pack: Pack) -> None:
     integration = pack.integration
     notify(
         integration,
-        f"Receipt: {pack.orders} orders for {integration.name}",
+        f"Receipt: {pack.orders} orders for integration no. {integration.number}",
         [
             f"Paid {pack.amount_display} for {pack.packs} order pack{'s' if pack.packs > 1 else ''} "
             f"({pack.orders} orders) for {integration.name} (no. {integration.number}), {pack.month:%B %Y}.",

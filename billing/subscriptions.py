@@ -202,7 +202,7 @@ def end(sub: Subscription, why: str) -> None:
         integration.save(update_fields=["active", "active_changed_at", "active_changed_by"])
         notify(
             integration,
-            f"{integration.name} is deactivated: {why}",
+            f"Integration no. {integration.number} is deactivated: {why}",
             [
                 f"The integration {integration.name} (no. {integration.number}) is deactivated because {why}. "
                 "Nothing is transferred and no more is charged.",

@@ -109,7 +109,7 @@ def _notify_usage(usage: Usage, percent: int) -> None:
     )
     notify(
         integration,
-        f"{integration.name} has used {percent}% of this month's orders",
+        f"Integration no. {integration.number} has used {percent}% of this month's orders",
         [
             f"The integration {integration.name} (no. {integration.number}) has used {usage.used} of "
             f"{usage.allowance} orders in {usage.month:%B %Y}.",

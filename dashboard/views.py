@@ -49,6 +49,17 @@ def index(request: AuthedRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def create_integration(request: AuthedRequest) -> HttpResponse:
     form = IntegrationForm(request.POST or None)
+    trials = Subscription.objects.filter(
+        integration__members__user=request.user,
+        integration__members__role=Role.OWNER,
+        status=Subscription.Status.TRIALING,
+    )
+    if request.method == "POST" and form.is_valid() and trials.count() >= settings.TRIALS_PER_ACCOUNT:
+        form.add_error(
+            None,
+            f"You have {settings.TRIALS_PER_ACCOUNT} integrations in their free trial: subscribe to one of them (on "
+            "its Subscription page) before you start another.",
+        )
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             integration = Integration.create_for(request.user, form.cleaned_data["name"])
@@ -236,6 +247,8 @@ def invite_member(request: AuthedRequest, number: str) -> HttpResponse:
             raise PermissionDenied("Viewers cannot invite")
         if integration.invitations_sent_last_hour() >= settings.INVITATIONS_PER_HOUR:
             form.add_error(None, TOO_MANY_INVITATIONS)
+        elif Invitation.sent_by_last_day(request.user) >= settings.INVITATIONS_PER_DAY:
+            form.add_error(None, TOO_MANY_INVITATIONS_TODAY)
         elif integration.members.filter(user__email__iexact=email).exists():
             form.add_error("email", f"{email} is already a member.")
         elif integration.invitations.pending().filter(email__iexact=email).exists():
@@ -275,6 +288,9 @@ def resend_invitation(request: AuthedRequest, number: str, code: str) -> HttpRes
         if integration.invitations_sent_last_hour() >= settings.INVITATIONS_PER_HOUR:
             messages.error(request, TOO_MANY_INVITATIONS)
             return redirect("settings", number)
+        if Invitation.sent_by_last_day(request.user) >= settings.INVITATIONS_PER_DAY:
+            messages.error(request, TOO_MANY_INVITATIONS_TODAY)
+            return redirect("settings", number)
         issued = invitation.resend(request.user)
     if issued is None:
         messages.error(request, f"The invitation to {invitation.email} was accepted or revoked meanwhile.")
@@ -298,6 +314,10 @@ def revoke_invitation(request: AuthedRequest, number: str, code: str) -> HttpRes
 
 
 TOO_MANY_INVITATIONS = f"At most {settings.INVITATIONS_PER_HOUR} invitations can be sent an hour. Try again later."
+TOO_MANY_INVITATIONS_TODAY = (
+    f"You have sent {settings.INVITATIONS_PER_DAY} invitations in the last 24 hours, the most one person may. "
+    "Try again tomorrow."
+)
 
 
 def _send_invitation(request: AuthedRequest, invitation: Invitation, token: str) -> None:

@@ -214,6 +214,11 @@ class Invitation(models.Model):
         return f"{self.email} ({self.role}) to {self.integration.number}"
 
     @classmethod
+    def sent_by_last_day(cls, user: User) -> int:
+        """Invitations (and resends) this person sent in the last 24 hours, to any integration."""
+        return cls.objects.filter(invited_by=user, created__gte=timezone.now() - timedelta(days=1)).count()
+
+    @classmethod
     def issue(cls, integration: Integration, email: str, role: str, by: User) -> tuple[Invitation, str]:
         """Create an invitation and return it with its token, which exists only here and in the email."""
         token = secrets.token_urlsafe(32)  # 256 bits

@@ -459,7 +459,9 @@ LOGGING = {
 
 INVITATION_VALID_HOURS = 72
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", 90)  # failed transfers are kept twice as long
-INVITATIONS_PER_HOUR = 20
+INVITATIONS_PER_HOUR = 20  # per integration
+INVITATIONS_PER_DAY = 50  # per account, over all its integrations: nobody mails the world through IEX
+TRIALS_PER_ACCOUNT = 3  # integrations an account owns in their free trial at once
 
 # Who may scrape /metrics without a staff login: the addresses REMOTE_ADDR may have (never X-Forwarded-For, which
 # anyone can send). Behind the load balancer REMOTE_ADDR is the balancer: leave its address out, or have it refuse

@@ -64,7 +64,7 @@ def test_a_burst_of_failures_is_one_digest_and_nothing_new_is_no_email(personas,
     assert digest(NOW, committed) == 1
     (email,) = mail.outbox
     assert sorted(email.to) == ["admin@shop.example", "owner@shop.example"]
-    assert email.subject == "Nordic Bikes: 3 failed transfers"
+    assert email.subject == f"Integration no. {personas.integration.number}: 3 failed transfers"
     assert all(f"#{n}" in email.body for n in range(3)) and "e-conomic said no to #2" in email.body
     assert f"/i/{personas.integration.number}/settings/#notifications" in email.body
     # Nothing new: nothing, now or later.
@@ -100,7 +100,7 @@ def test_warnings_are_in_the_digest_linked_to_their_log_lines(personas, connecte
     warning = warn(connected, 3, NOW - timedelta(minutes=4))
     assert digest(NOW, committed) == 1
     (email,) = mail.outbox
-    assert email.subject == "Nordic Bikes: 2 failed transfers, 1 warning"
+    assert email.subject == f"Integration no. {personas.integration.number}: 2 failed transfers, 1 warning"
     text, (html, _) = email.body, email.alternatives[0]
     assert (
         "Warnings (sent, but to check):\n- #3 (Shopify > e-conomic: orders, 26 Nov 11:56 UTC): Error in totals"
@@ -112,7 +112,7 @@ def test_warnings_are_in_the_digest_linked_to_their_log_lines(personas, connecte
     # A warning alone is news too.
     warn(connected, 4, NOW + timedelta(minutes=20))
     assert digest(NOW + timedelta(minutes=30), committed) == 1
-    assert mail.outbox[1].subject == "Nordic Bikes: 1 transfer with a warning"
+    assert mail.outbox[1].subject == f"Integration no. {personas.integration.number}: 1 transfer with a warning"
     assert (
         "#4" in mail.outbox[1].body
         and "#3" not in mail.outbox[1].body
@@ -139,7 +139,7 @@ def test_a_job_that_fails_every_run_is_told_late_once_with_its_last_error(
 
     runs(502, -20, -15, -10, -5)
     assert digest(NOW, committed) == 1
-    assert mail.outbox[0].subject == "Nordic Bikes: a job is late"
+    assert mail.outbox[0].subject == f"Integration no. {personas.integration.number}: a job is late"
     assert (
         f'The job "{connected.label}" has not completed successfully for over two intervals (last success: never).'
         " Its last run failed: nordic-bikes.myshopify.com answered 502" in mail.outbox[0].body
@@ -199,7 +199,9 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
     assert len(mail.outbox) == len(sent_on)
     if frequency == ReportFrequency.WEEKLY:
         (email,) = mail.outbox
-        assert email.subject == "Nordic Bikes: your weekly report, 16 Nov to 22 Nov"
+        assert (
+            email.subject == f"Integration no. {personas.integration.number}: your weekly report, 16 Nov to 22 Nov"
+        )
         assert f"{connected.label}: 12 created, 4 updated, 2 skipped, 1 failed" in email.body
         assert "#notifications" in email.body
         assert "Orders in November: 0 of 1000 used." in email.body  # the month the period ended in
