@@ -30,6 +30,11 @@ class AccountAdapter(DefaultAccountAdapter):
         make_password(get_random_string(24))
         super().send_account_already_exists_mail(email)
 
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """Failed logins are limited per address (allauth's per-IP limit, the real client's through the trusted
+        proxies) and per account from that address: someone guessing elsewhere never locks the account's owner out."""
+        return f"{super()._get_login_attempts_cache_key(request, **credentials)}:{self.get_client_ip(request)}"
+
     def authenticate(self, request: HttpRequest, **credentials: Any) -> Any:
         user = super().authenticate(request, **credentials)
         if user is not None and user.is_staff:

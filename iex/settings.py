@@ -254,6 +254,9 @@ ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "IEX: "
 ACCOUNT_ADAPTER = "iex.accounts.AccountAdapter"
+# The proxies in front of the web processes that append the client's address to X-Forwarded-For (the load balancer:
+# 1). The client address (login limits) is taken that many entries from its end; 0 trusts no header at all.
+ALLAUTH_TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 ACCOUNT_PREVENT_ENUMERATION = True  # sign-up and password reset answer alike for an address with an account
 ACCOUNT_USER_DISPLAY = operator.attrgetter("email")
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = urlsplit(SITE_URL).scheme
