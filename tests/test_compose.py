@@ -40,7 +40,9 @@ def test_compose_file_is_valid_and_production_shaped():
     result = compose_config(ENV)
     assert result.returncode == 0 and result.stdout, result.stderr
     services = json.loads(result.stdout)["services"]
-    assert set(services) == {"db", "redis", "migrate", "web", "worker", "beat"}
+    assert set(services) == {"db", "redis", "migrate", "web", "proxy", "worker", "beat"}
+    # Only the buffering proxy is published: slow clients never reach gunicorn's sync workers
+    assert "ports" not in services["web"] and services["proxy"]["ports"][0]["target"] == 8000
     for name in ["web", "worker", "beat"]:
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
         assert services[name]["environment"]["DEBUG"] == "0"
