@@ -35,7 +35,20 @@ def _row(job: Job) -> dict:
         last_delivery = (
             job.connection.source.deliveries.order_by("-received_at").values_list("received_at", flat=True).first()
         )
-    return {"job": job, "late": job.is_late(), "counts": counts, "last_delivery": last_delivery}
+    # A connection that is on but cannot run (a system deactivated or not connected, the integration off) is
+    # paused: said in its row, with no next run promised.
+    connection = job.connection
+    paused = connection.skip_reason() if connection.active else ""
+    refused = connection.refused() if connection.active and not paused else None
+    if refused is not None:
+        paused = f"{refused.system.label} refused IEX: test it on its page"
+    return {
+        "job": job,
+        "late": job.is_late() and not paused,
+        "counts": counts,
+        "last_delivery": last_delivery,
+        "paused": paused,
+    }
 
 
 # /i/<number>/schedule/
@@ -46,9 +59,9 @@ def _row(job: Job) -> dict:
 def schedule(request: AuthedRequest, number: str) -> HttpResponse:
     member = get_member(request, number)
     Job.ensure_all(member.integration)  # connections of systems added since: each gets its job
-    jobs = member.integration.jobs.select_related("connection__source", "connection__target").order_by(
-        "connection__created"
-    )
+    jobs = member.integration.jobs.select_related(
+        "connection__source", "connection__target", "connection__integration"
+    ).order_by("connection__created")
     ctx = {"rows": [_row(job) for job in jobs], "intervals": INTERVALS}
     return render(request, "scheduling/schedule.html", ctx)
 
@@ -112,7 +125,9 @@ def connections(request: AuthedRequest, number: str) -> HttpResponse:
     """The flows between the integration's systems: whether each runs, and what starts it (its job, or webhooks)."""
     member = get_member(request, number)
     Connection.ensure_for(member.integration)  # flows added since the systems were (credit notes)
-    rows = member.integration.connections.select_related("source", "target").order_by("flow", "created")
+    rows = member.integration.connections.select_related("source", "target", "integration").order_by(
+        "flow", "created"
+    )
     context = {
         "connections": rows,
         "triggers": Trigger.choices,

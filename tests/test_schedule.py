@@ -300,3 +300,22 @@ def test_webhook_connections_show_their_last_delivery(personas, job):
     )
     page = personas.client(personas.viewer).get(reverse("schedule", args=[personas.integration.number]))
     assert "Webhook-driven" in page.content.decode() and ", 09:30:05" in page.content.decode()
+
+
+def test_a_connection_that_cannot_run_says_paused_and_why_where_one_looks(job, personas, connected):
+    """A deactivated system (or one that refused IEX) leaves its flows on but unable to run: Connections and Schedule
+    say so, and promise no next run."""
+    connected.source.active = False
+    connected.source.save()
+    viewer = personas.client(personas.viewer)
+    number = personas.integration.number
+    listed = viewer.get(reverse("connections", args=[number])).content.decode()
+    assert "Paused" in listed and "Shopify is inactive" in listed
+    schedule = viewer.get(reverse("schedule", args=[number])).content.decode()
+    assert "Paused" in schedule and "Shopify is inactive" in schedule
+    assert job.next_run_at.strftime("%H:%M:%S") not in schedule and "Late" not in schedule
+    connected.source.active = True
+    connected.source.save()
+    connected.target.credentials_refused("e-conomic answered 401")
+    schedule = viewer.get(reverse("schedule", args=[number])).content.decode()
+    assert "e-conomic refused IEX: test it on its page" in schedule

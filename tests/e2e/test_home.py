@@ -43,6 +43,10 @@ def test_demo_home_shows_chart_counts_and_a_failure_linking_to_its_log_line(
     page.locator("#id_password").fill(demo["login"]["password"])
     page.get_by_role("button", name="Sign In").click()
     expect(page.get_by_role("heading", name="Demo Shop", exact=True)).to_be_visible()
+    page.keyboard.press("Tab")  # the first stop skips the menu
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main#main")).to_be_focused()
 
     orders_card = page.locator(".card", has=page.get_by_role("heading", name="Orders", exact=True))
     expect(orders_card.locator(".big")).to_have_text("3")  # two created, one failed
