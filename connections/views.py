@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from connections.models import Connection, Module
 from connections.systems import SYSTEMS, Busy, System
-from iex.access import AuthedRequest, get_member, get_member_rw
+from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw
 from iex.lib import http
 from iex.lib.queueing import publish_on_commit
 from iex.lib.secrets import DecryptionError
@@ -458,7 +458,7 @@ def disconnect_module(request: AuthedRequest, number: str, code: str) -> HttpRes
 @login_required
 @require_POST
 def remove_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
-    member = get_member_rw(request, number)
+    member = get_member_owner(request, number)  # it changes the subscription's price (ROLE_HELP)
     mod = _module(member, code)
     label = mod.system.label
     with transaction.atomic():

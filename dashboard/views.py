@@ -176,9 +176,11 @@ def save_notifications(request: AuthedRequest, number: str) -> HttpResponse:
 @login_required
 @require_POST
 def set_member_error_emails(request: AuthedRequest, number: str, code: str) -> HttpResponse:
-    """Admins and owners choose which members get error emails."""
+    """Owners choose which members get error emails; admins too, but not an owner's (ROLE_HELP)."""
     member = get_member_rw(request, number)
     target = get_object_or_404(member.integration.members.select_related("user"), code=code)
+    if not member.may_manage(target):
+        raise PermissionDenied("Only owners change an owner's error emails")
     target.error_emails = request.POST.get("error_emails") == "on"
     target.save(update_fields=["error_emails"])
     state = "get" if target.error_emails else "no longer get"

@@ -25,7 +25,7 @@ class Role(models.TextChoices):
 
 ROLE_HELP = {
     Role.OWNER: "Everything, including billing and managing owners.",
-    Role.ADMIN: "Everything but billing, deleting and managing owners.",
+    Role.ADMIN: "Everything but billing, removing systems and managing owners (an owner's error emails too).",
     Role.VIEWER: "Read-only; may retry failed transfers.",
 }
 
@@ -161,6 +161,11 @@ class Member(models.Model):
         if not self.can_write:
             return False
         return self.is_owner or other.role != Role.OWNER
+
+    def may_manage(self, other: Member) -> bool:
+        """Whether this member may change another's settings (error emails): their own, and as admins everyone's
+        but an owner's; owners anyone's."""
+        return other.pk == self.pk or self.is_owner or (self.can_write and other.role != Role.OWNER)
 
     def is_last_owner(self) -> bool:
         return self.is_owner and self.integration.owner_count() == 1

@@ -260,11 +260,16 @@ def test_each_member_sets_their_own_notifications(personas):
     assert personas.member(personas.owner).report_frequency == "weekly"  # nobody else's
 
 
-def test_admins_choose_who_gets_error_emails_and_viewers_cannot(personas):
-    owner = personas.member(personas.owner)
+def test_owners_choose_who_gets_error_emails_admins_all_but_owners_and_viewers_none(personas):
+    owner, viewer = personas.member(personas.owner), personas.member(personas.viewer)
     url = reverse("set_member_error_emails", args=[personas.integration.number, owner.code])
     assert personas.client(personas.viewer).post(url, {}).status_code == 403
-    assert personas.client(personas.admin).post(url, {}).status_code == 302
+    assert personas.client(personas.admin).post(url, {}).status_code == 403  # an owner's: not an admin's to change
+    owner.refresh_from_db()
+    assert owner.error_emails
+    of_viewer = reverse("set_member_error_emails", args=[personas.integration.number, viewer.code])
+    assert personas.client(personas.admin).post(of_viewer, {"error_emails": "on"}).status_code == 302
+    assert personas.client(personas.owner).post(url, {}).status_code == 302
     owner.refresh_from_db()
     assert not owner.error_emails
     page = personas.client(personas.owner).get(reverse("settings", args=[personas.integration.number]))

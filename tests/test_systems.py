@@ -169,7 +169,10 @@ def test_deactivate_disconnect_and_remove(personas, connected):
     connected.refresh_from_db()
     assert not shop.connected and not connected.active
 
-    client.post(url("remove_module", personas, shop.code))
+    # Removing a system changes the price: owners only (ROLE_HELP), and the admin is told so on the page
+    assert client.post(url("remove_module", personas, shop.code)).status_code == 403
+    assert "Owners remove systems" in client.get(url("module", personas, shop.code)).content.decode()
+    personas.client(personas.owner).post(url("remove_module", personas, shop.code))
     assert not personas.integration.modules.filter(kind="shopify").exists()
     assert not Connection.objects.filter(source=shop.pk).exists()
 
