@@ -50,6 +50,8 @@ class Module(models.Model):
     # why. Its transfers are held meanwhile; cleared when the credentials are saved again or a test succeeds.
     credentials_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
     credentials_error = models.CharField(max_length=300, blank=True, editable=False)
+    # What the last "Test connection" (also the one after saving credentials) said: "" when it succeeded.
+    test_error = models.CharField(max_length=300, blank=True, editable=False)
     # The system's account stopped answering (connections/gate.py): since when; cleared by its next answer.
     unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
     created = models.DateTimeField(default=timezone.now, editable=False)
@@ -86,6 +88,22 @@ class Module(models.Model):
     def gate(self) -> Gate:
         return Gate(self)
 
+    @property
+    def status(self) -> tuple[str, str]:
+        """What the module's heading and the Systems list say of it: (words, badge class), true to the last answer."""
+        if not self.connected:
+            return "Not connected", "badge-off"
+        if self.credentials_failed_at is not None:
+            return "Refused", "badge-off"
+        if self.test_error:
+            return "Test failed", "badge-warn"
+        return "Connected", "badge-ok"
+
+    def tested(self, error: str = "") -> None:
+        """Note what a test of the connection said ("" when it succeeded)."""
+        self.test_error = error[:300]
+        type(self).objects.filter(pk=self.pk).update(test_error=self.test_error)
+
     def credentials_refused(self, message: str) -> None:
         """Note that the system refused IEX (Home says so, and the error digest tells the members, once)."""
         if self.credentials_failed_at is None:
@@ -117,7 +135,7 @@ class Module(models.Model):
             values["previous_webhook_secret_until"] = old.get("previous_webhook_secret_until", "")
         self.credentials = credentials_crypto.encrypt(json.dumps(values))
         self.connected_at = timezone.now()
-        self.credentials_failed_at, self.credentials_error = None, ""
+        self.credentials_failed_at, self.credentials_error, self.test_error = None, "", ""
 
     def keep_credentials(self, values: dict[str, Any]) -> None:
         """Keep credentials the system changed (a refresh token it rotated): nothing else about the module changes."""

@@ -146,27 +146,28 @@ def _credentials_form(request: AuthedRequest, mod: Module, data: Any = None) -> 
 
 
 def _test(request: AuthedRequest, mod: Module) -> bool:
+    """Test the connection, say how it went, and note it on the module (its heading and the Systems list say it)."""
     try:
         answer = mod.client().test()
     except http.HTTPError as exc:
-        messages.error(request, f"Test connection failed: {_failure(mod, exc)}")
+        failure = _failure(mod, exc)
         if isinstance(exc, http.PermanentError) and exc.status in (401, 403):
-            mod.credentials_refused(exc.message)  # its held transfers stay held
-        return False
+            mod.credentials_refused(failure)  # its held transfers stay held (in IEX's words, as said here)
     except ValueError:  # an answer, but not JSON: not the system's API
-        messages.error(
-            request, f"Test connection failed: the address answered, but not as {mod.system.label} does"
-        )
-        return False
+        failure = f"the address answered, but not as {mod.system.label} does"
     except Busy as exc:  # its account's gate: the rate budget is spent, or it does not answer
         messages.error(request, f"Test connection could not be made now: {exc}")
         return False
     except (DecryptionError, KeyError):
-        messages.error(request, "Test connection failed: the saved credentials are incomplete; enter them again.")
-        return False
-    messages.success(request, f"Test connection succeeded: {answer}")
-    _let_in(request, mod)
-    return True
+        failure = "the saved credentials are incomplete; enter them again."
+    else:
+        mod.tested()
+        messages.success(request, f"Test connection succeeded: {answer}")
+        _let_in(request, mod)
+        return True
+    mod.tested(failure)
+    messages.error(request, f"Test connection failed: {failure}")
+    return False
 
 
 def _failure(mod: Module, exc: http.HTTPError) -> str:
@@ -224,7 +225,14 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
     mod.base_url = address
     mod.set_credentials({**kept, **values})
     mod.save(
-        update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
+        update_fields=[
+            "credentials",
+            "connected_at",
+            "base_url",
+            "credentials_failed_at",
+            "credentials_error",
+            "test_error",
+        ]
     )
     messages.info(request, f"Credentials for {mod.system.label} saved.")
     _test(request, mod)
@@ -319,7 +327,14 @@ def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
     mod.set_credentials({**kept, "site_url": asked["site"], **credentials})
     mod.base_url = ""  # the keys are the site's: never sent to another API address set before
     mod.save(
-        update_fields=["credentials", "connected_at", "base_url", "credentials_failed_at", "credentials_error"]
+        update_fields=[
+            "credentials",
+            "connected_at",
+            "base_url",
+            "credentials_failed_at",
+            "credentials_error",
+            "test_error",
+        ]
     )
     return HttpResponse("OK\n")
 
@@ -393,7 +408,9 @@ def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpRespo
         messages.error(request, f"Connecting {system.label} failed: {exc}. Nothing changed.")
         return redirect(mod.get_absolute_url())
     mod.set_credentials(credentials)
-    mod.save(update_fields=["credentials", "connected_at", "credentials_failed_at", "credentials_error"])
+    mod.save(
+        update_fields=["credentials", "connected_at", "credentials_failed_at", "credentials_error", "test_error"]
+    )
     messages.success(request, f"{system.label} let IEX in through your login.")
     _test(request, mod)
     return redirect(mod.get_absolute_url())

@@ -296,3 +296,30 @@ def test_credentials_saved_under_an_old_key_can_be_entered_again(personas, conne
     )
     shop.refresh_from_db()
     assert shop.get_credentials()["access_token"] == "shpat_new"
+
+
+@responses.activate
+def test_the_badge_says_what_the_last_answer_said(personas, connected):
+    """A failed test no longer leaves "Connected" in the heading and the Systems list."""
+    shop = personas.integration.modules.get(kind="shopify")
+    client = personas.client(personas.admin)
+
+    def badges():
+        page = client.get(url("module", personas, shop.code)).content.decode()
+        listed = client.get(url("systems", personas)).content.decode()
+        return page.split("</h1>")[0].split("<h1>")[1], listed
+
+    responses.get(f"{SHOP_API}/shop.json", status=404, json={"errors": "Not Found"})
+    client.post(url("test_module", personas, shop.code))
+    heading, listed = badges()
+    assert "Test failed" in heading and "Connected" not in heading and "Test failed" in listed
+    responses.replace(responses.GET, f"{SHOP_API}/shop.json", status=401, json={"errors": "Invalid API key"})
+    client.post(url("test_module", personas, shop.code))
+    heading, listed = badges()
+    assert "Refused" in heading and "Refused" in listed
+    responses.replace(
+        responses.GET, f"{SHOP_API}/shop.json", json={"shop": {"name": "Nordic Bikes", "domain": "x"}}
+    )
+    client.post(url("test_module", personas, shop.code))
+    heading, _ = badges()
+    assert "Connected" in heading and "Refused" not in heading and "Test failed" not in heading
