@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from connections.models import Connection, Trigger
@@ -108,10 +109,15 @@ def set_job_interval(request: AuthedRequest, number: str, code: str) -> HttpResp
     if interval not in dict(INTERVALS):
         messages.error(request, "Choose one of the listed intervals.")
         return redirect("schedule", number)
+    shorter = interval < job.interval
     job.interval = interval
-    # Run at the new pace from now on rather than at the end of the old interval.
-    job.next_run_at = min(job.next_run_at, (job.last_started_at or job.created) + job.period)
-    job.save(update_fields=["interval", "next_run_at"])
+    now = timezone.now()
+    # Run at the new pace from now on rather than at the end of the old interval (at once, if it is due already:
+    # never a next run in the past), and be late only by the new pace counted from now.
+    job.next_run_at = max(now, min(job.next_run_at, (job.last_started_at or job.created) + job.period))
+    if shorter:
+        job.on_time_at = max(job.on_time_at, now)
+    job.save(update_fields=["interval", "next_run_at", "on_time_at"])
     messages.success(request, f"{job.connection.label} now runs every {job.get_interval_display()}.")
     return redirect("schedule", number)
 

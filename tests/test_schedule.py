@@ -319,3 +319,18 @@ def test_a_connection_that_cannot_run_says_paused_and_why_where_one_looks(job, p
     connected.target.credentials_refused("e-conomic answered 401")
     schedule = viewer.get(reverse("schedule", args=[number])).content.decode()
     assert "e-conomic refused IEX: test it on its page" in schedule
+
+
+def test_a_shorter_interval_is_neither_late_at_once_nor_due_in_the_past(personas, job):
+    client = personas.client(personas.admin)
+    client.post(url("set_job_interval", job), {"interval": "3600"})  # every hour, last run 50 minutes ago
+    ago = timezone.now() - timedelta(minutes=50)
+    Job.objects.filter(pk=job.pk).update(
+        on_time_at=ago, last_started_at=ago, next_run_at=timezone.now() + timedelta(minutes=10)
+    )
+    client.post(url("set_job_interval", job), {"interval": "300"})  # every 5 minutes: due at once
+    job.refresh_from_db()
+    assert job.interval == 300 and not job.is_late()
+    assert job.next_run_at >= timezone.now() - timedelta(seconds=5)  # not in the past
+    schedule = personas.client(personas.viewer).get(reverse("schedule", args=[personas.integration.number]))
+    assert "Late" not in schedule.content.decode()
