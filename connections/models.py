@@ -137,6 +137,19 @@ class Module(models.Model):
         self.connected_at = timezone.now()
         self.credentials_failed_at, self.credentials_error, self.test_error = None, "", ""
 
+    def save_credentials(self) -> None:
+        """Save what `set_credentials` (and a new address) changed."""
+        self.save(
+            update_fields=[
+                "credentials",
+                "connected_at",
+                "base_url",
+                "credentials_failed_at",
+                "credentials_error",
+                "test_error",
+            ]
+        )
+
     def keep_credentials(self, values: dict[str, Any]) -> None:
         """Keep credentials the system changed (a refresh token it rotated): nothing else about the module changes."""
         self.credentials = credentials_crypto.encrypt(json.dumps(values))

@@ -224,16 +224,7 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
     kept = old if address == mod.base_url else {}
     mod.base_url = address
     mod.set_credentials({**kept, **values})
-    mod.save(
-        update_fields=[
-            "credentials",
-            "connected_at",
-            "base_url",
-            "credentials_failed_at",
-            "credentials_error",
-            "test_error",
-        ]
-    )
+    mod.save_credentials()
     messages.info(request, f"Credentials for {mod.system.label} saved.")
     _test(request, mod)
     return redirect("module", number, mod.code)
@@ -326,16 +317,7 @@ def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
         kept = {}
     mod.set_credentials({**kept, "site_url": asked["site"], **credentials})
     mod.base_url = ""  # the keys are the site's: never sent to another API address set before
-    mod.save(
-        update_fields=[
-            "credentials",
-            "connected_at",
-            "base_url",
-            "credentials_failed_at",
-            "credentials_error",
-            "test_error",
-        ]
-    )
+    mod.save_credentials()
     return HttpResponse("OK\n")
 
 
@@ -408,9 +390,7 @@ def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpRespo
         messages.error(request, f"Connecting {system.label} failed: {exc}. Nothing changed.")
         return redirect(mod.get_absolute_url())
     mod.set_credentials(credentials)
-    mod.save(
-        update_fields=["credentials", "connected_at", "credentials_failed_at", "credentials_error", "test_error"]
-    )
+    mod.save_credentials()
     messages.success(request, f"{system.label} let IEX in through your login.")
     _test(request, mod)
     return redirect(mod.get_absolute_url())

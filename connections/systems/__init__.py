@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 from django import forms
 
 from connections.common import CreditNote, Order, Outcome, Product, StockLevel
+from iex.lib import http
+from iex.lib.secrets import DecryptionError
 
 if TYPE_CHECKING:
     from connections.models import Mapping, Module
@@ -71,6 +73,18 @@ class Wait(Busy):
     def __init__(self, message: str, delay: float) -> None:
         super().__init__(message)
         self.delay = delay
+
+
+# What reading a connected system's own lists for a settings form may raise (it does not answer, refuses, answers
+# something else, or the credentials cannot be read): the form offers what it can instead.
+UNREADABLE: tuple[type[Exception], ...] = (
+    http.HTTPError,
+    Busy,
+    DecryptionError,
+    KeyError,
+    TypeError,
+    ValueError,
+)
 
 
 @dataclass(frozen=True)

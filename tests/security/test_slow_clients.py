@@ -18,7 +18,7 @@ from string import Template
 
 import pytest
 
-from bench.stack import Stack, free_port, wait_for
+from bench.stack import Stack, answers, free_port, wait_for
 from connections.systems.shopify.webhooks import signature
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -57,19 +57,11 @@ def proxy(stack, tmp_path_factory):
     )
     process = subprocess.Popen([NGINX, "-c", str(config), "-p", str(here)])
     try:
-        wait_for(lambda: _answers(port), 20, "nginx")
+        wait_for(lambda: answers(port, "/healthz"), 20, "nginx")
         yield port
     finally:
         process.terminate()
         process.wait(10)
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 class SlowClients:

@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from connections.systems import Busy, Settings
+from connections.systems import UNREADABLE, Settings
 from connections.systems.dinero.client import DineroClient
 from connections.systems.dinero.transforms import UNITS, Chart
-from iex.lib import http
-from iex.lib.secrets import DecryptionError
 
 if TYPE_CHECKING:
     from connections.models import Module
@@ -135,13 +133,6 @@ def _chart(module: Module | None) -> Chart | None:
         return None
     try:
         return DineroClient(module).chart()
-    except (
-        http.HTTPError,
-        Busy,
-        DecryptionError,
-        KeyError,
-        TypeError,
-        ValueError,
-    ) as exc:  # what it could not read
+    except UNREADABLE as exc:
         logger.info("could not read the organisation's chart: %s", exc)
         return None

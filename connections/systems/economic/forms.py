@@ -9,11 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from connections.systems import Busy, Settings
+from connections.systems import UNREADABLE, Settings
 from connections.systems.economic.client import EconomicClient
 from connections.systems.economic.transforms import Chart
-from iex.lib import http
-from iex.lib.secrets import DecryptionError
 
 if TYPE_CHECKING:
     from connections.models import Module
@@ -217,13 +215,6 @@ def _agreement(module: Module | None) -> tuple[Chart, dict[str, list[tuple[int, 
     try:
         client = EconomicClient(module)
         return client.chart(), client.lists(LISTS.values())
-    except (
-        http.HTTPError,
-        Busy,
-        DecryptionError,
-        KeyError,
-        TypeError,
-        ValueError,
-    ) as exc:  # what it could not read
+    except UNREADABLE as exc:
         logger.info("could not read the agreement's lists: %s", exc)
         return None

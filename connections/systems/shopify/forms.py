@@ -7,10 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 
-from connections.systems import Busy, Settings
+from connections.systems import UNREADABLE, Settings
 from connections.systems.shopify.client import ShopifyClient
-from iex.lib import http
-from iex.lib.secrets import DecryptionError
 
 if TYPE_CHECKING:
     from connections.models import Module
@@ -127,13 +125,6 @@ def _locations(module: Module | None) -> list[tuple[str, str]]:
         return []
     try:
         return [(str(loc["id"]), loc.get("name") or str(loc["id"])) for loc in ShopifyClient(module).locations()]
-    except (
-        http.HTTPError,
-        Busy,
-        DecryptionError,
-        KeyError,
-        TypeError,
-        ValueError,
-    ) as exc:  # what it could not read
+    except UNREADABLE as exc:
         logger.info("could not read the shop's locations: %s", exc)
         return []
