@@ -54,6 +54,9 @@ class Module(models.Model):
     test_error = models.CharField(max_length=300, blank=True, editable=False)
     # The system's account stopped answering (connections/gate.py): since when; cleared by its next answer.
     unreachable_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # Which account of the system the last successful test reached (the shop's domain or site address, the
+    # agreement's or organisation's number): what the documents IEX made there are kept by (Mapping.detach).
+    account = models.CharField(max_length=255, blank=True, editable=False)
     created = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -103,6 +106,24 @@ class Module(models.Model):
         """Note what a test of the connection said ("" when it succeeded)."""
         self.test_error = error[:300]
         type(self).objects.filter(pk=self.pk).update(test_error=self.test_error)
+
+    def identified(self, account: str) -> None:
+        """A test reached `account`: the mappings of the documents IEX made in it come back to this module's
+        connections (the system was removed and added again), and those of an account it reached before are put
+        aside until it reaches that one again."""
+        if account == self.account:
+            return
+        connections = Connection.objects.filter(models.Q(source=self) | models.Q(target=self))
+        Mapping.detach(connections)
+        self.account = account
+        type(self).objects.filter(pk=self.pk).update(account=account)
+        Mapping.attach(connections)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        """Removed: its transfers stay in the Log, and the mappings of what it sent or received are put aside for
+        the same account, should the system be added again (nothing is then sent or counted twice)."""
+        Mapping.detach(Connection.objects.filter(models.Q(source=self) | models.Q(target=self)))
+        return super().delete(*args, **kwargs)
 
     def credentials_refused(self, message: str) -> None:
         """Note that the system refused IEX (Home says so, and the error digest tells the members, once)."""
@@ -268,7 +289,11 @@ class Mapping(models.Model):
     schedule's overlap, or a retry) claim the lease with a conditional UPDATE, and the loser retries later.
     """
 
-    connection = models.ForeignKey(Connection, models.CASCADE, related_name="mappings")
+    # None while it is put aside: its connection's system was removed, or reaches another account now (detach).
+    connection = models.ForeignKey(Connection, models.SET_NULL, null=True, related_name="mappings")
+    # Put aside: the integration and the accounts it belongs to, to come back by (attach).
+    integration = models.ForeignKey(Integration, models.CASCADE, null=True, blank=True, related_name="+")
+    accounts = models.CharField(max_length=64, blank=True, db_default="")
     source_ref = models.CharField(max_length=100)
     target_ref = models.CharField(max_length=100, blank=True)
     target_state = models.CharField(max_length=20, blank=True)
@@ -285,9 +310,53 @@ class Mapping(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["connection", "source_ref"], name="mapping_one_per_source_record"),
         ]
+        indexes = [
+            models.Index(
+                fields=["integration", "accounts"],
+                condition=models.Q(connection__isnull=True),
+                name="mapping_put_aside",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.source_ref} -> {self.target_ref or '?'}"
+
+    @staticmethod
+    def accounts_of(connection: Connection) -> str:
+        """The flow between the two accounts its modules reach ("" while one is not known): what a mapping put
+        aside is kept by."""
+        source, target = connection.source, connection.target
+        if not source.account or not target.account:
+            return ""
+        described = json.dumps([connection.flow, source.kind, source.account, target.kind, target.account])
+        return hashlib.sha256(described.encode()).hexdigest()
+
+    @classmethod
+    def detach(cls, connections: models.QuerySet[Connection]) -> None:
+        """Put the connections' mappings aside by their accounts (forgotten where an account is not known)."""
+        for connection in connections.select_related("source", "target"):
+            if accounts := cls.accounts_of(connection):
+                connection.mappings.update(
+                    connection=None, integration=connection.integration_id, accounts=accounts
+                )
+            else:
+                connection.mappings.all().delete()
+
+    @classmethod
+    def attach(cls, connections: models.QuerySet[Connection]) -> int:
+        """Give the connections back the mappings put aside for their accounts; how many came back. A record the
+        connection has a mapping of by now keeps that one (the one put aside is forgotten)."""
+        attached = 0
+        for connection in connections.select_related("source", "target"):
+            if not (accounts := cls.accounts_of(connection)):
+                continue
+            taken = cls.objects.filter(connection=connection).values("source_ref")
+            aside = cls.objects.filter(connection=None, integration=connection.integration_id, accounts=accounts)
+            attached += aside.exclude(source_ref__in=taken).update(
+                connection=connection, integration=None, accounts=""
+            )
+            aside.delete()
+        return attached
 
     @classmethod
     def lease(cls, connection: Connection, source_ref: str, holder: int) -> Mapping | None:

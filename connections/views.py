@@ -148,7 +148,9 @@ def _credentials_form(request: AuthedRequest, mod: Module, data: Any = None) -> 
 def _test(request: AuthedRequest, mod: Module) -> bool:
     """Test the connection, say how it went, and note it on the module (its heading and the Systems list say it)."""
     try:
-        answer = mod.client().test()
+        client = mod.client()
+        answer = client.test()
+        account = client.account()
     except http.HTTPError as exc:
         failure = _failure(mod, exc)
         if isinstance(exc, http.PermanentError) and exc.status in (401, 403):
@@ -162,6 +164,7 @@ def _test(request: AuthedRequest, mod: Module) -> bool:
         failure = "the saved credentials are incomplete; enter them again."
     else:
         mod.tested()
+        mod.identified(account)  # what IEX made in this account before comes back to this module
         messages.success(request, f"Test connection succeeded: {answer}")
         _let_in(request, mod)
         return True

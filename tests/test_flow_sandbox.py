@@ -3,6 +3,7 @@ draft; fetched again, nothing new is created. Products and stock flow too."""
 
 import pytest
 import requests
+from django.urls import reverse
 
 from billing.models import Usage
 from iex.celery import app as celery_app
@@ -154,3 +155,65 @@ def test_updated_before_created_ends_in_the_newest_state_with_one_document(
     assert statuses == [("created", ""), ("skipped", "A newer version of this record was already transferred")]
     (draft,) = economic(sandbox)["drafts"]
     assert f"{draft['grossAmount']:.2f}" == newest["total_price"]
+
+
+def test_a_system_removed_and_added_again_sends_and_counts_nothing_twice(
+    sandboxed, sandbox, eager, django_capture_on_commit_callbacks, personas
+):
+    """Issue 21 (6): removing e-conomic and adding it again made order #1014 "Created" twice and counted it twice.
+    What IEX made is kept by the accounts it was made between, and comes back with the system."""
+    owner = personas.client(personas.owner)
+    number = personas.integration.number
+    for module in personas.integration.modules.all():  # the tests name the accounts the modules reach
+        owner.post(reverse("test_module", args=[number, module.code]))
+    job = Job.ensure_for(sandboxed)
+    job.start_now()
+    order = sandbox.create_order({"financial_status": "paid"})
+    run(job, django_capture_on_commit_callbacks)
+    first = Transfer.objects.get()
+    assert first.status == "created", first.reason
+
+    books = personas.integration.modules.get(kind="economic")
+    owner.post(reverse("remove_module", args=[number, books.code]))
+    owner.post(reverse("add_system", args=[number]), {"kind": "economic"})
+    again = personas.integration.modules.get(kind="economic")
+    # Connected to the same agreement (a new grant token for it), through the page a merchant uses.
+    owner.post(
+        reverse("connect_module", args=[number, again.code]),
+        {
+            "app_secret_token": "sandbox-app-secret",
+            "agreement_grant_token": "sandbox-grant",
+            "base_url": f"{sandbox.url}/economic",
+        },
+    )
+    orders = personas.integration.connections.get(flow="orders")
+    orders.active = True
+    orders.save()
+    job = Job.ensure_for(orders)
+    job.start_now()
+    sandbox.update_order(order["id"], {"note": "changed after the system came back"})
+    run(job, django_capture_on_commit_callbacks)
+
+    second = Transfer.objects.exclude(pk=first.pk).get()
+    assert (second.status, second.action, second.target_ref) == ("updated", "updated", first.target_ref)
+    assert len(economic(sandbox)["drafts"]) == 1
+    usage = Usage.of(personas.integration)
+    assert (usage.used, usage.reserved) == (1, 0)
+
+
+def test_another_shop_behind_the_same_system_does_not_take_the_first_ones_documents(
+    sandboxed, sandbox, eager, django_capture_on_commit_callbacks, personas
+):
+    """A mapping is of two accounts: once Shopify reaches another shop, the first shop's documents are put aside
+    (a shop's order ids are its own), and come back when it reaches the first shop again."""
+    from connections.models import Mapping
+
+    shop = personas.integration.modules.get(kind="shopify")
+    books = personas.integration.modules.get(kind="economic")
+    for module, account in ((shop, "sandbox.myshopify.com"), (books, "1")):
+        module.identified(account)
+    Mapping.objects.create(connection=sandboxed, source_ref="450789469", target_ref="7")
+    shop.identified("another-shop.myshopify.com")
+    assert not sandboxed.mappings.exists()
+    shop.identified("sandbox.myshopify.com")
+    assert sandboxed.mappings.get().target_ref == "7"

@@ -102,6 +102,11 @@ class WebshopClient(Protocol):
         """A request that proves the credentials work; what to tell the merchant ("Connected to ...")."""
         ...
 
+    def account(self) -> str:
+        """Which account of the system the credentials reach, as it names it (the shop's domain or address, the
+        agreement's or organisation's number): a system removed and added again finds what IEX made there by it."""
+        ...
+
     def orders_since(self, since: datetime) -> Iterable[Raw]:
         """Every order created or changed since `since`, as the shop gives it."""
         ...
@@ -133,6 +138,11 @@ class AccountingClient(Protocol):
 
     def test(self) -> str:
         """A request that proves the credentials work; what to tell the merchant ("Connected to ...")."""
+        ...
+
+    def account(self) -> str:
+        """Which account of the system the credentials reach, as it names it (the shop's domain or address, the
+        agreement's or organisation's number): a system removed and added again finds what IEX made there by it."""
         ...
 
     def send_order(self, order: Order, mapping: Mapping, record: Record, claim: Claim) -> Outcome:

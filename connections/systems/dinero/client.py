@@ -206,6 +206,9 @@ class DineroClient:
         name = next((o.get("Name", "") for o in organizations if str(o["Id"]) == org), "")
         return f"Connected to organisation {org} ({name})"
 
+    def account(self) -> str:
+        return self._org()
+
     def chart(self) -> Chart:
         """The organisation's accounts and the rate each books, kept an hour (saving the settings reads it again)."""
         key = self._chart_key()

@@ -90,6 +90,9 @@ class EconomicClient:
         )  # the agreement's VAT and lists are read again
         return f"Connected to agreement {me.get('agreementNumber')} ({me.get('company', {}).get('name', '')})"
 
+    def account(self) -> str:
+        return str(self._call("GET", "self").json()["agreementNumber"])
+
     def product(self, number: str) -> dict | None:
         try:
             return self._call("GET", f"products/{transforms.url_id(number)}").json()

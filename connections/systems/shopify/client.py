@@ -27,7 +27,8 @@ class ShopifyClient:
         credentials = module.get_credentials()
         self.gate = module.gate  # the account's rate budget and circuit, shared by every worker
         self.settings = module.settings_values()
-        base = module.base_url or f"https://{credentials['shop_domain']}"
+        self.shop_domain = str(credentials["shop_domain"]).lower()
+        base = module.base_url or f"https://{self.shop_domain}"
         self.api = f"{base.rstrip('/')}/admin/api/{self.settings['api_version']}"
         self.headers = {"X-Shopify-Access-Token": credentials["access_token"], "Accept": "application/json"}
         self._primary_key = f"shopify-primary-location:{module.pk}:{self.api}"
@@ -46,6 +47,9 @@ class ShopifyClient:
     def test(self) -> str:
         shop = self._call("GET", f"{self.api}/shop.json").json()["shop"]
         return f"Connected to {shop['name']} ({shop.get('myshopify_domain') or shop.get('domain')})"
+
+    def account(self) -> str:
+        return self.shop_domain
 
     def _pages(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict]:
         """Follow the Link header's rel="next": its page_info carries the filters, and only `limit` and `fields` may

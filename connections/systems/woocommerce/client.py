@@ -121,6 +121,9 @@ class WooCommerceClient:
             return f"Connected to {self.shop}, read only: IEX reads orders and products but cannot write stock ({exc.message})"
         return f"Connected to {self.shop}"
 
+    def account(self) -> str:
+        return self.shop.lower()
+
     # --- orders and refunds --------------------------------------------------------------------------------
 
     def orders_since(self, since: datetime) -> Iterator[dict]:
