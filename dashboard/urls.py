@@ -5,7 +5,7 @@ from billing import views as billing_views
 from billing import webhooks as billing_webhooks
 from connections import intake
 from connections import views as connections_views
-from dashboard import metrics, views
+from dashboard import help, metrics, views
 from iex import accounts
 from scheduling import views as scheduling_views
 from transferlog import views as transferlog_views
@@ -97,4 +97,7 @@ urlpatterns = [
     path("stripe/webhook/", billing_webhooks.receive_stripe_event, name="receive_stripe_event"),
     # /invitations/<token>/
     path("invitations/<str:token>/", views.invitation, name="invitation"),
+    # /help/ : public, a page for each page of the dashboard
+    path("help/", help.index, name="help"),
+    path("help/<slug:page>/", help.page, name="help_page"),
 ]

@@ -315,3 +315,13 @@ def test_the_plan_limits_members_and_pending_invitations(personas):
     assert response.status_code == 400
     assert "The Standard plan has room for 5 members, invitations included" in response.content.decode()
     assert personas.integration.invitations.count() == 2
+
+
+def test_sign_up_from_an_invitation_starts_with_the_invited_address(personas, invitation):
+    _, token = invitation
+    client = Client()
+    page = client.get(reverse("invitation", args=[token])).content.decode()
+    signup = re.search(r'href="(/accounts/signup/[^"]*)">Sign up<', page).group(1).replace("&amp;", "&")
+    form = client.get(signup).content.decode()
+    (email_input,) = re.findall(r'<input[^>]*name="email"[^>]*>', form)
+    assert 'value="new@shop.example"' in email_input

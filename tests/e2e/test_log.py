@@ -53,3 +53,39 @@ def test_search_fold_out_and_retry(context, site, sandbox, sandboxed, screenshot
     failed.refresh_from_db()
     assert (failed.status, failed.attempts) == ("created", 2)
     screenshot(page, "21-log-retried")
+
+
+def test_on_a_phone_the_first_screen_shows_transfers_and_the_filters_fold(
+    browser, context, site, connected, screenshot, transactional_db
+):
+    for n in range(1001, 1013):
+        Transfer.objects.create(
+            integration=connected.integration,
+            connection=connected,
+            connection_label=connected.label,
+            entity=connected.entity,
+            source_ref=str(n),
+            reference=f"#{n}",
+            status="created",
+        )
+    log = f"{site}/i/{connected.integration.number}/log/"
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = phone.new_page()
+        sign_in(page, site, "owner@shop.example")
+        page.goto(log)
+        expect(page.locator("details.log-row").first).to_be_in_viewport(ratio=1)
+        search = page.get_by_label("Order number or reference")
+        expect(search).to_be_hidden()
+        screenshot(page, "22-log-phone")
+        page.locator(".filter-box summary").click()
+        expect(search).to_be_visible()
+    finally:
+        phone.close()
+
+    page = context()  # a desktop: the filters are open, with no button to press
+    sign_in(page, site, "owner@shop.example")
+    page.goto(log)
+    expect(page.get_by_label("Order number or reference")).to_be_visible()
+    expect(page.locator(".filter-box summary")).to_be_hidden()
+    screenshot(page, "23-log-desktop")
