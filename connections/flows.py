@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from connections.common import Outcome, StockLevel, to_data
-from connections.systems import JSON, PARTIAL, Busy, Claim, Raw, Record, accounting, webshop
+from connections.systems import JSON, PARTIAL, Busy, Claim, Raw, Record, System, accounting, webshop
 from transferlog.models import HeldFor, Transfer
 
 if TYPE_CHECKING:
@@ -34,10 +34,20 @@ class Flow:
     send: Send
     metered: bool = False  # a create counts against the allowance (IEX's rule: orders, not their credit notes)
     awaited: bool = False  # another flow's transfers may wait for its records' documents (refunds, for invoices)
+    # Webhooks of this entity may announce the flow's records too (WooCommerce's order.updated lists its refunds).
+    announced_by: str = ""
 
     def key_of(self, data: Raw) -> str:
         """The source record the mapping is kept for: one document per shop order, refund, product or SKU."""
         return str(data.get("id") or data.get("sku"))
+
+    def posted_by(self, system: System) -> bool:
+        """Whether the system posts webhooks that bring this flow's records: only then can webhooks drive it
+        (e-conomic posts none, so its stock is fetched on a schedule)."""
+        if system.webhooks is None:
+            return False
+        posted = set(system.webhooks.TOPICS.values())
+        return self.entity in posted or bool(self.announced_by and self.announced_by in posted)
 
 
 # --- orders: webshop > accounting ----------------------------------------------------------------------------
@@ -187,6 +197,7 @@ FLOWS: dict[str, Flow] = {
             target="accounting",
             fetch=fetch_refunds,
             send=send_credit_note,
+            announced_by="orders",
         ),
         Flow(
             key="products",

@@ -104,16 +104,17 @@ def _finite(data: Raw) -> tuple[Raw, list[str]]:
     return clean(data, ""), found
 
 
-def sync(connection: Connection, since: datetime) -> dict[str, int]:
-    """Fetch what changed in the source since `since` and receive each record. Returns counts."""
-    fetched = received = 0
+def sync(connection: Connection, since: datetime) -> tuple[int, list[int]]:
+    """Fetch what changed in the source since `since` and receive each record. Returns how many records were
+    fetched, and the ids of the transfers received: the records new to IEX (the rest were already known)."""
+    fetched, received = 0, []
     with gate.patient():  # a job's fetch waits for room in the budget in place: it has no transfer to wait in
         for source_ref, reference, updated_at, data in connection.flow_def.fetch(connection, since):
             fetched += 1
             with transaction.atomic():
-                if receive(connection, source_ref, reference, updated_at, data):
-                    received += 1
-    return {"fetched": fetched, "received": received}
+                if transfer := receive(connection, source_ref, reference, updated_at, data):
+                    received.append(transfer.pk)
+    return fetched, received
 
 
 def backoff(attempt: int, retry_after: float | None = None) -> float:

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from connections.models import Connection, Trigger
 from iex.models import Integration
+from transferlog.models import Transfer
 
 INTERVALS = [
     (60, "1 minute"),
@@ -61,6 +62,21 @@ class Job(models.Model):
     last_message = models.TextField(blank=True)
     last_fetched = models.PositiveIntegerField(default=0)
     last_received = models.PositiveIntegerField(default=0)
+    # Which transfers the last run received, for what they became: the connection's from the first to the last,
+    # but for those its webhooks brought meanwhile. Bounds, not every id: a first run may import thousands.
+    # (Defaults in the database too: processes still running the previous release make jobs while it deploys.)
+    last_transfers_from = models.BigIntegerField(null=True, blank=True)
+    last_transfers_to = models.BigIntegerField(null=True, blank=True)
+    last_transfers_besides = models.JSONField(blank=True, default=list, db_default=[])
+    # Run now was asked for and the run has not started yet: the Schedule page says Queued.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # Where the first run starts (the merchant's start date): orders changed since then are imported. None: from when
+    # the connection is activated. Each order created counts against the month's allowance, so the default takes
+    # none of the shop's history.
+    import_from = models.DateTimeField(null=True, blank=True)
+    start_chosen = models.BooleanField(
+        default=False, db_default=False
+    )  # the merchant chose it (from now, too): Home's checklist
     created = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
@@ -111,15 +127,34 @@ class Job(models.Model):
 
     def start_now(self) -> None:
         """On activation: run at the next dispatch, and be late only two periods from now (the job may have been
-        made, or last succeeded, long before). A job that never ran starts from now: a connection transfers from
-        the moment it is activated, not the shop's history."""
+        made, or last succeeded, long before). A job that never ran starts from its start date, else from now: a
+        connection transfers from the moment it is activated, not the shop's history."""
         self.next_run_at = self.on_time_at = timezone.now()
         self.late_notified = False
         fields = ["next_run_at", "on_time_at", "late_notified"]
         if not self.last_finished_at:
-            self.cursor = timezone.now()
+            self.cursor = self.import_from or timezone.now()
             fields.append("cursor")
         self.save(update_fields=fields)
+
+    def choose_start(self, start: datetime | None) -> bool:
+        """Import orders changed since `start` (None: from now on). Before anything was imported the first run starts
+        there; after runs an earlier date imports again from then (orders already transferred are not made twice:
+        their mappings). Whether it imports again."""
+        self.import_from, self.start_chosen = start, True
+        again = (
+            self.last_ok_at is not None and start is not None and self.cursor is not None and start < self.cursor
+        )
+        if self.last_ok_at is None or again:
+            self.cursor = start or timezone.now()
+        self.save(update_fields=["import_from", "start_chosen", "cursor"])
+        return again
+
+    def since(self, now: datetime) -> datetime:
+        """Where a run's fetch starts: the start date itself, or the last run's start less the overlap."""
+        if self.cursor is None:
+            return now - OVERLAP
+        return self.cursor if self.cursor == self.import_from else self.cursor - OVERLAP
 
     @classmethod
     def ensure_all(cls, integration: Integration) -> None:
@@ -145,14 +180,27 @@ class Job(models.Model):
                 job.save(update_fields=["next_run_at"])
         return [job.pk for job in due]
 
+    def queue(self, now: datetime) -> bool:
+        """Ask for a run now (the caller publishes it); False while one is going: its result is the answer."""
+        queued = (
+            Job.objects.filter(pk=self.pk)
+            .filter(Q(running_since__isnull=True) | Q(running_since__lt=now - STALE_RUN))
+            .update(queued_at=now)
+        )
+        if queued:
+            self.queued_at = now
+        return bool(queued)
+
     def claim_run(self, now: datetime) -> bool:
-        """Start a run unless one is going: a run-now during a run, or a duplicate task, does nothing.
-        The next run is due a period after this one started, however it was started."""
+        """Start a run unless one is going: a run-now during a run, or a duplicate task, does nothing (and is no
+        longer queued). The next run is due a period after this one started, however it was started."""
         claimed = (
             Job.objects.filter(pk=self.pk)
             .filter(Q(running_since__isnull=True) | Q(running_since__lt=now - STALE_RUN))
-            .update(running_since=now, last_started_at=now, next_run_at=now + self.period)
+            .update(running_since=now, last_started_at=now, next_run_at=now + self.period, queued_at=None)
         )
+        if not claimed:
+            Job.objects.filter(pk=self.pk).update(queued_at=None)
         return bool(claimed)
 
     def finish_run(
@@ -161,15 +209,17 @@ class Job(models.Model):
         message: str = "",
         *,
         fetched: int = 0,
-        received: int = 0,
+        transfers: list[int] | None = None,
         cursor: datetime | None = None,
     ) -> None:
+        """Record how the run ended: what it fetched and the transfers it received (ids in the order received)."""
         now = timezone.now()
         self.running_since = None
         self.last_finished_at = now
         self.last_outcome = outcome
         self.last_message = message
-        self.last_fetched, self.last_received = fetched, received
+        self.last_fetched, self.last_received = fetched, len(transfers or [])
+        self._note_transfers(transfers or [])
         fields = [
             "running_since",
             "last_finished_at",
@@ -177,6 +227,9 @@ class Job(models.Model):
             "last_message",
             "last_fetched",
             "last_received",
+            "last_transfers_from",
+            "last_transfers_to",
+            "last_transfers_besides",
         ]
         if outcome != RunOutcome.FAILED:
             # Succeeded, or skipped with nothing to move: on time again, and lateness, if it comes back, is news.
@@ -190,3 +243,22 @@ class Job(models.Model):
             self.cursor = cursor
             fields.append("cursor")
         self.save(update_fields=fields)
+
+    def _note_transfers(self, ids: list[int]) -> None:
+        if not ids:
+            self.last_transfers_from = self.last_transfers_to = None
+            self.last_transfers_besides = []
+            return
+        self.last_transfers_from, self.last_transfers_to = min(ids), max(ids)
+        within = Transfer.objects.filter(connection=self.connection_id, pk__range=(min(ids), max(ids)))
+        # Only a webhook connection's deliveries can add transfers to the connection while its run fetches: few.
+        besides = [] if within.count() == len(ids) else set(within.values_list("pk", flat=True)) - set(ids)
+        self.last_transfers_besides = sorted(besides)
+
+    def run_transfers(self) -> models.QuerySet[Transfer]:
+        """The transfers the last run received (what they became is read from them as they settle)."""
+        if self.last_transfers_from is None or self.last_transfers_to is None:
+            return Transfer.objects.none()
+        return Transfer.objects.filter(
+            connection=self.connection_id, pk__range=(self.last_transfers_from, self.last_transfers_to)
+        ).exclude(pk__in=self.last_transfers_besides)

@@ -12,7 +12,7 @@ from connections import pipeline
 from iex.lib import http, queueing
 from iex.lib.logs import log_context
 from iex.lib.secrets import DecryptionError
-from scheduling.models import OVERLAP, Job, RunOutcome
+from scheduling.models import Job, RunOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +57,8 @@ def run(job: Job) -> None:
     if refused := connection.refused():  # asked nothing until it lets IEX in: the next run fetches what it missed
         job.finish_run(RunOutcome.SKIPPED, f"{refused.system.label} refused IEX: {refused.credentials_error}")
         return
-    since = (job.cursor or started) - OVERLAP
     try:
-        counts = pipeline.sync(connection, since)
+        fetched, received = pipeline.sync(connection, job.since(started))
     except (http.HTTPError, DecryptionError) as exc:
         # The cursor stays: the next run fetches the same window again.
         message = exc.message if isinstance(exc, http.HTTPError) else "Stored credentials cannot be decrypted"
@@ -72,4 +71,4 @@ def run(job: Job) -> None:
         job.finish_run(RunOutcome.FAILED, "Internal error in IEX; our team has been notified")
         return
     # The cursor moves only after a successful run, to when this run started.
-    job.finish_run(RunOutcome.OK, fetched=counts["fetched"], received=counts["received"], cursor=started)
+    job.finish_run(RunOutcome.OK, fetched=fetched, transfers=received, cursor=started)

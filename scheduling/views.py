@@ -1,17 +1,36 @@
+from datetime import datetime, timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.db.models import Count
+from django.http import HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from connections.models import Connection, Trigger
+from billing.models import Usage, month_of
+from connections.models import Connection, Module, Trigger
 from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib.queueing import publish_on_commit
-from iex.models import Member
-from scheduling.models import INTERVALS, Job
+from iex.models import Integration, Member
+from scheduling.forms import StartForm
+from scheduling.models import INTERVALS, Job, RunOutcome
 from scheduling.tasks import RUN_JOB
-from transferlog.models import Transfer
+from transferlog.models import Status
+
+# What a run's new records became, in the words of its summary; the rest are still waiting to be sent.
+BECAME = [
+    (Status.CREATED, "created"),
+    (Status.UPDATED, "updated"),
+    (Status.SKIPPED, "skipped"),
+    (Status.WARNING, "with a warning"),
+    (Status.HELD, "held"),
+    (Status.FAILED, "failed"),
+]
+WAITING = (Status.PENDING, Status.RUNNING, Status.RETRYING)
+# A run's transfers are sent within seconds of it, unless they wait for a retry (minutes to an hour): a row stops
+# polling for them after this, saying how many still wait.
+SETTLING = timedelta(minutes=2)
 
 
 def _job(member: Member, code: str) -> Job:
@@ -25,12 +44,6 @@ def _connection(member: Member, code: str) -> Connection:
 
 
 def _row(job: Job) -> dict:
-    counts = {}
-    if job.last_started_at:
-        # What the transfers of the last run became (they are processed after the run ends).
-        rows = Transfer.objects.filter(connection=job.connection_id, created__gte=job.last_started_at)
-        for status in ("created", "updated", "failed"):
-            counts[status] = rows.filter(status=status).count()
     last_delivery = None
     if job.connection.trigger == "webhook":
         last_delivery = (
@@ -43,13 +56,39 @@ def _row(job: Job) -> dict:
     refused = connection.refused() if connection.active and not paused else None
     if refused is not None:
         paused = f"{refused.system.label} refused IEX: test it on its page"
+    summary, waiting = _summary(job)
     return {
         "job": job,
         "late": job.is_late() and not paused,
-        "counts": counts,
+        "summary": summary,
+        "polling": _polling(job, waiting),
         "last_delivery": last_delivery,
         "paused": paused,
     }
+
+
+def _summary(job: Job) -> tuple[str, int]:
+    """What the last successful run found and what became of it, adding up: fetched = new + already known, and new =
+    what the new transfers became + those still waiting. Also how many still wait."""
+    if job.last_outcome != RunOutcome.OK:
+        return "", 0
+    fetched, new = job.last_fetched, job.last_received
+    if not fetched:
+        return "0 fetched: nothing had changed.", 0
+    said = f"{fetched} fetched: {new} new, {fetched - new} already known."
+    became = dict(job.run_transfers().order_by().values_list("status").annotate(n=Count("id")))
+    waiting = sum(became.get(status, 0) for status in WAITING)
+    parts = [f"{became[status]} {words}" for status, words in BECAME if became.get(status)]
+    if waiting:
+        parts.append(f"{waiting} still waiting")
+    return f"{said} Of the new: {', '.join(parts)}." if parts else said, waiting
+
+
+def _polling(job: Job, waiting: int) -> bool:
+    """Whether the row polls itself: while a run is queued or going, and while its transfers settle."""
+    if job.queued_at or job.running_since:
+        return True
+    return bool(waiting and job.last_finished_at and timezone.now() - job.last_finished_at < SETTLING)
 
 
 # /i/<number>/schedule/
@@ -81,19 +120,22 @@ def run_job_now(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     job = _job(member, code)
     reason = job.connection.skip_reason()
-    if not reason:
+    queued = not reason and job.queue(timezone.now())
+    if queued:
         publish_on_commit(RUN_JOB, job.pk)
     if request.htmx:  # type: ignore[attr-defined]
-        # The row polls itself until the run has finished; a refusal shows in the row.
+        # Queued at once; the row polls itself until the run and its transfers have settled. A refusal shows in it.
         job.refresh_from_db()
         row = {**_row(job), "refusal": reason}
-        return render(
-            request, "scheduling/job_row.html", {"row": row, "intervals": INTERVALS, "polling": not reason}
-        )
+        return render(request, "scheduling/job_row.html", {"row": row, "intervals": INTERVALS})
     if reason:
         messages.error(request, f"{job.connection.label} cannot run: {reason}.")
+    elif queued:
+        messages.success(request, f"{job.connection.label} is queued: it runs in a moment.")
     else:
-        messages.success(request, f"{job.connection.label} runs now.")
+        messages.success(
+            request, f"{job.connection.label} is running already: its result shows here when it ends."
+        )
     return redirect("schedule", number)
 
 
@@ -131,15 +173,63 @@ def connections(request: AuthedRequest, number: str) -> HttpResponse:
     """The flows between the integration's systems: whether each runs, and what starts it (its job, or webhooks)."""
     member = get_member(request, number)
     Connection.ensure_for(member.integration)  # flows added since the systems were (credit notes)
-    rows = member.integration.connections.select_related("source", "target", "integration").order_by(
+    return _connections_page(request, member.integration)
+
+
+def _connections_page(
+    request: AuthedRequest,
+    integration: Integration,
+    *,
+    status: int = 200,
+    start: tuple[Connection, StartForm] | None = None,
+) -> HttpResponse:
+    """The Connections page; answering a refused change (400), with the start form that was refused, if one was."""
+    Job.ensure_all(integration)  # an orders connection's start date is kept on its job
+    rows = integration.connections.select_related("source", "target", "integration", "job").order_by(
         "flow", "created"
     )
+    refused, refused_form = start or (None, None)
+    starts = [
+        {"c": c, "job": c.job, "form": refused_form if c == refused else _start_form(c)}
+        for c in rows
+        if c.flow == "orders"
+    ]
     context = {
-        "connections": rows,
-        "triggers": Trigger.choices,
-        "not_offered": Connection.not_offered(member.integration),
+        "rows": [{"c": c, "triggers": _triggers(c)} for c in rows],
+        "starts": starts,
+        "usage": Usage.peek(integration, month_of(timezone.now())),
+        "webhooks": _webhook_setups(list(rows)),
+        "not_offered": Connection.not_offered(integration),
     }
-    return render(request, "scheduling/connections.html", context)
+    return render(request, "scheduling/connections.html", context, status=status)
+
+
+def _start_form(connection: Connection, data: QueryDict | None = None) -> StartForm:
+    """The start date form of an orders connection (its fields named apart from the other orders connections')."""
+    initial = StartForm.initial_for(connection.job.import_from)
+    return StartForm(data, initial=initial, auto_id=f"start-{connection.code}-%s")
+
+
+def _triggers(connection: Connection) -> list[tuple[str, str]]:
+    """The triggers offered: webhooks only where the source system posts them for the flow (and one chosen before
+    it was refused, so the page says what it is)."""
+    offered = [
+        (value, label)
+        for value, label in Trigger.choices
+        if value != Trigger.WEBHOOK or connection.flow_def.posted_by(connection.source.system)
+    ]
+    if connection.trigger not in dict(offered):
+        offered.append((connection.trigger, f"Webhook: {connection.source.system.label} posts none"))
+    return offered
+
+
+def _webhook_setups(rows: list[Connection]) -> list[tuple[Module, list[Connection]]]:
+    """Each source system that webhooks drive connections from, with them: where to register its address."""
+    setups: dict[int, tuple[Module, list[Connection]]] = {}
+    for c in rows:
+        if c.trigger == Trigger.WEBHOOK and c.flow_def.posted_by(c.source.system):
+            setups.setdefault(c.source_id, (c.source, []))[1].append(c)
+    return list(setups.values())
 
 
 @login_required
@@ -147,11 +237,17 @@ def connections(request: AuthedRequest, number: str) -> HttpResponse:
 def update_connection(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     conn = _connection(member, code)
+    if {"start", "date"} & request.POST.keys():
+        return _choose_start(request, member.integration, conn)
     if "trigger" in request.POST:
-        if request.POST["trigger"] not in Trigger.values:
-            messages.error(request, "Choose schedule or webhook.")
-            return redirect("connections", number)
-        conn.trigger = request.POST["trigger"]
+        trigger = request.POST["trigger"]
+        if trigger not in Trigger.values:
+            return _refuse(request, member.integration, "Choose schedule or webhook.")
+        if trigger == Trigger.WEBHOOK and not conn.flow_def.posted_by(conn.source.system):
+            system = conn.source.system.label
+            said = f"{system} posts no {conn.flow_def.label} webhooks: {conn.label} runs on a schedule."
+            return _refuse(request, member.integration, said)
+        conn.trigger = trigger
     if "active" in request.POST:
         active = request.POST["active"] == "on"
         missing = [m.system.label for m in (conn.source, conn.target) if not m.connected]
@@ -159,7 +255,8 @@ def update_connection(request: AuthedRequest, number: str, code: str) -> HttpRes
             messages.error(request, f"Connect {' and '.join(missing)} before activating {conn.label}.")
             return redirect("connections", number)
         if active and not conn.active:
-            Job.ensure_for(conn).start_now()  # from now: a connection transfers from the moment it is activated
+            # From the start date, or now: a connection transfers from the moment it is activated.
+            Job.ensure_for(conn).start_now()
         conn.active = active
     conn.save(update_fields=["trigger", "active"])
     messages.success(
@@ -167,3 +264,43 @@ def update_connection(request: AuthedRequest, number: str, code: str) -> HttpRes
         f"{conn.label}: {'active' if conn.active else 'inactive'}, {conn.get_trigger_display().lower()}-driven.",
     )
     return redirect("connections", number)
+
+
+def _refuse(request: AuthedRequest, integration: Integration, said: str) -> HttpResponse:
+    messages.error(request, said)
+    return _connections_page(request, integration, status=400)
+
+
+def _choose_start(request: AuthedRequest, integration: Integration, conn: Connection) -> HttpResponse:
+    """Save from which date the orders connection imports: the first run starts there; after runs, an earlier date
+    imports again from then."""
+    if conn.flow != "orders":
+        return _refuse(request, integration, f"{conn.label} has no start date: it goes on from its last run.")
+    job = Job.ensure_for(conn)
+    form = _start_form(conn, request.POST)
+    if not form.is_valid():
+        return _connections_page(request, integration, status=400, start=(conn, form))
+    start = form.since()
+    again = job.choose_start(start)
+    books = conn.target.system.label
+    if again:
+        said = (
+            f"{conn.label} imports again the orders placed or changed since {_when(start)}. Those already "
+            f"transferred are not made twice in {books}; each order new to {books} counts against this month's "
+            "allowance."
+        )
+    elif job.last_ok_at is not None:
+        said = f"{conn.label} goes on from its last run; the orders it imported stay as they are."
+    elif start is None:
+        said = f"{conn.label} imports orders placed or changed from now on."
+    else:
+        said = (
+            f"{conn.label} imports orders placed or changed since {_when(start)} at its first run; each counts "
+            "against the month's allowance."
+        )
+    messages.success(request, said)
+    return redirect("connections", integration.number)
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%-d %b %Y, %H:%M} UTC" if at else "now"
