@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from billing.models import Subscription, Usage
 from billing.usage import banners
+from dashboard.first_steps import steps as first_steps
 from dashboard.forms import IntegrationForm, InviteForm, NotificationsForm, RoleForm
 from dashboard.home import context as home_context
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw, lock_member
@@ -99,6 +100,8 @@ def home(request: AuthedRequest, number: str) -> HttpResponse:
             and (waiting := _waiting_for(integration, f"{module.system.label}'s rate budget"))
         ],
         "usage": Usage.of(integration),
+        "first_steps": (first := first_steps(integration)),
+        "steps_done": sum(step.done for step in first or ()),
         "member_count": integration.members.count(),
         "pending_invitations": integration.invitations.pending().filter(expires__gt=timezone.now()).count(),
     }

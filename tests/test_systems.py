@@ -323,3 +323,18 @@ def test_the_badge_says_what_the_last_answer_said(personas, connected):
     client.post(url("test_module", personas, shop.code))
     heading, _ = badges()
     assert "Connected" in heading and "Refused" not in heading and "Test failed" not in heading
+
+
+def test_a_secret_is_said_saved_only_when_one_was(personas, connected):
+    """Issue 21 (1): the webhook secret said "Saved" though none was entered."""
+    shop = personas.integration.modules.get(kind="shopify")
+    client = personas.client(personas.admin)
+
+    def secret_field():
+        page = client.get(url("module", personas, shop.code)).content.decode()
+        return page.split('name="webhook_secret"')[1].split(">")[0]
+
+    assert "Saved" in secret_field()
+    shop.set_credentials({"shop_domain": "nordic-bikes.myshopify.com", "access_token": "shpat_secret"})
+    shop.save()
+    assert "Saved" not in secret_field()
