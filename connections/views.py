@@ -1,3 +1,4 @@
+import json
 import secrets
 from decimal import Decimal
 from typing import Any, cast
@@ -13,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
@@ -27,7 +28,7 @@ from connections.systems import SYSTEMS, Busy, System
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw
 from iex.lib import http
 from iex.lib.queueing import publish_on_commit
-from iex.lib.secrets import DecryptionError
+from iex.lib.secrets import DecryptionError, decrypt, encrypt
 from iex.models import Member
 from transferlog.models import HeldFor, Transfer
 
@@ -101,19 +102,33 @@ def _render_module(
     mod: Module,
     credentials_form: forms.Form | None = None,
     settings_form: forms.Form | None = None,
+    login_form: forms.Form | None = None,
     status: int = 200,
+    typed: str = "",
 ) -> HttpResponse:
     oauth = mod.system.oauth
     try:
-        by_login = bool(mod.get_credentials().get("refresh_token"))
+        saved = mod.get_credentials()
     except DecryptionError:
-        by_login = False
+        saved = {}
+    # The system's login lets IEX in (OAuth), when this installation is registered with it as an app.
+    can_log_in = oauth is not None and oauth.available()
+    if login_form is None and oauth is not None and oauth.asks is not None:
+        login_form = oauth.asks(prefix=LOGIN, initial=saved)
+    by_login = oauth is not None and bool(saved.get(oauth.marks))
+    credentials_form = credentials_form or _credentials_form(request, mod)
     ctx = {
         "module": mod,
-        "credentials_form": credentials_form or _credentials_form(request, mod),
-        # The system's login lets IEX in (OAuth), when this installation is registered with it as an app.
-        "can_log_in": oauth is not None and oauth.available(),
+        "credentials_form": credentials_form,
+        "can_log_in": can_log_in,
+        "login_form": login_form,
+        "login_button": (oauth and oauth.button) or f"Connect with {mod.system.label}",
         "connected_by_login": by_login,
+        # Entering credentials by hand is the alternative to the login, shown open when it is what is used (or
+        # what needs correcting).
+        "by_hand_open": not can_log_in or credentials_form.errors or (mod.connected and not by_login),
+        # Secrets typed into a form with errors wait under this key (connect_module).
+        "typed": typed,
         "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values(), module=mod),
         "connections": Connection.objects.filter(Q(source=mod) | Q(target=mod)).select_related("source", "target"),
         # The system's own page can give IEX the credentials only when it can post them to IEX over HTTPS.
@@ -206,15 +221,18 @@ def _let_in(request: AuthedRequest, mod: Module) -> None:
 
 
 @sensitive_post_parameters()
-@sensitive_variables("values", "old", "kept", "form")
+@sensitive_variables("values", "old", "kept", "form", "data")
 @login_required
 @require_POST
 def connect_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
-    form = _credentials_form(request, mod, request.POST)
+    data = _with_typed(request, mod)
+    form = _credentials_form(request, mod, data)
     if not form.is_valid():
-        return _render_module(request, mod, credentials_form=form, status=400)
+        return _render_module(
+            request, mod, credentials_form=form, status=400, typed=_keep_typed(request, mod, form)
+        )
     values = dict(form.cleaned_data)
     address = values.pop("base_url", "") or ""
     try:
@@ -223,8 +241,12 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
         old = {}  # unreadable with today's keys: only what was entered now is kept
     for name in _secret_fields(form):
         values[name] = values.get(name) or old.get(name, "")
-    # What the form does not show (a refresh token a system's login gave) is kept, for the same address only.
+    # What the form does not show (a refresh token a system's login gave) is kept, for the same address only; the
+    # login's mark only until the credential it gave is typed over (what was typed is then what IEX uses).
     kept = old if address == mod.base_url else {}
+    mark = mod.system.oauth.marks if mod.system.oauth else ""
+    if any(data.get(name) for name in _secret_fields(form) if form.base_fields[name].required):
+        kept = {name: value for name, value in kept.items() if name != mark}
     mod.base_url = address
     mod.set_credentials({**kept, **values})
     mod.save_credentials()
@@ -233,9 +255,49 @@ def connect_module(request: AuthedRequest, number: str, code: str) -> HttpRespon
     return redirect("module", number, mod.code)
 
 
+TYPED_SALT = "iex.connections.typed"
+TYPED_SECONDS = 600  # secrets typed into a form with errors wait this long for it to be sent again
+TYPED_PLACEHOLDER = "Unchanged: what you typed is kept unless you enter another"
+
+
+@sensitive_variables("typed", "data")
+def _with_typed(request: AuthedRequest, mod: Module) -> QueryDict:
+    """The posted credentials, with the secrets typed into them before a form error where they were sent empty this
+    time (the page showed them as unchanged). What waited is used once: a new error keeps it again."""
+    data, key = request.POST.copy(), f"{TYPED_SALT}:{request.POST.get('typed', '')}"
+    stored = cache.get(key) if request.POST.get("typed") else None
+    try:
+        typed = json.loads(decrypt(stored)) if stored else {}
+    except DecryptionError:  # the keys changed meanwhile
+        typed = {}
+    if typed.get("module") == str(mod.code) and typed.get("user") == request.user.pk:
+        cache.delete(key)
+        for name, value in typed["values"].items():
+            data[name] = data.get(name) or value
+    return data
+
+
+@sensitive_variables("typed")
+def _keep_typed(request: AuthedRequest, mod: Module, form: forms.Form) -> str:
+    """Keep the secrets typed into a form with errors a few minutes, encrypted, for this user and module: they are
+    never shown again, so the page says they are kept, and sending the form again without them uses them. The key
+    they wait under ("" when none were typed)."""
+    typed = {name: form.data[name] for name in _secret_fields(form) if form.data.get(name)}
+    if not typed:
+        return ""
+    key = secrets.token_urlsafe(16)
+    kept = {"module": str(mod.code), "user": request.user.pk, "values": typed}
+    cache.set(f"{TYPED_SALT}:{key}", encrypt(json.dumps(kept)), TYPED_SECONDS)
+    for name in typed:
+        form.fields[name].widget.attrs["placeholder"] = TYPED_PLACEHOLDER
+    return key
+
+
 # --- connecting on the system's own page ----------------------------------------------------------------------
 
 CONNECT_SALT = "iex.connections.authorize"
+# The prefix of what a system's login asks first (a Shopify shop's address), on the page beside its credentials
+LOGIN = "login"
 CONNECT_SECONDS = 3600  # the merchant has an hour on the system's page
 ANSWER_SECONDS = 600  # an OAuth answer waits this long for the browser's own request (after signing in, say)
 NOT_ASKED = (
@@ -327,14 +389,22 @@ def take_credentials(request: HttpRequest, kind: str) -> HttpResponse:
 @login_required
 @require_POST
 def oauth_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
-    """Send the merchant to the system's login to let IEX in (OAuth 2.0's authorization-code flow)."""
+    """Send the merchant to the system's login to let IEX in (OAuth 2.0's authorization-code flow, or a flow shaped
+    like it), with what it asks first (the address of a Shopify shop, where its page is)."""
     member = get_member_rw(request, number)
     mod = _module(member, code)
     oauth = mod.system.oauth
     if oauth is None or not oauth.available():
         raise Http404
-    state = _state(mod, "oauth", user=request.user.pk)  # the answer is taken only in this user's browser
-    return redirect(oauth.url(mod, state, _oauth_return_url(mod.kind)))
+    asked: dict[str, str] = {}
+    if oauth.asks is not None:
+        form = oauth.asks(request.POST, prefix=LOGIN)
+        if not form.is_valid():
+            return _render_module(request, mod, login_form=form, status=400)
+        asked = form.cleaned_data
+    # The answer is taken only in this user's browser, and checked against what was asked.
+    state = _state(mod, "oauth", user=request.user.pk, asked=asked)
+    return redirect(oauth.url(mod, state, _oauth_return_url(mod.kind), asked))
 
 
 def _oauth_return_url(kind: str) -> str:
@@ -354,7 +424,7 @@ def oauth_return(request: HttpRequest, kind: str) -> HttpResponse:
         raise Http404
     here = reverse("oauth_return", args=[kind])
     if request.method == "POST":
-        answer = {name: request.POST.get(name, "")[:4096] for name in ("code", "state", "error")}
+        answer = {name: request.POST.get(name, "")[:4096] for name in (system.oauth.code, "state", "error")}
         if _signed(answer["state"], "oauth") is None:
             return HttpResponse(
                 NOT_ASKED.format(system.label), status=400, content_type="text/plain; charset=utf-8"
@@ -370,11 +440,12 @@ def oauth_return(request: HttpRequest, kind: str) -> HttpResponse:
 @sensitive_variables("answer", "credentials")
 def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpResponse:
     """The signed-in merchant's answer from the system: the code exchanged for credentials, kept on the module."""
-    assert system.oauth is not None
+    oauth = system.oauth
+    assert oauth is not None
     if key := request.GET.get("answer", ""):
         answer = cache.get(f"{CONNECT_SALT}:answer:{key}") or {}
     else:
-        answer = {name: request.GET.get(name, "") for name in ("code", "state", "error")}
+        answer = request.GET.dict()  # all of it: the system may have signed it (Shopify's hmac)
     asked = _asked(answer.get("state", ""), "oauth", user=request.user.pk)
     if key and asked:
         cache.delete(f"{CONNECT_SALT}:answer:{key}")
@@ -382,13 +453,18 @@ def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpRespo
         return HttpResponse(NOT_ASKED.format(system.label), status=400, content_type="text/plain; charset=utf-8")
     mod = get_object_or_404(Module.objects.select_related("integration"), code=asked["module"], kind=kind)
     get_member_rw(request, mod.integration.number)  # may still change it
-    if answer.get("error") or not answer.get("code"):
+    if answer.get("error") or not answer.get(oauth.code):
         messages.error(
-            request, f"{system.label} did not let IEX in ({answer.get('error') or 'no code'}): nothing changed."
+            request,
+            f"{system.label} did not let IEX in ({answer.get('error') or f'no {oauth.code}'}): nothing changed.",
         )
         return redirect(mod.get_absolute_url())
+    entered = asked.get("asked", {})
+    if oauth.verify is not None and (wrong := oauth.verify(answer, entered)):
+        messages.error(request, f"IEX did not take this answer as {system.label}'s: {wrong}. Nothing changed.")
+        return redirect(mod.get_absolute_url())
     try:
-        credentials = system.oauth.exchange(mod, answer["code"], _oauth_return_url(kind))
+        credentials = oauth.exchange(mod, answer[oauth.code], _oauth_return_url(kind), entered)
     except (http.HTTPError, Busy) as exc:
         messages.error(request, f"Connecting {system.label} failed: {exc}. Nothing changed.")
         return redirect(mod.get_absolute_url())

@@ -296,6 +296,14 @@ CREDENTIALS_KEYS = parse_fernet_keys("CREDENTIALS_KEYS", _credentials_keys)
 # the sandbox's.
 DINERO_CLIENT_ID = env("DINERO_CLIENT_ID", "iex-sandbox" if DEBUG else "")
 DINERO_CLIENT_SECRET = env("DINERO_CLIENT_SECRET", "iex-sandbox-secret" if DEBUG else "")
+# IEX's Shopify app (its client id and secret), through which a merchant installs IEX in their shop; without it they
+# connect a custom app of their own by its token. Development uses the sandbox's.
+SHOPIFY_CLIENT_ID = env("SHOPIFY_CLIENT_ID", "iex-sandbox" if DEBUG else "")
+SHOPIFY_CLIENT_SECRET = env("SHOPIFY_CLIENT_SECRET", "shpss_sandbox" if DEBUG else "")
+# IEX's e-conomic app: merchants add it to their agreement on e-conomic's page (its public token) and IEX sends its
+# secret token with their agreement grant token. Without them, merchants paste the tokens of an app of their own.
+ECONOMIC_APP_PUBLIC_TOKEN = env("ECONOMIC_APP_PUBLIC_TOKEN", "sandbox-app-public" if DEBUG else "")
+ECONOMIC_APP_SECRET_TOKEN = env("ECONOMIC_APP_SECRET_TOKEN", "sandbox-app-secret" if DEBUG else "")
 
 # --- Outbound calls -----------------------------------------------------------------------------------------
 

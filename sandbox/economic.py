@@ -6,8 +6,15 @@ It refuses what the real API refuses and offers what it offers, after the offici
 e-conomic/slate source; the § numbers are those of the digest of it the sandbox was built from):
 
 - Credentials (§1.1): X-AppSecretToken and X-AgreementGrantToken must be the sandbox's own (by default
-  `sandbox-app-secret` and `sandbox-grant`), else 401. The documented demo tokens (`demo` and `demo`) read the
-  same books, but "when using the demo integration, you can only use the GET http method": any other is 403.
+  `sandbox-app-secret` and `sandbox-grant`), or the app's secret token with a grant token the agreement gave the
+  app on its request access page (below), else 401. The documented demo tokens (`demo` and `demo`) read the same
+  books, but "when using the demo integration, you can only use the GET http method": any other is 403.
+- Granting access (e-conomic's grant flow, secure.e-conomic.com/secure/api1/requestaccess.aspx, here at
+  /economic/secure/api1/requestaccess.aspx): GET with `appPublicToken` (the sandbox's app: `sandbox-app-public`,
+  whose secret token is the configured one; another is refused, 400) and `redirectUrl` (optional, http(s)) shows
+  "Add IEX to Sandbox ApS?" with Add app and Cancel. Add app POSTs back and is redirected to redirectUrl with
+  `token=<a new agreement grant token>` added to its query (without a redirectUrl the page shows the token to
+  copy). Cancel goes to the agreement's apps page (/economic/settings/extensions/apps).
 - Verbs (§1.2): POST creates at a collection: 201, the resource in the body and a Location header. PUT replaces
   the whole resource. There is no PATCH: a method a path does not support is 405. A POST or PUT must be sent as
   Content-Type: application/json (a charset is fine), else 415.
@@ -40,16 +47,18 @@ e-conomic/slate source; the § numbers are those of the digest of it the sandbox
 from __future__ import annotations
 
 import copy
+import html
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any, NoReturn
-from urllib.parse import quote, unquote, urlencode, urlsplit
+from typing import Any, NoReturn, cast
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 from sandbox.common import Refusal, Request, Response, money
 from sandbox.orders import CATALOGUE
@@ -122,6 +131,8 @@ SERVICE_PRODUCTS = [  # productNumber, name, net sales price; all in group 1 (ne
 # --- codes, limits and encodings ----------------------------------------------------------------------------------
 
 DEMO_TOKENS = ("demo", "demo")
+APP_PUBLIC_TOKEN = "sandbox-app-public"  # noqa: S105  (IEX's app: the sandbox's well-known demo credentials)
+APP_NAME = "IEX"
 ZERO, HUNDRED = Decimal("0.00"), Decimal("100")
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 20, 1000
 MAX_LIST_VALUES = 200  # in one $in: or $nin:
@@ -599,6 +610,7 @@ class EconomicState:
 
     def __init__(self) -> None:
         self.tables = {TABLE_NAMES.get(table.path, table.path): table for table in [*_chart(), *_books()]}
+        self.grants: set[str] = set()  # the grant tokens the agreement gave the app on its request access page
         for item in CATALOGUE:
             group = 1 if item.taxable else 2
             price = item.price / Decimal("1.25") if item.taxable else item.price
@@ -690,8 +702,14 @@ class EconomicState:
 
 
 def handle(books: EconomicState, request: Request, app_secret_token: str, agreement_grant_token: str) -> Response:
-    """Answer a REST request (path under /economic/) made with the agreement's tokens, or the demo tokens (GET)."""
+    """Answer a request under /economic/: the pages where the merchant grants the app access, or a REST request
+    made with the agreement's tokens (the app's secret token with the configured grant or one the agreement gave),
+    or the demo tokens (GET)."""
+    for pattern, page in PAGES:
+        if pattern.fullmatch(request.path):
+            return page(books, request)
     tokens = (request.headers.get("x-appsecrettoken"), request.headers.get("x-agreementgranttoken"))
+    granted = tokens[0] == app_secret_token and tokens[1] in books.grants
     if tokens == DEMO_TOKENS:  # the demo agreement, even were the sandbox's own tokens set to demo as well
         if request.method != "GET":
             return error(
@@ -700,7 +718,7 @@ def handle(books: EconomicState, request: Request, app_secret_token: str, agreem
                 "http method (GET only).",
                 hint="Use the sandbox agreement's own tokens to write.",
             )
-    elif tokens != (app_secret_token, agreement_grant_token):
+    elif tokens != (app_secret_token, agreement_grant_token) and not granted:
         return error(401, "Unauthorized")
     try:
         return _route(books, request)
@@ -1693,3 +1711,71 @@ _PATHS: dict[str, dict[str, View]] = {
     },
 }
 ROUTES = [(re.compile(path), views) for path, views in _PATHS.items()]  # path under /economic -> method -> view
+
+
+# --- granting the app access: the merchant's pages -------------------------------------------------------------------
+
+
+def _html(status: int, title: str, body: str) -> Response:
+    document = f"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<body>
+{body}
+</body>
+</html>
+"""
+    return Response(status, document.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _access_problem(asked: dict[str, str]) -> str:
+    """What is wrong with a request for access ("" when nothing)."""
+    if asked.get("appPublicToken") != APP_PUBLIC_TOKEN:
+        return "The app could not be found: check the appPublicToken."
+    if asked.get("redirectUrl") and urlsplit(asked["redirectUrl"]).scheme not in ("http", "https"):
+        return "The redirectUrl must be an http(s) address."
+    return ""
+
+
+def _request_access(books: EconomicState, request: Request) -> Response:
+    """GET shows what the app asks for, with Add app (a POST back here) and Cancel; the POST grants the access."""
+    if request.method not in ("GET", "POST"):
+        return _html(405, "e-conomic", "<h1>Method not allowed</h1>")
+    asked = request.query if request.method == "GET" else dict(parse_qsl(request.body.decode("utf-8", "replace")))
+    asked = {name: asked.get(name, "") for name in ("appPublicToken", "redirectUrl", "locale")}
+    if problem := _access_problem(asked):
+        return _html(400, "e-conomic", f"<h1>{html.escape(problem)}</h1>")
+    company = html.escape(cast(dict[str, str], SELF["company"])["name"])
+    if request.method == "GET":
+        hidden = "".join(
+            f'<input type="hidden" name="{name}" value="{html.escape(value)}">' for name, value in asked.items()
+        )
+        return _html(
+            200,
+            f"Add {APP_NAME}",
+            f"""<h1>Add {APP_NAME} to {company}?</h1>
+<p>{APP_NAME} asks for access to invoices, orders, customers, products and inventory of agreement
+{SELF["agreementNumber"]}.</p>
+<form method="POST" action="/economic{REQUEST_ACCESS}">{hidden}<button type="submit">Add app</button></form>
+<a href="/economic{APPS}">Cancel</a>""",
+        )
+    grant = secrets.token_urlsafe(32)
+    books.grants.add(grant)
+    if not asked["redirectUrl"]:  # nowhere to send it: shown to copy
+        return _html(200, "Agreement grant token", f"<h1>Agreement grant token</h1><p><code>{grant}</code></p>")
+    glue = "&" if urlsplit(asked["redirectUrl"]).query else "?"
+    return Response(302, b"", {"Location": f"{asked['redirectUrl']}{glue}{urlencode({'token': grant})}"})
+
+
+def _apps(books: EconomicState, request: Request) -> Response:
+    """The agreement's apps, where Cancel on the request access page leads."""
+    added = f"{APP_NAME} has access." if books.grants else f"{APP_NAME} has not been added."
+    return _html(200, "Apps", f"<h1>Apps</h1><p>{added}</p>")
+
+
+REQUEST_ACCESS = "/secure/api1/requestaccess.aspx"
+APPS = "/settings/extensions/apps"
+PAGES: list[tuple[re.Pattern[str], Callable[[EconomicState, Request], Response]]] = [
+    (re.compile(re.escape(f"/economic{REQUEST_ACCESS}")), _request_access),
+    (re.compile(re.escape(f"/economic{APPS}")), _apps),
+]

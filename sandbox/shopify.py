@@ -10,6 +10,20 @@ Served under /shopify/admin/api/{version}/ (any version), as strict as Shopify w
   opaque `page_info` that holds the first request's filters; next to page_info only `limit` and `fields` may be
   passed (anything else: 400). `limit` is at most 250. `fields` keeps only the named top-level fields.
 - GET /orders.json lists open orders unless `status` says otherwise (any, closed, cancelled).
+- Access scopes: a token IEX's app was given by an install answers 403 for a resource it has no scope for
+  (`read_<resource>` for a GET, `write_<resource>` otherwise, write covering read); the configured token (a custom
+  app's) has them all.
+
+The app install flow of IEX's app (client id `iex-sandbox`, secret `shpss_sandbox`), under /shopify/admin/oauth/:
+
+- GET /authorize?client_id&scope&redirect_uri&state: the page "Install IEX on sandbox.myshopify.com?" with Install
+  and Cancel; 400 for another client id, a scope Shopify does not know, or a redirect_uri the app was not given
+  (its allowed redirection URL is IEX's return address, /connect/shopify/return/, on any host: IEX runs on
+  several). Install POSTs back to it and is redirected to redirect_uri with code, hmac, host, shop, state and
+  timestamp; the hmac is the hex HMAC-SHA256 with the app's secret of the others, sorted, as k=v joined by &.
+  Cancel goes to the shop's apps page (/shopify/admin/apps): the app hears nothing, as with Shopify.
+- POST /access_token {client_id, client_secret, code} (JSON or a form): 200 {"access_token", "scope"}; 400 for a
+  wrong client or secret, an unknown code or one used already (a code works once).
 """
 
 from __future__ import annotations
@@ -18,16 +32,19 @@ import base64
 import bisect
 import hashlib
 import hmac
+import html
 import itertools
 import json
 import math
 import random
 import re
+import secrets
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from sandbox import orders
 from sandbox.common import (
@@ -59,6 +76,23 @@ THROTTLED = (
     "Exceeded {rate} calls per second for api client. Reduce request rates to resume uninterrupted service."
 )
 PAGINATION_DOCS = "https://shopify.dev/api/usage/pagination-rest"
+# IEX's app at Shopify: the sandbox's well-known demo credentials.
+CLIENT_ID = "iex-sandbox"
+CLIENT_SECRET = "shpss_sandbox"  # noqa: S105
+REDIRECT_PATH = "/connect/shopify/return/"  # the app's allowed redirection URL, on any host
+SCOPES = {
+    f"{access}_{resource}" for access in ("read", "write") for resource in ("orders", "products", "inventory")
+}
+SCOPES |= {"read_locations", "read_all_orders", "read_customers", "write_customers"}
+# The Admin API's resources, by the first part of their path, to the scope they need (with read_ or write_)
+RESOURCE_SCOPES = {
+    "orders": "orders",
+    "products": "products",
+    "variants": "products",
+    "locations": "locations",
+    "inventory_levels": "inventory",
+}
+MISSING_SCOPE = "[API] This action requires merchant approval for {} scope."
 WAREHOUSE_ID, SHOP_FRONT_ID = 65_000_000_001, 65_000_000_002
 LOCATIONS_SINCE = "2024-01-02T09:00:00+00:00"
 SHOP = {
@@ -179,6 +213,8 @@ class ShopifyState:
         self.refunds: dict[int, list[dict[str, Any]]] = {}  # by order id, in the refund endpoint's full shape
         self.levels: dict[tuple[int, int], dict[str, Any]] = {}  # by (inventory_item_id, location_id)
         self.bucket = LeakyBucket()
+        self.codes: dict[str, str] = {}  # an install's code -> the scope it grants (a code works once)
+        self.tokens: dict[str, frozenset[str]] = {}  # an access token installs gave -> its scopes
         self.next_order_number = FIRST_ORDER_NUMBER
         self._sequence = itertools.count()
         for item in CATALOGUE:
@@ -196,6 +232,28 @@ class ShopifyState:
     def new_id(self, base: int) -> int:
         """A new id above `base` (odd, like every id the generator makes)."""
         return base + 2 * next(self._sequence) + 1
+
+    def scopes(self, presented: str, configured: str) -> frozenset[str] | None:
+        """The scopes of the access token presented: every one for the configured token (a custom app's), those
+        granted for a token an install gave, None for a token the shop does not know."""
+        if presented and presented == configured:
+            return frozenset(SCOPES)
+        return self.tokens.get(presented)
+
+    def install(self, scope: str) -> str:
+        """A code for an install of IEX's app granting `scope`."""
+        code = secrets.token_hex(16)
+        self.codes[code] = scope
+        return code
+
+    def access_token(self, code: str) -> dict[str, str] | None:
+        """The offline access token for an install's code, which is used up; None for an unknown or used code."""
+        scope = self.codes.pop(code, None)
+        if scope is None:
+            return None
+        token = f"shpat_{secrets.token_hex(16)}"
+        self.tokens[token] = frozenset(scope.split(","))
+        return {"access_token": token, "scope": scope}
 
     def add_product(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """A new product. `variants` may be given short: [{"sku", "price", "title"?, "inventory_quantity"?,
@@ -338,8 +396,10 @@ def admit(
     shop: ShopifyState, request: Request, token: str, bucket_size: int, leak_per_second: float
 ) -> Response | dict[str, str]:
     """Before anything else: a refusal (401 for a wrong token, 429 when the bucket is full), or the headers the
-    answer must carry."""
-    if request.headers.get("x-shopify-access-token") != token:
+    answer must carry. The shop's admin pages (installing an app) are the merchant's, in a browser: no token."""
+    if ADMIN_PAGES.fullmatch(request.path):
+        return {}
+    if shop.scopes(request.headers.get("x-shopify-access-token", ""), token) is None:
         return error(401, AUTH_ERROR)
     if not shop.bucket.take(bucket_size, leak_per_second):
         message = THROTTLED.format(rate=f"{leak_per_second:g}")
@@ -349,13 +409,32 @@ def admit(
 
 
 def handle(shop: ShopifyState, request: Request, token: str) -> Response:
-    """Answer an Admin API request (path under /shopify/admin/) for the shop, if `token` is presented."""
-    if request.headers.get("x-shopify-access-token") != token:
+    """Answer a request under /shopify/admin/: the shop's admin pages that install an app, or the Admin API for a
+    token the shop knows (`token`, a custom app's, or one an install gave) with the scope the resource needs."""
+    if ADMIN_PAGES.fullmatch(request.path):
+        return dispatch(INSTALL_ROUTES, request, shop) or Response(404, b"Not Found")
+    scopes = shop.scopes(request.headers.get("x-shopify-access-token", ""), token)
+    if scopes is None:
         return error(401, AUTH_ERROR)
+    if (needed := _needed(request)) and not _covers(scopes, needed):
+        return error(403, MISSING_SCOPE.format(needed))
     try:
         return dispatch(ROUTES, request, shop) or error(404, "Not Found")
     except BadRequest as exc:
         return error(400, str(exc))
+
+
+def _needed(request: Request) -> str:
+    """The scope an Admin API request needs ("" for the shop itself)."""
+    match = re.match(r"/shopify/admin/api/[^/]+/([a-z_]+)", request.path)
+    resource = RESOURCE_SCOPES.get(match.group(1)) if match else None
+    if resource is None:
+        return ""
+    return f"{'read' if request.method == 'GET' else 'write'}_{resource}"
+
+
+def _covers(scopes: frozenset[str], needed: str) -> bool:
+    return needed in scopes or needed.replace("read_", "write_", 1) in scopes
 
 
 def error(status: int, message: Any) -> Response:
@@ -693,4 +772,124 @@ ROUTES = [
     route("GET", _API + r"locations/(\d+)\.json", _location_by_id),
     route("GET", _API + r"inventory_levels\.json", _inventory_levels),
     route("POST", _API + r"inventory_levels/set\.json", _set_inventory),
+]
+
+
+# --- installing IEX's app: the shop's admin pages ------------------------------------------------------------------
+
+ADMIN_PAGES = re.compile(r"/shopify/admin/(?:oauth/[a-z_]+|apps)")
+
+
+def signature(params: dict[str, str], secret: str) -> str:
+    """The hmac Shopify adds to what it sends through the browser: the hex HMAC-SHA256 of the other parameters,
+    sorted, as k=v joined by & (% and & escaped, and = in names)."""
+    pairs = sorted(
+        f"{name.replace('%', '%25').replace('=', '%3D')}={value.replace('%', '%25')}".replace("&", "%26")
+        for name, value in params.items()
+        if name != "hmac"
+    )
+    return hmac.new(secret.encode(), "&".join(pairs).encode(), hashlib.sha256).hexdigest()
+
+
+def _html(status: int, title: str, body: str) -> Response:
+    document = f"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<body>
+{body}
+</body>
+</html>
+"""
+    return Response(status, document.encode(), {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _install_problem(asked: dict[str, str]) -> str:
+    """What is wrong with an install request ("" when nothing), in Shopify's words."""
+    redirect_uri = urlsplit(asked.get("redirect_uri", ""))
+    unknown = [name for name in asked.get("scope", "").split(",") if name.strip() not in SCOPES]
+    if (client_id := asked.get("client_id", "")) != CLIENT_ID:
+        return f"Oauth error invalid_request: Could not find Shopify API application with api_key {client_id}"
+    if redirect_uri.scheme not in ("http", "https") or redirect_uri.path != REDIRECT_PATH:
+        return "Oauth error invalid_request: The redirect_uri is not whitelisted"
+    if not asked.get("scope") or unknown:
+        return f"Oauth error invalid_scope: {', '.join(unknown) or 'no scope'}"
+    return ""
+
+
+def _authorize(shop: ShopifyState, request: Request) -> Response:
+    """The install page: what IEX asks for, Install (POSTs the request back here) and Cancel."""
+    asked = {name: request.query.get(name, "") for name in ("client_id", "scope", "redirect_uri", "state")}
+    if problem := _install_problem(asked):
+        return _html(400, "Oauth error", f"<h1>{html.escape(problem)}</h1>")
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{html.escape(value)}">' for name, value in asked.items()
+    )
+    wanted = "".join(f"<li>{html.escape(name)}</li>" for name in asked["scope"].split(","))
+    return _html(
+        200,
+        f"Install IEX on {DOMAIN}",
+        f"""<h1>Install IEX on {DOMAIN}?</h1>
+<p>IEX asks for:</p>
+<ul>{wanted}</ul>
+<form method="POST" action="/shopify/admin/oauth/authorize">{hidden}<button type="submit">Install</button></form>
+<a href="/shopify/admin/apps">Cancel</a>""",
+    )
+
+
+def _install(shop: ShopifyState, request: Request) -> Response:
+    """Install: back to the app's redirect_uri with the code and the shop, signed with the app's secret."""
+    posted = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
+    asked = {name: posted.get(name, "") for name in ("client_id", "scope", "redirect_uri", "state")}
+    if problem := _install_problem(asked):
+        return _html(400, "Oauth error", f"<h1>{html.escape(problem)}</h1>")
+    host = base64.b64encode(f"admin.shopify.com/store/{DOMAIN.split('.')[0]}".encode()).decode().rstrip("=")
+    answer = {
+        "code": shop.install(asked["scope"]),
+        "host": host,
+        "shop": DOMAIN,
+        "state": asked["state"],
+        "timestamp": str(int(time.time())),
+    }
+    answer["hmac"] = signature(answer, CLIENT_SECRET)
+    return Response(302, b"", {"Location": f"{asked['redirect_uri']}?{urlencode(sorted(answer.items()))}"})
+
+
+def _access_token(shop: ShopifyState, request: Request) -> Response:
+    """POST /admin/oauth/access_token: the app's credentials and an install's code, for the offline token."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            given = request.json()
+        except BadRequest:
+            given = None
+    else:
+        given = dict(parse_qsl(request.body.decode("utf-8", "replace")))
+    if not isinstance(given, dict):
+        return json_response(400, {"error": "invalid_request", "error_description": "The body could not be read"})
+    if (given.get("client_id"), given.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
+        return json_response(
+            400, {"error": "invalid_client", "error_description": "The client_id or client_secret is not valid"}
+        )
+    issued = shop.access_token(str(given.get("code") or ""))
+    if issued is None:
+        return json_response(
+            400,
+            {
+                "error": "invalid_request",
+                "error_description": "The authorization code was not found or was already used",
+            },
+        )
+    return json_response(200, issued)
+
+
+def _apps(shop: ShopifyState, request: Request) -> Response:
+    """The shop's apps, where Cancel on the install page leads."""
+    installed = "IEX is installed." if shop.tokens else "IEX is not installed."
+    return _html(200, f"Apps: {DOMAIN}", f"<h1>Apps</h1><p>{installed}</p>")
+
+
+INSTALL_ROUTES = [
+    route("GET", r"/shopify/admin/oauth/authorize", _authorize),
+    route("POST", r"/shopify/admin/oauth/authorize", _install),
+    route("POST", r"/shopify/admin/oauth/access_token", _access_token),
+    route("GET", r"/shopify/admin/apps", _apps),
 ]

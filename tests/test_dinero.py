@@ -253,7 +253,7 @@ def test_connecting_through_the_login_is_for_writers_and_members_only(by_login, 
     assert personas.client(personas.outsider).post(login).status_code == 404
     # the answer's GET needs the browser's session: anonymous, it is sent to sign in first
     assert Client().get("/connect/dinero/return/?answer=x")["Location"].startswith("/accounts/login/")
-    assert Client().post("/connect/shopify/return/", {"code": "x"}).status_code == 404  # no login flow there
+    assert Client().post("/connect/woocommerce/return/", {"code": "x"}).status_code == 404  # no login flow there
 
 
 def test_a_refused_refresh_tells_the_owner_to_connect_again(by_login, personas, sandbox, mailoutbox):

@@ -11,6 +11,7 @@ How to add a system
    - `transforms.py`: the system's records to and from IEX's common format (`connections/common.py`). A webshop's
      module offers the functions of `WebshopTransforms`; an accounting system's are used by its own client.
    - `webhooks.py` (systems that post webhooks): the functions of `WebhookReader`.
+   - `oauth.py` (systems with a page of their own where the merchant lets IEX in): the parts of `OAuth`.
    - `forms.py`: `CredentialsForm`, `SettingsForm` and `DEFAULT_SETTINGS`.
    - `__init__.py`: `SYSTEM = Webshop(...)` or `SYSTEM = Accounting(...)`, naming the parts above.
 2. Add it to SYSTEMS at the bottom of this file, its monthly price to billing's seed (billing/migrations), and its
@@ -257,16 +258,30 @@ class Authorize:
 
 @dataclass(frozen=True)
 class OAuth:
-    """A system's OAuth 2.0 authorization-code flow: the merchant approves IEX on the system's own page, which sends
-    the browser back to IEX's return address with a code (and IEX's state); IEX exchanges the code for the
-    credentials it keeps (a refresh token, encrypted like every credential)."""
+    """A system's OAuth 2.0 authorization-code flow, or one shaped like it: the merchant approves IEX on the system's
+    own page, which sends the browser back to IEX's return address with a code (and IEX's state); IEX turns the code
+    into the credentials it keeps (a token, encrypted like every credential)."""
 
-    # (the module, IEX's signed state, IEX's return address) -> the system's page where the merchant approves IEX
-    url: Callable[[Module, str, str], str]
-    # (the module, the code, IEX's return address) -> the credentials to keep; raises http.HTTPError when refused
-    exchange: Callable[[Module, str, str], dict[str, Any]]
+    # (the module, IEX's signed state, IEX's return address, what the merchant entered first: `asks`) -> the
+    # system's page where the merchant approves IEX
+    url: Callable[[Module, str, str, abc.Mapping[str, str]], str]
+    # (the module, the code, IEX's return address, what the merchant entered first) -> the credentials to keep;
+    # raises http.HTTPError when refused
+    exchange: Callable[[Module, str, str, abc.Mapping[str, str]], dict[str, Any]]
     # Whether this installation is registered with the system as an app (its client id is set)
     available: Callable[[], bool]
+    # The merchant's words on the button that sends them to the system's page ("": "Connect with <label>")
+    button: str = ""
+    # What the merchant enters before going, when the system's page lives at their own address (a Shopify shop's):
+    # its cleaned data goes along in IEX's state.
+    asks: type[forms.Form] | None = None
+    # The answer's parameter that carries the code (e-conomic's grant flow gives its token as "token")
+    code: str = "code"
+    # (the answer's parameters, what the merchant entered first) -> why it is not the system's own answer to what
+    # IEX asked ("" when it is): a system that signs its answer (Shopify's hmac)
+    verify: Callable[[abc.Mapping[str, str], abc.Mapping[str, str]], str] | None = None
+    # The credential only this flow gives: how the module's page tells a module connected through it
+    marks: str = "refresh_token"
 
 
 @dataclass(frozen=True, kw_only=True)

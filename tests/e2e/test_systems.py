@@ -22,11 +22,12 @@ def test_connect_systems_and_activate_orders(context, site, sandbox, screenshot,
 
     page.get_by_role("navigation").get_by_role("link", name="Systems").click()
     page.get_by_role("button", name="Add Shopify").click()
+    page.get_by_text("Or enter Shopify's credentials by hand").click()  # a custom app's token
     page.get_by_label("Shop domain").fill("sandbox.myshopify.com")
     page.get_by_label("Access token").fill("shpat_sandbox")
     page.get_by_label("Webhook secret").fill("whsec_demo")
     page.get_by_label("API address (advanced)").fill(f"{sandbox.url}/shopify")
-    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("button", name="Connect", exact=True).click()
     expect(page.get_by_text("Test connection succeeded: Connected to Sandbox Shop")).to_be_visible()
     screenshot(page, "10-shopify-connected")
 
@@ -42,10 +43,11 @@ def test_connect_systems_and_activate_orders(context, site, sandbox, screenshot,
 
     page.get_by_role("navigation").get_by_role("link", name="Systems").click()
     page.get_by_role("button", name="Add e-conomic").click()
+    page.get_by_text("Or enter e-conomic's credentials by hand").click()
     page.get_by_label("App secret token").fill("sandbox-app-secret")
     page.get_by_label("Agreement grant token").fill("sandbox-grant")
     page.get_by_label("API address (advanced)").fill(f"{sandbox.url}/economic")
-    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("button", name="Connect", exact=True).click()
     expect(
         page.get_by_text("Test connection succeeded: Connected to agreement 654321 (Sandbox ApS)")
     ).to_be_visible()
@@ -61,5 +63,5 @@ def test_connect_systems_and_activate_orders(context, site, sandbox, screenshot,
     row = page.locator("tr", has_text="Shopify > e-conomic: orders")
     row.get_by_role("button", name="Run now").click()
     # The row updates by itself (htmx) once the worker has run the job.
-    expect(row.locator(".last-run")).to_contain_text("1 fetched, 1 new", timeout=15_000)
+    expect(row.locator(".last-run")).to_contain_text("1 fetched: 1 new", timeout=15_000)
     screenshot(page, "12-schedule")

@@ -41,10 +41,11 @@ def test_connect_woocommerce_and_see_its_order_in_the_log(context, site, sandbox
 
     page.get_by_role("navigation").get_by_role("link", name="Systems").click()
     page.get_by_role("button", name="Add e-conomic").click()
+    page.get_by_text("Or enter e-conomic's credentials by hand").click()
     page.get_by_label("App secret token").fill("sandbox-app-secret")
     page.get_by_label("Agreement grant token").fill("sandbox-grant")
     page.get_by_label("API address (advanced)").fill(f"{sandbox.url}/economic")
-    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("button", name="Connect", exact=True).click()
     expect(page.get_by_text("Test connection succeeded")).to_be_visible()
 
     page.get_by_role("navigation").get_by_role("link", name="Connections").click()
@@ -55,7 +56,7 @@ def test_connect_woocommerce_and_see_its_order_in_the_log(context, site, sandbox
     page.get_by_role("navigation").get_by_role("link", name="Schedule settings").click()
     row = page.locator("tr", has_text="WooCommerce > e-conomic: orders")
     row.get_by_role("button", name="Run now").click()
-    expect(row.locator(".last-run")).to_contain_text("1 fetched, 1 new", timeout=15_000)
+    expect(row.locator(".last-run")).to_contain_text("1 fetched: 1 new", timeout=15_000)
 
     page.get_by_role("navigation").get_by_role("link", name="Log").click()
     page.get_by_label("Order number or reference").fill(order["number"])

@@ -9,6 +9,7 @@ The organisation is then the one the login opens; when it opens several, the mer
 
 from __future__ import annotations
 
+from collections import abc
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -28,7 +29,7 @@ def available() -> bool:
     return bool(settings.DINERO_CLIENT_ID)
 
 
-def url(module: Module, state: str, redirect_uri: str) -> str:
+def url(module: Module, state: str, redirect_uri: str, asked: abc.Mapping[str, str]) -> str:
     query = {
         "client_id": settings.DINERO_CLIENT_ID,
         "response_type": "code",
@@ -40,7 +41,7 @@ def url(module: Module, state: str, redirect_uri: str) -> str:
     return f"{connect_url(module)}/authorize?{urlencode(query)}"
 
 
-def exchange(module: Module, code: str, redirect_uri: str) -> dict[str, Any]:
+def exchange(module: Module, code: str, redirect_uri: str, asked: abc.Mapping[str, str]) -> dict[str, Any]:
     """The credentials to keep for the code: the refresh token, and the organisation when the login opens one."""
     form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
     answer = grant(module, form, REFUSED)

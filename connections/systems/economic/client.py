@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import requests
+from django.conf import settings as django_settings
 from django.core.cache import cache
 
 from connections.common import ZERO, CreditNote, Customer, Order, OrderLine, Outcome, Product, StockLevel, money
@@ -39,6 +40,15 @@ _CHARTS: dict[str, tuple[float, Chart]] = {}  # chart key -> (when read, the cha
 SETTINGS_LINK = "Systems > e-conomic > Settings, VAT"
 
 
+def app_secret_token(credentials: dict[str, Any]) -> str:
+    """The app the agreement's grant was given to: a private app of the merchant's own (its token entered with the
+    grant), else IEX's app (oauth.py). KeyError when neither is there."""
+    token = credentials.get("app_secret_token") or django_settings.ECONOMIC_APP_SECRET_TOKEN
+    if not token:
+        raise KeyError("app_secret_token")
+    return str(token)
+
+
 class EconomicClient:
     def __init__(self, module: Module) -> None:
         credentials = module.get_credentials()
@@ -47,7 +57,7 @@ class EconomicClient:
         self.base = (module.base_url or BASE_URL).rstrip("/")
         self.settings = module.settings_values()
         self.headers = {
-            "X-AppSecretToken": credentials["app_secret_token"],
+            "X-AppSecretToken": app_secret_token(credentials),
             "X-AgreementGrantToken": credentials["agreement_grant_token"],
             "Accept": "application/json",
             "Content-Type": "application/json",

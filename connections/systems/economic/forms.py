@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django import forms
+from django.conf import settings
 
 from connections.systems import UNREADABLE, Settings
 from connections.systems.economic.client import EconomicClient
@@ -77,17 +78,19 @@ ZONES = ("zone_domestic", "zone_eu_vat", "zone_eu", "zone_abroad")
 
 
 class CredentialsForm(forms.Form):
-    app_secret_token = forms.CharField(
-        max_length=255,
-        widget=forms.PasswordInput(render_value=False),
-        label="App secret token",
-        help_text="Sent as X-AppSecretToken.",
-    )
     agreement_grant_token = forms.CharField(
         max_length=255,
         widget=forms.PasswordInput(render_value=False),
         label="Agreement grant token",
-        help_text="Given when you granted IEX access to your agreement; sent as X-AgreementGrantToken.",
+        help_text="The token e-conomic shows when you add the app to your agreement (its installation link).",
+    )
+    app_secret_token = forms.CharField(
+        max_length=255,
+        widget=forms.PasswordInput(render_value=False),
+        label="App secret token",
+        required=False,
+        help_text="Only for a private app of your own in e-conomic's developer portal: the token it shows when "
+        "made. Leave it empty for IEX's app.",
     )
     base_url = forms.URLField(
         assume_scheme="https",
@@ -95,6 +98,12 @@ class CredentialsForm(forms.Form):
         label="API address (advanced)",
         help_text="Leave empty for e-conomic itself (restapi.e-conomic.com).",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        own = self.fields["app_secret_token"]
+        if not settings.ECONOMIC_APP_SECRET_TOKEN:  # no app of IEX's here: the grant is to the merchant's own app
+            own.required, own.help_text = True, "The token your app in e-conomic's developer portal shows."
 
 
 def _number(**kwargs: Any) -> forms.TypedChoiceField:

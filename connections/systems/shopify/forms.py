@@ -42,6 +42,31 @@ DEFAULT_SETTINGS: Settings = {
 }
 
 
+# A shop's own address at Shopify, where its admin (and the page that installs apps) lives.
+MYSHOPIFY_DOMAIN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9\-]*\.myshopify\.com")
+
+
+class InstallForm(forms.Form):
+    """The shop IEX is installed in (oauth.py): Shopify's page for installing an app is at the shop's own address."""
+
+    shop_domain = forms.CharField(
+        max_length=255,
+        label="Your shop's myshopify.com address",
+        help_text="e.g. nordic-bikes.myshopify.com (Shopify admin > Settings > Domains).",
+    )
+
+    def clean_shop_domain(self) -> str:
+        value = self.cleaned_data["shop_domain"].strip().lower()
+        value = re.sub(r"^https?://", "", value).split("/")[0]
+        if value and "." not in value:
+            value = f"{value}.myshopify.com"  # the shop's name alone
+        if not MYSHOPIFY_DOMAIN.fullmatch(value):
+            raise forms.ValidationError(
+                "Enter your shop's myshopify.com address, e.g. nordic-bikes.myshopify.com."
+            )
+        return value
+
+
 class CredentialsForm(forms.Form):
     shop_domain = forms.CharField(
         max_length=255, help_text="Your shop's myshopify.com address, e.g. nordic-bikes.myshopify.com."
@@ -49,7 +74,7 @@ class CredentialsForm(forms.Form):
     access_token = forms.CharField(
         max_length=255,
         widget=forms.PasswordInput(render_value=False),
-        help_text="Admin API access token of your custom app (starts with shpat_).",
+        help_text="The Admin API access token of a custom app you made in your Shopify admin (starts with shpat_).",
     )
     webhook_secret = forms.CharField(
         max_length=255,
