@@ -292,7 +292,9 @@ class Mapping(models.Model):
     # None while it is put aside: its connection's system was removed, or reaches another account now (detach).
     connection = models.ForeignKey(Connection, models.SET_NULL, null=True, related_name="mappings")
     # Put aside: the integration and the accounts it belongs to, to come back by (attach).
-    integration = models.ForeignKey(Integration, models.CASCADE, null=True, blank=True, related_name="+")
+    integration = models.ForeignKey(
+        Integration, models.CASCADE, null=True, blank=True, related_name="+", db_index=False
+    )  # indexed by mapping_put_aside: set only while put aside
     accounts = models.CharField(max_length=64, blank=True, db_default="")
     source_ref = models.CharField(max_length=100)
     target_ref = models.CharField(max_length=100, blank=True)
@@ -313,7 +315,7 @@ class Mapping(models.Model):
         indexes = [
             models.Index(
                 fields=["integration", "accounts"],
-                condition=models.Q(connection__isnull=True),
+                condition=models.Q(integration__isnull=False),
                 name="mapping_put_aside",
             )
         ]

@@ -29,8 +29,8 @@ def test_a_new_integration_is_told_what_to_do_first_and_not_that_all_is_well(per
     assert steps(response)[0] == ("Add your shop", False, True)
     assert [done for _, done, _ in steps(response)] == [False] * 6
     assert "Set up your first transfer" in page and "0 of 6 done" in page
-    assert "Nice." not in page and "Nothing has been transferred yet" in page
-    assert "Nothing moves yet" in page  # beside "Active": active, but not moving data
+    assert "Nice." not in page and "No failed transfers or warnings yet" in page
+    assert "Nothing has been created yet" in page  # beside "Active": active, but nothing made
     assert f'href="{reverse("systems", args=[personas.integration.number])}"' in page
 
 

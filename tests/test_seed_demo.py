@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from connections.models import Module
+from dashboard.first_steps import steps as first_steps
 from iex.models import Integration, Role
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +41,8 @@ def test_seed_demo_is_idempotent_and_prints_a_working_login(capsys, settings, tm
         ("woocommerce", f"{settings.SANDBOX_URL}/woocommerce"), ("dinero", f"{settings.SANDBOX_URL}/dinero"),
     ]  # fmt: skip
     assert woocommerce["modules"][0]["webhook_secret"] != shop["webhook_secret"]
+    for demo in Integration.objects.all():  # set up: Home's checklist waits only for the first transfer
+        assert [step.done for step in first_steps(demo)] == [True] * 5 + [False], demo.name
 
     client = Client()
     response = client.post(

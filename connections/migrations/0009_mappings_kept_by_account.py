@@ -3,8 +3,11 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from iex.lib.migrations import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    atomic = False  # the mappings' index is built CONCURRENTLY: intake goes on meanwhile
 
     dependencies = [
         ('connections', '0008_module_test_error'),
@@ -20,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='mapping',
             name='integration',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='iex.integration'),
+            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='iex.integration', db_index=False),
         ),
         migrations.AddField(
             model_name='module',
@@ -32,8 +35,8 @@ class Migration(migrations.Migration):
             name='connection',
             field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='mappings', to='connections.connection'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='mapping',
-            index=models.Index(condition=models.Q(('connection__isnull', True)), fields=['integration', 'accounts'], name='mapping_put_aside'),
+            index=models.Index(condition=models.Q(('integration__isnull', False)), fields=['integration', 'accounts'], name='mapping_put_aside'),
         ),
     ]
