@@ -156,16 +156,19 @@ def refusal_counts() -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Secrets:
-    """A module's webhook secret, and the one it replaced while the shop may still sign with that."""
+    """A module's webhook secret, and the one it replaced while the shop may still sign with that; for a module
+    connected by installing IEX's app, the app's secret too (the system signs the app's webhooks with it)."""
 
     current: str
     previous: str = ""
     previous_until: datetime | None = None
+    app: str = ""
 
     def valid(self) -> tuple[str, ...]:
+        own = (self.current, self.app) if self.app else (self.current,)
         if self.previous and self.previous_until and timezone.now() < self.previous_until:
-            return (self.current, self.previous)
-        return (self.current,)
+            return (*own, self.previous)
+        return own
 
 
 @dataclass(frozen=True)
@@ -194,8 +197,10 @@ def _receiver(token: str, fresh: bool) -> Receiver | None:
     system = SYSTEMS.get(kind)
     if system is None or system.webhooks is None:
         return None
+    oauth = system.oauth
+    installed = (oauth.marks, oauth.webhook_secret()) if oauth and oauth.webhook_secret else ("", "")
     try:
-        secrets = _webhook_secrets(credentials)
+        secrets = _webhook_secrets(credentials, *installed)
     except DecryptionError:
         logger.error("webhook secret of module %s cannot be decrypted", module_id)
         secrets = Secrets("")
@@ -242,8 +247,10 @@ def _execute(sql: str, params: list[Any]) -> tuple | None:
 
 
 @lru_cache(maxsize=4096)
-def _webhook_secrets(credentials: str) -> Secrets:
-    """Keyed by the ciphertext itself: new credentials are a new key, so nothing stale is ever used."""
+def _webhook_secrets(credentials: str, installed_mark: str = "", app_secret: str = "") -> Secrets:
+    """Keyed by the ciphertext itself: new credentials are a new key, so nothing stale is ever used. Credentials
+    that hold `installed_mark` (the credential only installing IEX's app gives) make the module's webhooks verified
+    with `app_secret` too; a merchant's own app signs with its own secret, entered as the webhook secret."""
     if not credentials:
         return Secrets("")
     values = json.loads(credentials_crypto.decrypt(credentials))
@@ -252,6 +259,7 @@ def _webhook_secrets(credentials: str) -> Secrets:
         values.get("webhook_secret", ""),
         values.get("previous_webhook_secret", ""),
         datetime.fromisoformat(until) if until else None,
+        app_secret if installed_mark and values.get(installed_mark) else "",
     )
 
 

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from connections import subscriptions
 from connections.models import Connection, Module
 from connections.systems import SYSTEMS, Busy, System
 from iex.access import AuthedRequest, get_member, get_member_owner, get_member_rw
@@ -131,6 +132,8 @@ def _render_module(
         "typed": typed,
         "settings_form": settings_form or mod.system.settings_form(initial=mod.settings_values(), module=mod),
         "connections": Connection.objects.filter(Q(source=mod) | Q(target=mod)).select_related("source", "target"),
+        # The webhooks IEX registered in the system itself (None: the merchant registers them, as the system says)
+        "subscribed": subscriptions.registered(mod),
         # The system's own page can give IEX the credentials only when it can post them to IEX over HTTPS.
         "can_authorize": mod.system.authorize is not None and settings.SITE_URL.startswith("https://"),
     }
@@ -472,6 +475,13 @@ def _take_answer(request: AuthedRequest, system: System, kind: str) -> HttpRespo
     mod.save_credentials()
     messages.success(request, f"{system.label} let IEX in through your login.")
     _test(request, mod)
+    # Installed, IEX's app registers the webhooks the module's webhook-driven connections need itself.
+    if failure := subscriptions.subscribe_or_schedule(mod):
+        messages.error(
+            request,
+            f"IEX could not register its webhooks in {system.label}: {failure}. Its webhook-driven connections run "
+            "on a schedule now.",
+        )
     return redirect(mod.get_absolute_url())
 
 
@@ -523,6 +533,7 @@ def set_module_active(request: AuthedRequest, number: str, code: str) -> HttpRes
 def disconnect_module(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
+    subscriptions.unsubscribe(mod)
     mod.disconnect()
     messages.success(
         request,
@@ -537,6 +548,7 @@ def remove_module(request: AuthedRequest, number: str, code: str) -> HttpRespons
     member = get_member_owner(request, number)  # it changes the subscription's price (ROLE_HELP)
     mod = _module(member, code)
     label = mod.system.label
+    subscriptions.unsubscribe(mod)
     with transaction.atomic():
         mod.delete()
         _price_changed(member.integration.pk)
@@ -549,6 +561,19 @@ def remove_module(request: AuthedRequest, number: str, code: str) -> HttpRespons
 def rotate_webhook_address(request: AuthedRequest, number: str, code: str) -> HttpResponse:
     member = get_member_rw(request, number)
     mod = _module(member, code)
+    before = mod.webhook_url
     mod.rotate_webhook_token()
-    messages.warning(request, "The webhook address changed: update it in the shop, or its webhooks are refused.")
+    label = mod.system.label
+    if subscriptions.registered(mod) is None:
+        messages.warning(
+            request, "The webhook address changed: update it in the shop, or its webhooks are refused."
+        )
+    elif failure := subscriptions.subscribe_or_schedule(mod, replaces=before):
+        messages.error(
+            request,
+            f"The webhook address changed, but IEX could not move its webhooks in {label} to it: {failure}. "
+            "Its webhook-driven connections run on a schedule now.",
+        )
+    else:
+        messages.success(request, f"The webhook address changed: IEX moved its webhooks in {label} to it.")
     return redirect("module", number, mod.code)

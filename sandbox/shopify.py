@@ -13,6 +13,13 @@ Served under /shopify/admin/api/{version}/ (any version), as strict as Shopify w
 - Access scopes: a token IEX's app was given by an install answers 403 for a resource it has no scope for
   (`read_<resource>` for a GET, `write_<resource>` otherwise, write covering read); the configured token (a custom
   app's) has them all.
+- Webhook subscriptions (webhooks.json: GET with the list's filters and pages, POST {"webhook": {"topic", "address",
+  "format"}} -> 201, GET and DELETE webhooks/{id}.json) belong to the app whose token made them (IEX's, for tokens
+  installs gave; the custom app's, for the configured token): an app sees and deletes only its own. POST answers 422
+  for a blank or invalid address, a blank topic, a topic the shop does not know or the token has no scope for
+  (Shopify's "Invalid topic specified", naming the topics allowed), and a topic and address the app has already;
+  400 without the "webhook" object. Shopify takes only https addresses; the sandbox, which runs beside IEX on
+  http, takes http ones too.
 
 The app install flow of IEX's app (client id `iex-sandbox`, secret `shpss_sandbox`), under /shopify/admin/oauth/:
 
@@ -43,6 +50,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -93,6 +101,20 @@ RESOURCE_SCOPES = {
     "inventory_levels": "inventory",
 }
 MISSING_SCOPE = "[API] This action requires merchant approval for {} scope."
+CUSTOM_APP = "custom"  # the app of the configured token; IEX's app is CLIENT_ID
+# The webhook topics the shop offers, to the scope a subscription needs ("" for the events about the app itself)
+TOPIC_SCOPES = {
+    "app/uninstalled": "",
+    **{
+        f"orders/{event}": "read_orders"
+        for event in ("create", "updated", "paid", "cancelled", "delete", "fulfilled", "partially_fulfilled")
+    },
+    "refunds/create": "read_orders",
+    **{f"products/{event}": "read_products" for event in ("create", "update", "delete")},
+    "inventory_levels/update": "read_inventory",
+    **{f"locations/{event}": "read_locations" for event in ("create", "update", "delete")},
+}
+INVALID_TOPIC = "Invalid topic specified: {}. Does it exist? Is there a missing access scope? Topics allowed: {}"
 WAREHOUSE_ID, SHOP_FRONT_ID = 65_000_000_001, 65_000_000_002
 LOCATIONS_SINCE = "2024-01-02T09:00:00+00:00"
 SHOP = {
@@ -164,6 +186,7 @@ SHOP_FRONT_STOCK = {"HELMET-M": 4, "LOCK-U": 6, "PUMP-MINI": 10}
 PRODUCT_ID_BASE = 8_000_000_000_000
 VARIANT_ID_BASE = 45_000_000_000_000
 INVENTORY_ITEM_ID_BASE = 47_000_000_000_000
+WEBHOOK_ID_BASE = 1_500_000_000_000
 FIRST_ORDER_NUMBER = 1001
 DEFAULT_LIMIT, MAX_LIMIT = 50, 250
 MAX_INVENTORY_IDS = 50
@@ -215,6 +238,7 @@ class ShopifyState:
         self.bucket = LeakyBucket()
         self.codes: dict[str, str] = {}  # an install's code -> the scope it grants (a code works once)
         self.tokens: dict[str, frozenset[str]] = {}  # an access token installs gave -> its scopes
+        self.subscriptions: dict[str, dict[int, dict[str, Any]]] = {}  # by app, by id: webhook subscriptions
         self.next_order_number = FIRST_ORDER_NUMBER
         self._sequence = itertools.count()
         for item in CATALOGUE:
@@ -254,6 +278,25 @@ class ShopifyState:
         token = f"shpat_{secrets.token_hex(16)}"
         self.tokens[token] = frozenset(scope.split(","))
         return {"access_token": token, "scope": scope}
+
+    def subscribe(self, app: str, topic: str, address: str, form: str, version: str) -> dict[str, Any]:
+        """A new webhook subscription of `app`, as the Webhook resource shows it."""
+        subscription_id, now = self.new_id(WEBHOOK_ID_BASE), now_iso()
+        subscription = {
+            "id": subscription_id,
+            "address": address,
+            "topic": topic,
+            "created_at": now,
+            "updated_at": now,
+            "format": form,
+            "fields": [],
+            "metafield_namespaces": [],
+            "api_version": version,
+            "private_metafield_namespaces": [],
+            "admin_graphql_api_id": f"gid://shopify/WebhookSubscription/{subscription_id}",
+        }
+        self.subscriptions.setdefault(app, {})[subscription_id] = subscription
+        return subscription
 
     def add_product(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """A new product. `variants` may be given short: [{"sku", "price", "title"?, "inventory_quantity"?,
@@ -413,15 +456,29 @@ def handle(shop: ShopifyState, request: Request, token: str) -> Response:
     token the shop knows (`token`, a custom app's, or one an install gave) with the scope the resource needs."""
     if ADMIN_PAGES.fullmatch(request.path):
         return dispatch(INSTALL_ROUTES, request, shop) or Response(404, b"Not Found")
-    scopes = shop.scopes(request.headers.get("x-shopify-access-token", ""), token)
+    presented = request.headers.get("x-shopify-access-token", "")
+    scopes = shop.scopes(presented, token)
     if scopes is None:
         return error(401, AUTH_ERROR)
     if (needed := _needed(request)) and not _covers(scopes, needed):
         return error(403, MISSING_SCOPE.format(needed))
+    app = App(CUSTOM_APP if presented == token else CLIENT_ID, scopes)
     try:
-        return dispatch(ROUTES, request, shop) or error(404, "Not Found")
+        return (
+            dispatch(ROUTES, request, shop)
+            or dispatch(WEBHOOK_ROUTES, request, shop, app)
+            or error(404, "Not Found")
+        )
     except BadRequest as exc:
         return error(400, str(exc))
+
+
+@dataclass(frozen=True)
+class App:
+    """The app a token belongs to, and the scopes it has: what its webhook subscriptions are kept by."""
+
+    name: str
+    scopes: frozenset[str]
 
 
 def _needed(request: Request) -> str:
@@ -559,7 +616,67 @@ def _set_inventory(shop: ShopifyState, request: Request, version: str) -> Respon
     return json_response(200, {"inventory_level": level})
 
 
+def _webhooks(shop: ShopifyState, app: App, request: Request, version: str) -> Response:
+    """The app's own subscriptions, by id (another app's are not shown)."""
+    mine = list(shop.subscriptions.get(app.name, {}).values())
+
+    def select(filters: dict[str, str]) -> list[dict[str, Any]]:
+        exact = [name for name in ("address", "topic") if name in filters]
+        return [
+            hook for hook in _select_common(mine, filters) if all(hook[name] == filters[name] for name in exact)
+        ]
+
+    return _page(request, version, "webhooks", select, lambda hook: (hook["id"],), WEBHOOK_FILTERS)
+
+
+def _webhook(shop: ShopifyState, app: App, request: Request, version: str, webhook_id: str) -> Response:
+    return _one(request, "webhook", shop.subscriptions.get(app.name, {}).get(int(webhook_id)))
+
+
+def _subscribe(shop: ShopifyState, app: App, request: Request, version: str) -> Response:
+    body = request.json()
+    given = body.get("webhook") if isinstance(body, dict) else None
+    if not isinstance(given, dict):
+        return error(400, {"webhook": "Required parameter missing or invalid"})
+    topic, address, form = given.get("topic"), given.get("address"), given.get("format", "json")
+    allowed = [name for name, scope in TOPIC_SCOPES.items() if not scope or _covers(app.scopes, scope)]
+    problems: dict[str, list[str]] = {}
+    if not address:
+        problems["address"] = ["can't be blank"]
+    elif not _an_address(address):
+        problems["address"] = ["is invalid"]  # undocumented wording
+    if not topic:
+        problems["topic"] = ["can't be blank"]
+    elif topic not in allowed:
+        problems["topic"] = [INVALID_TOPIC.format(topic, ", ".join(allowed))]
+    if form not in ("json", "xml"):
+        problems["format"] = ["is not included in the list"]
+    mine = shop.subscriptions.get(app.name, {}).values()
+    if not problems and any(hook["topic"] == topic and hook["address"] == address for hook in mine):
+        problems["address"] = ["for this topic has already been taken"]
+    if problems:
+        return error(422, problems)
+    made = shop.subscribe(app.name, str(topic), str(address), str(form), version)
+    return json_response(201, {"webhook": made})
+
+
+def _an_address(value: Any) -> bool:
+    """An http(s) address: Shopify takes only https ones; the sandbox, beside IEX on http, takes http ones too."""
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:
+        return False
+    return parts is not None and parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _unsubscribe(shop: ShopifyState, app: App, request: Request, version: str, webhook_id: str) -> Response:
+    if shop.subscriptions.get(app.name, {}).pop(int(webhook_id), None) is None:
+        return error(404, "Not Found")
+    return json_response(200, {})
+
+
 ORDER_FILTERS = ("ids", "since_id", "status", "financial_status", *TIME_FILTERS)
+WEBHOOK_FILTERS = ("address", "topic", "since_id", *TIME_FILTERS[:4])
 PRODUCT_FILTERS = ("ids", "since_id", "title", "handle", "product_type", "vendor", "status", *TIME_FILTERS[:4])
 LEVEL_FILTERS = ("inventory_item_ids", "location_ids", "updated_at_min")
 
@@ -772,6 +889,13 @@ ROUTES = [
     route("GET", _API + r"locations/(\d+)\.json", _location_by_id),
     route("GET", _API + r"inventory_levels\.json", _inventory_levels),
     route("POST", _API + r"inventory_levels/set\.json", _set_inventory),
+]
+# Called with the app whose token asks: its subscriptions are its own.
+WEBHOOK_ROUTES = [
+    route("GET", _API + r"webhooks\.json", _webhooks),
+    route("POST", _API + r"webhooks\.json", _subscribe),
+    route("GET", _API + r"webhooks/(\d+)\.json", _webhook),
+    route("DELETE", _API + r"webhooks/(\d+)\.json", _unsubscribe),
 ]
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.models import Usage, month_of
+from connections import subscriptions
 from connections.models import Connection, Module, Trigger
 from iex.access import AuthedRequest, get_member, get_member_rw
 from iex.lib.queueing import publish_on_commit
@@ -194,11 +195,13 @@ def _connections_page(
         for c in rows
         if c.flow == "orders"
     ]
+    webhooks = _webhook_setups(list(rows))
     context = {
         "rows": [{"c": c, "triggers": _triggers(c)} for c in rows],
         "starts": starts,
         "usage": Usage.peek(integration, month_of(timezone.now())),
-        "webhooks": _webhook_setups(list(rows)),
+        "webhooks": webhooks,
+        "webhooks_by_hand": any(registered is None for _, _, registered in webhooks),
         "not_offered": Connection.not_offered(integration),
     }
     return render(request, "scheduling/connections.html", context, status=status)
@@ -223,13 +226,14 @@ def _triggers(connection: Connection) -> list[tuple[str, str]]:
     return offered
 
 
-def _webhook_setups(rows: list[Connection]) -> list[tuple[Module, list[Connection]]]:
-    """Each source system that webhooks drive connections from, with them: where to register its address."""
+def _webhook_setups(rows: list[Connection]) -> list[tuple[Module, list[Connection], list[str] | None]]:
+    """Each source system that webhooks drive connections from, with them: where to register its address, or the
+    topics IEX registered there itself (None when the merchant registers them)."""
     setups: dict[int, tuple[Module, list[Connection]]] = {}
     for c in rows:
         if c.trigger == Trigger.WEBHOOK and c.flow_def.posted_by(c.source.system):
             setups.setdefault(c.source_id, (c.source, []))[1].append(c)
-    return list(setups.values())
+    return [(module, driven, subscriptions.registered(module, driven)) for module, driven in setups.values()]
 
 
 @login_required
@@ -239,6 +243,7 @@ def update_connection(request: AuthedRequest, number: str, code: str) -> HttpRes
     conn = _connection(member, code)
     if {"start", "date"} & request.POST.keys():
         return _choose_start(request, member.integration, conn)
+    was = (conn.trigger, conn.active)
     if "trigger" in request.POST:
         trigger = request.POST["trigger"]
         if trigger not in Trigger.values:
@@ -259,11 +264,39 @@ def update_connection(request: AuthedRequest, number: str, code: str) -> HttpRes
             Job.ensure_for(conn).start_now()
         conn.active = active
     conn.save(update_fields=["trigger", "active"])
+    # Switched to or from webhooks, or switched on with them (Shopify drops a subscription that keeps failing)
+    if conn.trigger != was[0] or (conn.trigger == Trigger.WEBHOOK and conn.active and not was[1]):
+        _subscribe(request, conn)
     messages.success(
         request,
         f"{conn.label}: {'active' if conn.active else 'inactive'}, {conn.get_trigger_display().lower()}-driven.",
     )
     return redirect("connections", number)
+
+
+def _subscribe(request: AuthedRequest, conn: Connection) -> None:
+    """A shop where IEX's app is installed gets the webhooks its webhook-driven connections need, subscribed by IEX
+    (nothing happens for a shop whose webhooks the merchant registers). Refused, the connection stays on its schedule:
+    its job goes on fetching, so nothing is missed."""
+    failure = subscriptions.subscribe(conn.source)
+    if not failure:
+        return
+    shop = conn.source.system.label
+    if conn.trigger != Trigger.WEBHOOK:
+        messages.error(
+            request,
+            f"IEX could not take the webhooks of {conn.label} out of {shop}: {failure}. What {shop} posts for it is "
+            "ignored: it runs on its schedule.",
+        )
+        return
+    conn.trigger = Trigger.SCHEDULE
+    conn.save(update_fields=["trigger"])
+    # What was made for it before the refusal is taken away, if the shop lets IEX.
+    subscriptions.subscribe(conn.source)
+    messages.error(
+        request,
+        f"IEX could not register the webhooks of {conn.label} in {shop}: {failure}. It stays on a schedule.",
+    )
 
 
 def _refuse(request: AuthedRequest, integration: Integration, said: str) -> HttpResponse:

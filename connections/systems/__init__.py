@@ -182,6 +182,11 @@ class WebshopTransforms(Protocol):
 
     def to_order(self, order: Raw, settings: Settings) -> Order: ...
 
+    def search_terms(self, order: Raw) -> tuple[list[str], str]:
+        """What the Log's search finds the order by besides its numbers: its customer's names (the person's, the
+        company's), and email."""
+        ...
+
     def to_credit_note(self, refund: Raw, order: Raw, settings: Settings) -> CreditNote:
         """A refund of `order` as what to credit."""
         ...
@@ -282,6 +287,13 @@ class OAuth:
     verify: Callable[[abc.Mapping[str, str], abc.Mapping[str, str]], str] | None = None
     # The credential only this flow gives: how the module's page tells a module connected through it
     marks: str = "refresh_token"
+    # Systems where the flow installs IEX's app (Shopify's): the app's webhooks are signed with the app's secret, not
+    # one the merchant enters, and the app subscribes to them itself through the system's API.
+    # () -> the secret the system signs an installed app's webhooks with (IEX's client secret)
+    webhook_secret: Callable[[], str] | None = None
+    # (the module, the topics, an address of the module's it had before) -> IEX's subscriptions to the module's
+    # webhook address are those topics, and none is left at the address before; raises http.HTTPError or Busy
+    subscribe: Callable[[Module, abc.Collection[str], str], None] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

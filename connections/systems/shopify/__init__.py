@@ -25,8 +25,11 @@ SYSTEM: Webshop = Webshop(
         asks=forms.InstallForm,
         verify=oauth.verify,
         marks="scope",  # a custom app's token is pasted without the scopes Shopify granted
+        webhook_secret=oauth.app_secret,
+        subscribe=client.subscribe,
     ),
-    webhook_setup="In Shopify admin > Settings > Notifications > Webhooks (or your custom app), add webhooks for "
-    "Order creation, Order update, Order payment, Order cancellation, Refund creation and Product creation/update "
-    "in JSON with this address. Shopify signs them with your app's API secret key: enter it as the webhook secret.",
+    webhook_setup="Installed in your shop, IEX registers its webhooks there itself. With a custom app: in Shopify "
+    "admin > Settings > Notifications > Webhooks (or your custom app), add webhooks for Order creation, Order update, "
+    "Order payment, Order cancellation, Refund creation and Product creation/update in JSON with this address. "
+    "Shopify signs them with your app's API secret key: enter it as the webhook secret.",
 )

@@ -4,7 +4,7 @@ with the same methods can replace this one."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,8 @@ class ShopifyClient:
         self.settings = module.settings_values()
         self.shop_domain = str(credentials["shop_domain"]).lower()
         base = module.base_url or f"https://{self.shop_domain}"
+        # Shopify itself posts webhooks only to https addresses (the sandbox, at an address of its own, to http too)
+        self.https_only = not module.base_url
         self.api = f"{base.rstrip('/')}/admin/api/{self.settings['api_version']}"
         self.headers = {"X-Shopify-Access-Token": credentials["access_token"], "Accept": "application/json"}
         self._primary_key = f"shopify-primary-location:{module.pk}:{self.api}"
@@ -139,3 +141,55 @@ class ShopifyClient:
             return {"sku": level.sku, "skipped": "No variant with this SKU in the shop"}
         body = {"location_id": location, "inventory_item_id": item, "available": level.available}
         return self._call("POST", f"{self.api}/inventory_levels/set.json", json=body).json()
+
+    def subscribe(self, address: str, topics: Collection[str], replaces: str = "") -> None:
+        """Subscribe `address` to `topics` and nothing else, and take away the subscriptions at `replaces` (the
+        module's address before a new one was made). IEX's app sees only its own subscriptions: those the merchant
+        made by hand are left alone. One there already is kept; Shopify's 422 "for this topic has already been
+        taken" is one made meanwhile (a second click), and so is a 404 for one taken away."""
+        if self.https_only and not address.startswith("https://"):
+            raise http.PermanentError(f"Shopify posts webhooks only to https:// addresses, and IEX's is {address}")
+        found = list(self._pages("webhooks.json", "webhooks", {"address": address, "limit": 250}))
+        if replaces:
+            found += self._pages("webhooks.json", "webhooks", {"address": replaces, "limit": 250})
+        kept = {hook["topic"] for hook in found if hook["address"] == address and hook["topic"] in topics}
+        for topic in topics:
+            if topic not in kept:
+                self._create_webhook(address, topic)
+        for hook in found:
+            if hook["address"] != address or hook["topic"] not in topics:
+                try:
+                    self._call("DELETE", f"{self.api}/webhooks/{hook['id']}.json")
+                except http.PermanentError as exc:
+                    if exc.status != 404:
+                        raise
+
+    def _create_webhook(self, address: str, topic: str) -> None:
+        body = {"webhook": {"topic": topic, "address": address, "format": "json"}}
+        try:
+            self._call("POST", f"{self.api}/webhooks.json", json=body)
+        except http.PermanentError as exc:
+            if exc.status != 422:
+                raise
+            errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+            if isinstance(errors, dict) and "already been taken" in str(errors.get("address")):
+                return
+            # Shopify's words say which: the address (not https), or the topic (a scope the install did not grant)
+            raise http.PermanentError(
+                f"Shopify refused the webhook {topic} ({_said(errors)})", status=422, body=exc.body, remote=True
+            ) from None
+
+
+def subscribe(module: Module, topics: Collection[str], replaces: str) -> None:
+    """IEX's app, installed in the shop, subscribes the module's webhook address to `topics` (OAuth.subscribe)."""
+    ShopifyClient(module).subscribe(module.webhook_url, topics, replaces)
+
+
+def _said(errors: Any) -> str:
+    """Shopify's errors of a refused write ({"field": ["message", ...]}) as one line: "address is invalid"."""
+    if not isinstance(errors, dict):
+        return str(errors)
+    return "; ".join(
+        f"{field} {', '.join(map(str, said)) if isinstance(said, list) else said}"
+        for field, said in errors.items()
+    )

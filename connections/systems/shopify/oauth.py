@@ -32,6 +32,11 @@ def available() -> bool:
     return bool(settings.SHOPIFY_CLIENT_ID and settings.SHOPIFY_CLIENT_SECRET)
 
 
+def app_secret() -> str:
+    """What Shopify signs the webhooks of IEX's installed app with: the app's client secret."""
+    return settings.SHOPIFY_CLIENT_SECRET
+
+
 def _shop_url(module: Module, shop: str) -> str:
     """The shop's own address (the sandbox's, when the module points at it)."""
     return (module.base_url or "").rstrip("/") or f"https://{shop}"
