@@ -66,6 +66,11 @@ class BuyPacksForm(forms.Form):
     code = forms.UUIDField(widget=forms.HiddenInput)
 
 
+class ConfirmPacksForm(BuyPacksForm):
+    # The amount shown and confirmed, in øre: charged only if it is still the price.
+    amount = forms.IntegerField(min_value=0, widget=forms.HiddenInput)
+
+
 class TopUpForm(forms.ModelForm):
     class Meta:
         model = Subscription

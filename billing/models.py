@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 from django.db import models
 from django.utils import timezone
@@ -23,8 +24,8 @@ def month_of(at: datetime) -> date:
 
 
 def kroner(ore: int) -> str:
-    """299900 -> '2,999.00 kr.'"""
-    return f"{ore / 100:,.2f} kr."
+    """299900 -> '2,999.00 kr.'; exact at any size (Decimal, never a float)."""
+    return f"{Decimal(ore).scaleb(-2):,.2f} kr."
 
 
 class Plan(models.Model):
@@ -246,6 +247,9 @@ class Pack(models.Model):
     # When Stripe was last asked: a pending pack not asked for a while is asked again, with the same key.
     attempted = models.DateTimeField(default=timezone.now)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # The Stripe invoice made for the paid pack (the document for the accountant), and its page for the receipt.
+    invoice = models.CharField(max_length=255, blank=True)
+    invoice_url = models.URLField(max_length=500, blank=True)
     bank_url = ""  # not stored: the bank's page, when it asks the card holder to confirm this payment now
 
     class Meta:

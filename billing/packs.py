@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from billing import stripe_api
-from billing.models import Pack, Subscription, Usage
+from billing import invoices, stripe_api
+from billing.models import Pack, Plan, Subscription, Usage, kroner, month_of
 from billing.notices import notify
 from iex.models import Integration
-from transferlog.models import Transfer
+from transferlog.models import HeldFor, Status, Transfer
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +95,14 @@ def _tell_held_once(usage: Usage, why: str) -> None:
 
 
 def _new_pack(usage: Usage, sub: Subscription, packs: int, source: str, code: uuid.UUID | None = None) -> Pack:
-    plan = sub.plan
+    orders, amount = price(sub.plan, packs)
     pack = Pack.objects.create(
         code=code or uuid.uuid4(),
         integration=usage.integration,
         month=usage.month,
         packs=packs,
-        orders=packs * plan.pack_orders,
-        amount=packs * plan.pack_price,
+        orders=orders,
+        amount=amount,
         source=source,
         payment_method=sub.payment_method,
     )
@@ -220,56 +222,193 @@ def apply_payment(
             usage.warned_held = False
             usage.save(update_fields=["bought", "warned_held"])
             Subscription.objects.filter(pk=sub.pk).update(payment_problem="")
-            _receipt(pack)
+            pack_id = pack.pk
+            # Stripe is asked for the invoice after the commit, outside the usage row's lock.
+            transaction.on_commit(lambda: invoice_and_receipt(pack_id))
             transaction.on_commit(lambda: Transfer.release_held(integration, "a paid order pack"))
             return True
         pack.status = Pack.Status.FAILED if status == "failed" else Pack.Status.ACTION_REQUIRED
-        pack.failure = (failure or pack.failure or "The card was declined")[:300]
+        pack.failure = (failure or pack.failure or stripe_api.DECLINED)[:300].rstrip(".")
         pack.save(update_fields=["status", "failure", "payment_intent"])
-        problem = f"Paying for an order pack failed: {pack.failure}"
-        Subscription.objects.filter(pk=sub.pk).update(payment_problem=problem[:300])
-        if not tell_owners:
-            return False
-        confirm = pack.status == Pack.Status.ACTION_REQUIRED
-        notify(
-            integration,
-            f"Payment for an order pack failed: orders for integration no. {integration.number} are held",
-            [
-                f"We tried to buy {pack.orders} more orders for {integration.name} (no. {integration.number}) "
-                f"for {pack.amount_display} with your card, and the payment did not go through: {pack.failure}.",
-                "New orders are held, not lost. Confirm the payment with your bank, update the card or buy a pack "
-                "by hand, and they are transferred."
-                if confirm
-                else "New orders are held, not lost. Update the card or buy a pack by hand, and they are transferred.",
-            ],
-            "Confirm the payment" if confirm else "Update the card or buy orders",
-            "#buy",
-        )
+        Subscription.objects.filter(pk=sub.pk).update(payment_problem=_problem(pack)[:300])
+        if tell_owners:
+            # "Held" only when orders are held: a purchase by hand is often made with orders left.
+            held = (
+                usage.available <= 0
+                or Transfer.objects.filter(
+                    integration=integration, status=Status.HELD, held_for=HeldFor.ORDERS
+                ).exists()
+            )
+            _tell_not_paid(pack, sub, held)
     return False
 
 
-def _receipt(pack: Pack) -> None:
+def _problem(pack: Pack) -> str:
+    """The banner's words for a pack not paid."""
+    if pack.status == Pack.Status.ACTION_REQUIRED:
+        return f"Your bank asks you to confirm the payment of {pack.amount_display} for {pack.orders} orders"
+    if pack.source == Pack.Source.MANUAL:
+        return f"Your purchase of {pack.orders} orders was declined: {pack.failure}"
+    return f"Automatic top-up could not pay for an order pack: {pack.failure}"
+
+
+def _tell_not_paid(pack: Pack, sub: Subscription, held: bool) -> None:
+    """Tell the owners what happened to the pack's payment, and that orders are held only when they are."""
     integration = pack.integration
+    number, card = integration.number, f"the card ending in {sub.card_last4}" if sub.card_last4 else "your card"
+    what = f"{pack.orders} orders for {integration.name} (no. {number}) for {pack.amount_display}"
+    if pack.status == Pack.Status.ACTION_REQUIRED:
+        subject = f"Confirm the payment for {pack.orders} orders for integration no. {number}"
+        happened = (
+            f"Your bank asks you to confirm the payment of {what} with {card}. Nothing is charged until then."
+        )
+        then, label, anchor = (
+            "Confirm the payment with your bank, or update the card.",
+            "Confirm the payment",
+            "#buy",
+        )
+    elif pack.source == Pack.Source.MANUAL:
+        subject = f"Your purchase of {pack.orders} orders for integration no. {number} was declined"
+        happened = f"Your purchase of {what} with {card} was declined: {pack.failure}. Nothing was charged."
+        then, label, anchor = "Update the card, then try again.", "Update the card", "#card"
+    else:
+        subject = f"Automatic top-up could not pay for {pack.orders} orders for integration no. {number}"
+        happened = (
+            f"Automatic top-up tried to buy {what} with {card}, and the payment was declined: {pack.failure}. "
+            "Nothing was charged."
+        )
+        then, label, anchor = "Update the card or buy a pack by hand.", "Update the card or buy orders", "#buy"
+    paragraphs = [happened, then]
+    if held:
+        subject += ": orders are held"
+        paragraphs.append(
+            "No orders are left this month, so new orders are held, not lost: they are transferred as soon as a "
+            "pack is paid, the plan changes or the next month starts."
+        )
+    notify(integration, subject, paragraphs, label, anchor)
+
+
+def invoice_and_receipt(pack_id: int) -> None:
+    """A pack was paid: make its invoice, then email the receipt with a link to it. When Stripe fails, the receipt
+    goes without the link and the invoice is made by the next sweep (`invoice_paid_packs`), listed on the page."""
+    pack = Pack.objects.select_related("integration").get(pk=pack_id)
+    try:
+        invoice = make_invoice(pack)
+    except stripe_api.StripeError as exc:
+        logger.warning("the invoice of pack %s waits: %s", pack.code, exc)
+        invoice = None
+    _receipt(pack, invoice)
+
+
+def make_invoice(pack: Pack) -> stripe_api.Invoice:
+    """The paid pack's Stripe invoice, numbered and paid by the pack's payment. Its draft's id is kept at once, so
+    a run cut off halfway goes on with the same invoice; the keys make a repeated call to Stripe replay."""
+    sub = Subscription.of(pack.integration)
+    number = pack.integration.number
+    key = f"iex-pack-invoice-{pack.code}"
+    description = f"IEX: {pack.orders} orders for integration no. {number}, {pack.month:%B %Y}"
+    if not pack.invoice:
+        metadata = {"integration": number, "pack": str(pack.code)}
+        draft = stripe_api.draft_pack_invoice(sub.stripe_customer, description, metadata, key)
+        Pack.objects.filter(pk=pack.pk, invoice="").update(invoice=draft)
+        pack.refresh_from_db(fields=["invoice"])
+    invoice = stripe_api.complete_pack_invoice(
+        pack.invoice, sub.stripe_customer, pack.amount, description, pack.payment_intent, key
+    )
+    Pack.objects.filter(pk=pack.pk).update(invoice_url=invoice.url)
+    pack.invoice_url = invoice.url
+    invoices.forget(sub)
+    return invoice
+
+
+# Stripe is asked for a paid pack's missing invoice for this long (each minute); the page says so meanwhile.
+INVOICE_TRIES = timedelta(days=7)
+
+
+def awaiting_invoice(now: datetime | None = None) -> QuerySet[Pack]:
+    """Paid packs whose invoice Stripe has not made yet, and is still asked for."""
+    now = now or timezone.now()
+    return Pack.objects.filter(status=Pack.Status.PAID, invoice_url="", paid_at__gte=now - INVOICE_TRIES)
+
+
+def invoice_paid_packs(now: datetime | None = None) -> int:
+    """Make the invoices Stripe failed to make when their packs were paid (a pack just paid is left to the run that
+    pays it). Returns how many were made."""
+    now = now or timezone.now()
+    made = 0
+    for pack in awaiting_invoice(now).filter(paid_at__lte=now - STALE_PAYMENT).select_related("integration"):
+        try:
+            make_invoice(pack)
+        except stripe_api.StripeError as exc:
+            logger.warning("the invoice of pack %s still waits: %s", pack.code, exc)
+            continue
+        made += 1
+    return made
+
+
+def _receipt(pack: Pack, invoice: stripe_api.Invoice | None) -> None:
+    integration = pack.integration
+    paid = pack.paid_at or timezone.now()
+    paragraphs = [
+        f"Paid {pack.amount_display} for {pack.packs} order pack{'s' if pack.packs > 1 else ''} "
+        f"({pack.orders} orders) for {integration.name} (no. {integration.number}), {pack.month:%B %Y}.",
+        f"{pack.get_source_display()} on {paid:%d %B %Y %H:%M} UTC; payment reference "
+        f"{pack.payment_intent or pack.idempotency_key}.",
+    ]
+    if invoice is None:
+        paragraphs.append("The invoice follows on the Subscription page, under Invoices.")
+        notify(integration, f"Receipt: {pack.orders} orders for integration no. {integration.number}", paragraphs)
+        return
+    paragraphs.append(f"Invoice {invoice.number} is paid." + (f" Its PDF: {invoice.pdf}" if invoice.pdf else ""))
     notify(
         integration,
         f"Receipt: {pack.orders} orders for integration no. {integration.number}",
-        [
-            f"Paid {pack.amount_display} for {pack.packs} order pack{'s' if pack.packs > 1 else ''} "
-            f"({pack.orders} orders) for {integration.name} (no. {integration.number}), {pack.month:%B %Y}.",
-            f"{pack.get_source_display()} on {timezone.now():%d %B %Y %H:%M} UTC; payment reference "
-            f"{pack.payment_intent or pack.idempotency_key}.",
-        ],
+        paragraphs,
+        f"Open invoice {invoice.number}",
+        url=invoice.url,
     )
 
 
-def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID) -> Pack | None:
-    """The owner buys packs, on-session. `code` is the token of the form that asked: sent twice, it buys once
-    (None)."""
+class PriceChanged(Exception):
+    """The amount the owner confirmed is not what the packs cost now (the plan changed meanwhile)."""
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What buying packs by hand costs now, as the owner confirms it."""
+
+    packs: int
+    orders: int
+    amount: int  # in øre
+    month: date  # the orders are this month's
+    trial_ends: datetime | None  # in the free trial: its end (a pack is charged at once all the same)
+
+    @property
+    def amount_display(self) -> str:
+        return kroner(self.amount)
+
+
+def price(plan: Plan, packs: int) -> tuple[int, int]:
+    """(orders, amount in øre) of `packs` packs on `plan`: what is shown, confirmed and charged."""
+    return packs * plan.pack_orders, packs * plan.pack_price
+
+
+def quote(integration: Integration, packs: int) -> Quote:
+    sub = Subscription.of(integration)
+    orders, amount = price(sub.plan, packs)
+    return Quote(packs, orders, amount, month_of(timezone.now()), sub.trial_ends if sub.in_trial else None)
+
+
+def buy_by_hand(integration: Integration, packs: int, code: uuid.UUID, amount: int) -> Pack | None:
+    """The owner buys packs, on-session, for the `amount` they confirmed (else PriceChanged). `code` is the token of
+    the form that asked: sent twice, it buys once (None)."""
     sub = Subscription.of(integration)
     with transaction.atomic():
         usage = Usage.of(integration, lock=True)
         if Pack.objects.filter(code=code).exists():
             return None
+        if price(sub.plan, packs)[1] != amount:
+            raise PriceChanged
         if Pack.objects.filter(integration=integration, status=Pack.Status.PENDING).exists():
             raise PackInFlight
         pack = _new_pack(usage, sub, packs, Pack.Source.MANUAL, code)

@@ -16,6 +16,8 @@ from typing import Any
 import stripe
 from django.conf import settings
 
+from billing.models import kroner
+
 StripeError = stripe.StripeError
 CardError = stripe.CardError
 
@@ -182,18 +184,67 @@ def remove_item(item_id: str) -> None:
             raise
 
 
-def change_plan(subscription_id: str, item_id: str, plan_id: str, *, prorate: bool, key: str) -> str:
-    """Replace the plan item. Prorated: the difference for the rest of the period is charged at once (Stripe's
-    default). Not prorated: nothing now, the next period is billed at the new plan's price. Returns the plan item's
-    id (a new one where the API replaces the item)."""
+def change_plan(
+    subscription_id: str,
+    item_id: str,
+    plan_id: str,
+    *,
+    prorate: bool | None,
+    key: str,
+    proration_date: int | None = None,
+) -> str:
+    """Replace the plan item. Prorated: the difference for the rest of the period is invoiced and charged at once
+    (`always_invoice`: Stripe's default would only add it to the next renewal's invoice), counted from
+    `proration_date` when given, so the charge is the one the owner was shown. Not prorated: nothing now, the next
+    period is billed at the new plan's price. None: Stripe's default, for a trial, where there is nothing to
+    prorate. Returns the plan item's id (a new one where the API replaces the item)."""
     params: dict[str, Any] = {"items": [{"id": item_id, "plan": plan_id}]}
-    if not prorate:
+    if prorate:
+        params["proration_behavior"] = "always_invoice"
+        if proration_date:
+            params["proration_date"] = proration_date
+    elif prorate is False:
         params["proration_behavior"] = "none"
     sub = client().v1.subscriptions.update(subscription_id, params=params, options={"idempotency_key": key})
     for item in sub["items"].data:
         if item.plan and item.plan.id == plan_id:
             return item.id
     return item_id
+
+
+def preview_plan_change(
+    customer_id: str, subscription_id: str, item_id: str, plan_id: str, proration_date: int
+) -> int:
+    """What `change_plan(prorate=True, proration_date=...)` would charge now, in øre: the proration lines of
+    Stripe's invoice preview (credit for the unused time of the old plan, the new plan for the rest of the
+    period). Lines of the next period, if the preview holds them, are not charged now."""
+    preview = client().v1.invoices.create_preview(
+        params={
+            "customer": customer_id,
+            "subscription": subscription_id,
+            "subscription_details": {
+                "items": [{"id": item_id, "plan": plan_id}],
+                "proration_behavior": "always_invoice",
+                "proration_date": proration_date,
+            },
+        }
+    )
+    lines = field(field(preview, "lines") or {}, "data") or []
+    return charged_now([(field(line, "amount") or 0, is_proration(line)) for line in lines])
+
+
+def charged_now(lines: list[tuple[int, bool]]) -> int:
+    """The sum of the proration lines (amount in øre, is a proration) of a preview."""
+    return sum(amount for amount, proration in lines if proration)
+
+
+def is_proration(line: Any) -> bool:
+    """An invoice line for part of a period: `proration` in older API versions, under `parent` since 2025."""
+    if field(line, "proration"):
+        return True
+    parent = field(line, "parent") or {}
+    details = field(parent, "subscription_item_details") or field(parent, "invoice_item_details") or {}
+    return bool(field(details, "proration"))
 
 
 def set_cancel_at_period_end(subscription_id: str, cancel: bool) -> None:
@@ -282,7 +333,8 @@ def _answer(call: Callable[[], Any]) -> Payment:
             intent_id = error.payment_intent.id
         if exc.code == "authentication_required":
             return Payment("action_required", intent_id, ASKS_THE_HOLDER)
-        return Payment("failed", intent_id, exc.user_message or str(exc.code or "The card was declined"))
+        decline_code = error.decline_code if error is not None else None
+        return Payment("failed", intent_id, why_declined(exc.code, decline_code))
     except (stripe.APIConnectionError, stripe.RateLimitError, stripe.IdempotencyError):
         raise  # no answer (or not yet, or the same key is in use right now): ask again later with the same key
     except stripe.StripeError as exc:
@@ -305,22 +357,124 @@ def payment_of(intent: Any) -> Payment:
     if field(error, "code") == "authentication_required":
         # An off-session payment the bank wants the card holder for: not a decline, it can still be confirmed.
         return Payment("action_required", intent_id, ASKS_THE_HOLDER)
-    return Payment("failed", intent_id, field(error, "message") or "The card was declined")
+    return Payment("failed", intent_id, why_declined(field(error, "code"), field(error, "decline_code")))
 
 
-def invoices(customer_id: str, limit: int = 12) -> list[dict[str, Any]]:
-    found = client().v1.invoices.list(params={"customer": customer_id, "limit": limit})
-    return [
-        {
-            "number": field(inv, "number") or inv.id,
-            "created": datetime.fromtimestamp(inv.created, UTC),
-            "total": field(inv, "total") or 0,
-            "status": field(inv, "status") or "",
-            "url": field(inv, "hosted_invoice_url") or "",
-            "pdf": field(inv, "invoice_pdf") or "",
-        }
-        for inv in found.data
-    ]
+# Why a card was declined, in IEX's words, by Stripe's decline code, then its error code. Stripe advises telling the
+# card holder no more than "declined" for a lost or stolen card (or fraud): those fall to the default.
+DECLINED_BECAUSE = {
+    "insufficient_funds": "the card has insufficient funds",
+    "expired_card": "the card has expired",
+    "incorrect_cvc": "the card's security code (CVC) is wrong",
+    "incorrect_number": "the card number is wrong",
+    "card_velocity_exceeded": "the card's spending limit is reached",
+    "withdrawal_count_limit_exceeded": "the card's spending limit is reached",
+    "processing_error": "the card could not be processed just now",
+    "currency_not_supported": "the card cannot pay in Danish kroner",
+    "card_not_supported": "the card does not accept this kind of payment",
+}
+DECLINED = "the bank declined the card"
+
+
+def why_declined(code: str | None, decline_code: str | None = None) -> str:
+    return DECLINED_BECAUSE.get(decline_code or "") or DECLINED_BECAUSE.get(code or "") or DECLINED
+
+
+@dataclass(frozen=True)
+class Invoice:
+    id: str
+    number: str
+    created: datetime
+    total: int  # in øre
+    status: str  # Stripe's: draft, open, paid, uncollectible, void
+    what: str
+    url: str  # the hosted invoice page
+    pdf: str
+
+    @property
+    def total_display(self) -> str:
+        return kroner(self.total)
+
+
+# What an invoice bills, by Stripe's `billing_reason`; IEX's own (packs) are "manual".
+BILLED_FOR = {
+    "subscription_create": "Subscription, first period",
+    "subscription_cycle": "Subscription period",
+    "subscription_update": "Plan change",
+    "manual": "Order pack",
+}
+
+
+def invoice_of(inv: Any) -> Invoice:
+    return Invoice(
+        id=field(inv, "id"),
+        number=field(inv, "number") or field(inv, "id"),
+        created=datetime.fromtimestamp(field(inv, "created"), UTC),
+        total=field(inv, "total") or 0,
+        status=field(inv, "status") or "",
+        what=BILLED_FOR.get(field(inv, "billing_reason") or "", "Invoice"),
+        url=field(inv, "hosted_invoice_url") or "",
+        pdf=field(inv, "invoice_pdf") or "",
+    )
+
+
+def invoices(customer_id: str, limit: int, starting_after: str = "") -> tuple[list[Invoice], str]:
+    """The customer's invoices, newest first, a page at a time: (invoices, the id to read the older ones after, ""
+    when none follow). Drafts are left out: they are not a charge yet and have no number."""
+    params: dict[str, Any] = {"customer": customer_id, "limit": limit}
+    if starting_after:
+        params["starting_after"] = starting_after
+    found = client().v1.invoices.list(params=params)
+    listed = [invoice_of(inv) for inv in found.data]
+    older = listed[-1].id if listed and field(found, "has_more") else ""
+    return [inv for inv in listed if inv.status != "draft"], older
+
+
+def draft_pack_invoice(customer_id: str, description: str, metadata: dict, key: str) -> str:
+    """The draft of a pack's invoice; returns its id. It takes no pending items of the subscription (a proration
+    waiting for the renewal stays there) and is never charged by Stripe: the pack's payment is attached to it."""
+    inv = client().v1.invoices.create(
+        params={
+            "customer": customer_id,
+            "currency": "dkk",
+            "auto_advance": False,
+            "collection_method": "charge_automatically",
+            "pending_invoice_items_behavior": "exclude",
+            "description": description,
+            "metadata": metadata,
+        },
+        options={"idempotency_key": key},
+    )
+    return inv.id
+
+
+def complete_pack_invoice(
+    invoice_id: str, customer_id: str, amount: int, description: str, payment_intent: str, key: str
+) -> Invoice:
+    """Take a pack's invoice from where it is to paid: its line, finalized (numbered, with its PDF), then the pack's
+    payment attached (a succeeded payment pays it at once). Each step is done only if Stripe has not done it yet,
+    so a run cut off halfway is finished by the next one."""
+    inv = client().v1.invoices.retrieve(invoice_id)
+    if field(inv, "status") == "draft":
+        if not field(inv, "total"):
+            client().v1.invoice_items.create(
+                params={
+                    "customer": customer_id,
+                    "invoice": invoice_id,
+                    "amount": amount,
+                    "currency": "dkk",
+                    "description": description,
+                },
+                options={"idempotency_key": f"{key}-line"},
+            )
+        inv = client().v1.invoices.finalize_invoice(
+            invoice_id, params={"auto_advance": False}, options={"idempotency_key": f"{key}-finalize"}
+        )
+    if field(inv, "status") == "open":
+        inv = client().v1.invoices.attach_payment(
+            invoice_id, params={"payment_intent": payment_intent}, options={"idempotency_key": f"{key}-attach"}
+        )
+    return invoice_of(inv)
 
 
 def construct_event(payload: bytes, signature: str) -> Any:

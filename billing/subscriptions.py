@@ -4,15 +4,17 @@ cancellation and the end of a period. Our row says what the merchant has; Stripe
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from billing import stripe_api
-from billing.models import Plan, Subscription, SystemPrice, Usage
+from billing import invoices, stripe_api
+from billing.models import Plan, Subscription, SystemPrice, Usage, kroner, month_of
 from billing.notices import notify
+from iex.lib.numbers import count
 from iex.models import Integration
 from transferlog.models import Transfer
 
@@ -127,10 +129,99 @@ def monthly_total(sub: Subscription) -> tuple[list[dict[str, Any]], int]:
     return lines, sum(line["amount"] for line in lines)
 
 
-def change_plan(sub: Subscription, plan: Plan) -> str:
-    """An upgrade applies at once (Stripe prorates it) and releases held orders; a downgrade waits for the end
-    of the paid period (Stripe is told now, to bill the next period at the new price and credit nothing). During
-    the trial both apply at once. Returns what happened, for the owner."""
+@dataclass(frozen=True)
+class PlanChange:
+    """What changing to `new` does, as the owner is asked to confirm it."""
+
+    current: Plan
+    new: Plan
+    when: str  # "stay", "now", "at renewal", or "take back" (a waiting downgrade goes first; see preview)
+    starts: datetime  # when the new plan (or staying) takes effect
+    charged_now: int  # in øre, invoiced and charged at once
+    paid_until: datetime | None  # the end of the period (or trial) the charge covers; the new price from then
+    in_trial: bool
+    proration_date: int  # the instant Stripe prorates from: the one confirmed is the one charged
+    orders_this_month: int
+    new_orders_from: date  # the first day of the month that counts the new plan's orders
+
+    @property
+    def charged_now_display(self) -> str:
+        return kroner(self.charged_now)
+
+
+def preview_plan_change(sub: Subscription, plan: Plan, now: datetime | None = None) -> PlanChange:
+    """What `change_plan` would do and charge, without changing anything: an upgrade's charge now is Stripe's
+    invoice preview of the prorated difference (nothing during the trial or before the Stripe subscription starts);
+    a downgrade waits for the renewal and charges nothing now.
+
+    A downgrade already waiting is told to Stripe (the next period's plan), so Stripe cannot preview an upgrade from
+    the plan this period was paid for: the owner takes the downgrade back first (free), then sees the upgrade's
+    price ("take back")."""
+    now = now or timezone.now()
+    usage = Usage.peek(sub.integration, month_of(now))
+    at = int(now.timestamp())
+    upgrade = plan.included_orders > sub.plan.included_orders
+    paying = bool(sub.stripe_subscription) and not sub.in_trial
+    starts, charged, this_month, new_from = now, 0, max(usage.included, plan.included_orders), usage.month
+    if plan == sub.plan:
+        when, this_month = "stay", usage.included
+    elif not upgrade and paying:
+        when, starts, this_month = "at renewal", sub.current_period_end or now, usage.included
+        new_from = _next_month(month_of(starts))
+    elif paying and sub.next_plan is not None:
+        when = "take back"
+    else:
+        when = "now"
+        if not upgrade:  # this month keeps the bigger plan's orders
+            new_from = _next_month(usage.month)
+        if paying:
+            plan_id = stripe_api.ensure_plan(plan.stripe_plan_id, f"IEX {plan.name}", plan.monthly_price)
+            charged = stripe_api.preview_plan_change(
+                sub.stripe_customer, sub.stripe_subscription, sub.stripe_items["plan"], plan_id, at
+            )
+    return PlanChange(
+        current=sub.plan,
+        new=plan,
+        when=when,
+        starts=starts,
+        charged_now=charged,
+        paid_until=sub.trial_ends if sub.in_trial else sub.current_period_end,
+        in_trial=sub.in_trial,
+        proration_date=at,
+        orders_this_month=this_month,
+        new_orders_from=new_from,
+    )
+
+
+def _next_month(day: date) -> date:
+    """The first day of the month after `day`'s."""
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def plan_summary(sub: Subscription, usage: Usage) -> str:
+    """The plan in one sentence, the same on the page and in the message after a change: the plan, the plan from
+    the next period, and the included orders of each (and of this month, where it keeps a bigger plan's)."""
+    plan, following = sub.plan, sub.next_plan
+    if following is not None and sub.current_period_end:
+        end = f"{sub.current_period_end:%-d %B %Y}"
+        return (
+            f"{plan.name} until {end}, {count(plan.included_orders)} orders a month; "
+            f"{following.name} from {end}, {count(following.included_orders)} orders a month."
+        )
+    text = f"{plan.name}, {count(plan.included_orders)} orders a month."
+    if usage.included > plan.included_orders:
+        text += (
+            f" {usage.month:%B} keeps the {count(usage.included)} orders it started with; "
+            f"{plan.name}'s {count(plan.included_orders)} count from {_next_month(usage.month):%-d %B %Y}."
+        )
+    return text
+
+
+def change_plan(sub: Subscription, plan: Plan, proration_date: int | None = None) -> str:
+    """An upgrade applies at once (Stripe invoices the prorated difference from `proration_date`, the instant the
+    owner was shown) and releases held orders; a downgrade waits for the end of the paid period (Stripe is told
+    now, to bill the next period at the new price and credit nothing). During the trial both apply at once.
+    Returns what happened, for the owner, in the words of the page."""
     downgrade_waiting = sub.next_plan is not None and bool(sub.stripe_subscription)
     if plan == sub.plan:
         if sub.stripe_subscription:
@@ -138,37 +229,46 @@ def change_plan(sub: Subscription, plan: Plan) -> str:
             _stripe_plan(sub, plan, prorate=False)
         sub.next_plan = None
         sub.save(update_fields=["next_plan"])
-        return f"You stay on {plan.name}."
+        return f"You stay on {plan.name}: {plan_summary(sub, Usage.of(sub.integration))}"
     upgrade = plan.included_orders > sub.plan.included_orders
     if not upgrade and sub.stripe_subscription and not sub.in_trial:
         _stripe_plan(sub, plan, prorate=False)
         sub.next_plan = plan
         sub.save(update_fields=["next_plan"])
-        when = f" on {sub.current_period_end:%d %B %Y}" if sub.current_period_end else " at the end of the period"
-        return f"Your plan changes to {plan.name}{when}."
+        when = f" on {sub.current_period_end:%-d %B %Y}" if sub.current_period_end else " at the end of the period"
+        return f"Your plan changes to {plan.name}{when}: {plan_summary(sub, Usage.of(sub.integration))}"
     if downgrade_waiting:
         # Back to the plan this period was paid for first, so the upgrade is prorated from what was paid.
         _stripe_plan(sub, sub.plan, prorate=False)
-    _apply_plan(sub, plan)
-    return f"Your plan is now {plan.name}."
+    # The trial is free: Stripe has nothing to prorate, and is left to its default.
+    _apply_plan(sub, plan, prorate=None if sub.in_trial else True, proration_date=proration_date)
+    return f"Your plan is now {plan.name}: {plan_summary(sub, Usage.of(sub.integration))}"
 
 
-def _stripe_plan(sub: Subscription, plan: Plan, *, prorate: bool) -> None:
+def _stripe_plan(
+    sub: Subscription, plan: Plan, *, prorate: bool | None, proration_date: int | None = None
+) -> None:
     """Put the Stripe subscription on `plan`. The key is built from our row: a call whose answer was lost is sent
     again with the same key, and a later change (`plan_changes` moved on) gets a new one."""
     plan_id = stripe_api.ensure_plan(plan.stripe_plan_id, f"IEX {plan.name}", plan.monthly_price)
-    key = f"iex-plan-{sub.integration.number}-{sub.plan_changes}-{plan.code}-{'now' if prorate else 'next'}"
-    item = stripe_api.change_plan(
-        sub.stripe_subscription, sub.stripe_items["plan"], plan_id, prorate=prorate, key=key
+    key = (
+        f"iex-plan-{sub.integration.number}-{sub.plan_changes}-{plan.code}-{'next' if prorate is False else 'now'}"
     )
+    item = stripe_api.change_plan(
+        sub.stripe_subscription, sub.stripe_items["plan"], plan_id, prorate=prorate, key=key,
+        proration_date=proration_date,
+    )  # fmt: skip
+    invoices.forget(sub)
     sub.stripe_items = {**sub.stripe_items, "plan": item}
     sub.plan_changes += 1
     sub.save(update_fields=["stripe_items", "plan_changes"])
 
 
-def _apply_plan(sub: Subscription, plan: Plan, *, prorate: bool = True) -> None:
+def _apply_plan(
+    sub: Subscription, plan: Plan, *, prorate: bool | None = True, proration_date: int | None = None
+) -> None:
     if sub.stripe_subscription:
-        _stripe_plan(sub, plan, prorate=prorate)
+        _stripe_plan(sub, plan, prorate=prorate, proration_date=proration_date)
     sub.plan, sub.next_plan = plan, None
     sub.save(update_fields=["plan", "next_plan"])
     with transaction.atomic():

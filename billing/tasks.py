@@ -26,4 +26,4 @@ def release_held() -> int:
 
 @shared_task
 def ask_again_about_packs() -> int:
-    return packs.ask_again_about_lost_payments()
+    return packs.ask_again_about_lost_payments() + packs.invoice_paid_packs()

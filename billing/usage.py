@@ -10,6 +10,7 @@ left, automatic top-up buys a pack (billing/packs.py) or the transfer is held.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
@@ -147,4 +148,27 @@ def banners(integration: Integration) -> dict[str, Any]:
             integration=integration, month=month_of(timezone.now()), status=Pack.Status.ACTION_REQUIRED
         ).exists(),
         "past_due": sub.status == Subscription.Status.PAST_DUE,
+        # The payment that failed was a purchase by hand: the banner says to update the card, not to buy by hand.
+        "declined_by_hand": Pack.objects.filter(integration=integration, month=month_of(timezone.now()))
+        .values_list("source", "status")
+        .first()
+        == (Pack.Source.MANUAL, Pack.Status.FAILED),
+        "stripe_down": stripe_waits(sub),
     }
+
+
+# Stripe answers a payment in seconds: a pack pending this long without any answer waits for Stripe.
+STRIPE_SILENT = timedelta(minutes=1)
+
+
+def stripe_waits(sub: Subscription) -> bool:
+    """Whether billing actions wait for Stripe to answer (a pack's payment, or the subscription a saved card
+    starts), read from our rows only: Home asks this without calling Stripe."""
+    if sub.payment_method and not sub.stripe_subscription and sub.status != Subscription.Status.CANCELED:
+        return True
+    return Pack.objects.filter(
+        integration=sub.integration,
+        status=Pack.Status.PENDING,
+        payment_intent="",
+        created__lte=timezone.now() - STRIPE_SILENT,
+    ).exists()

@@ -10,14 +10,15 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.db import transaction
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
-from billing import packs, stripe_api, subscriptions
-from billing.forms import BillingInfoForm, BuyPacksForm, PlanForm, TestCardForm, TopUpForm
+from billing import invoices, packs, stripe_api, subscriptions
+from billing.forms import BillingInfoForm, BuyPacksForm, ConfirmPacksForm, PlanForm, TestCardForm, TopUpForm
 from billing.models import Pack, Plan, Subscription, Usage, kroner
 from billing.usage import banners
 from iex.access import AuthedRequest, get_member, get_member_owner
@@ -39,30 +40,30 @@ def _render(request: AuthedRequest, member: Member, status: int = 200, **forms: 
     sub = Subscription.of(integration)
     usage = Usage.of(integration)
     lines, total = subscriptions.monthly_total(sub)
-    invoices: list[dict[str, Any]] = []
-    if member.is_owner and sub.stripe_customer:
-        try:
-            invoices = [
-                {**inv, "total_display": kroner(inv["total"])} for inv in stripe_api.invoices(sub.stripe_customer)
-            ]
-        except stripe_api.StripeError as exc:
-            logger.warning("could not list invoices of %s: %s", sub.stripe_customer, exc)
+    listed = invoices.page(sub, request.GET.get("invoices_after", "")) if member.is_owner else None
+    waiting = banners(integration)
     ctx = {
         "sub": sub,
         "usage": usage,
         "used_width": usage.percent_used,
+        "plan_summary": subscriptions.plan_summary(sub, usage),
         "lines": [{**line, "display": kroner(line["amount"])} for line in lines],
         "total": kroner(total),
         "plans": Plan.objects.filter(available=True),
         "packs": Pack.objects.filter(integration=integration, month=usage.month),
-        "invoices": invoices,
+        "invoices": listed,
+        # The owner's list of invoices could not be read: Stripe does not answer (said in a banner too).
+        "invoices_unavailable": member.is_owner and listed is None,
+        # Packs paid whose invoice Stripe has not made yet (`packs.invoice_paid_packs` asks again).
+        "invoices_waiting": packs.awaiting_invoice().filter(integration=integration).count(),
         "local_stripe": stripe_api.is_local_fake(),
         "billing_form": forms.get("billing_form") or BillingInfoForm(instance=sub),
         "card_form": forms.get("card_form") or TestCardForm(),
         "buy_form": forms.get("buy_form") or BuyPacksForm(initial={"packs": 1, "code": uuid.uuid4()}),
         "topup_form": forms.get("topup_form") or TopUpForm(instance=sub),
         "plan_form": PlanForm(initial={"plan": sub.plan}),
-        **banners(integration),
+        **waiting,
+        "stripe_down": waiting["stripe_down"] or (member.is_owner and listed is None),
     }
     return render(request, "billing/subscription.html", ctx, status=status)
 
@@ -148,14 +149,38 @@ def return_from_checkout(request: AuthedRequest, member: Member, sub: Subscripti
 
 
 @_owner_action()
-def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+def preview_packs(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    """The first step of buying by hand: what it costs, to confirm. Nothing is charged yet."""
     form = BuyPacksForm(request.POST)
     if not sub.has_card:
         form.add_error(None, "Add a card before buying orders.")
     if not form.is_valid():
         return _render(request, member, 400, buy_form=form)
+    return _confirm_packs(request, member, sub, form.cleaned_data["packs"], form.cleaned_data["code"])
+
+
+def _confirm_packs(
+    request: AuthedRequest, member: Member, sub: Subscription, count: int, code: uuid.UUID, status: int = 200
+) -> HttpResponse:
+    quote = packs.quote(member.integration, count)
+    ctx = {"sub": sub, "quote": quote, "code": code, "integration": member.integration, "member": member}
+    return render(request, "billing/buy_packs.html", ctx, status=status)
+
+
+@_owner_action()
+def buy_packs(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    """The confirmed purchase: charged for the amount the owner confirmed, once per form."""
+    form = ConfirmPacksForm(request.POST)
+    if not sub.has_card:
+        form.add_error(None, "Add a card before buying orders.")
+    if not form.is_valid():
+        return _render(request, member, 400, buy_form=form)
+    count, code = form.cleaned_data["packs"], form.cleaned_data["code"]
     try:
-        pack = packs.buy_by_hand(member.integration, form.cleaned_data["packs"], form.cleaned_data["code"])
+        pack = packs.buy_by_hand(member.integration, count, code, form.cleaned_data["amount"])
+    except packs.PriceChanged:
+        messages.error(request, "The price changed since it was shown. Nothing was charged; confirm the new one.")
+        return _confirm_packs(request, member, sub, count, code, status=409)
     except packs.PackInFlight:
         messages.info(request, "An order pack is being paid for right now. Look again in a moment.")
         return redirect("subscription", member.integration.number)
@@ -191,7 +216,10 @@ def _paid_or_to_the_bank(request: AuthedRequest, pack: Pack) -> HttpResponse:
             request, "Your bank did not confirm the payment. Nothing was charged; confirm it again below."
         )
     else:
-        messages.error(request, f"The payment did not go through: {pack.failure}. Nothing was charged.")
+        messages.error(
+            request,
+            f"The purchase was declined: {pack.failure}. Nothing was charged. Update the card, then try again.",
+        )
     return redirect(reverse("subscription", args=[pack.integration.number]) + "#buy")
 
 
@@ -232,14 +260,54 @@ def set_topup(request: AuthedRequest, member: Member, sub: Subscription) -> Http
     return redirect("subscription", member.integration.number)
 
 
-@_owner_action()
-def change_plan(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+# A plan change's price is confirmed within this many seconds, and only while the subscription is as it was shown.
+PLAN_PREVIEW_SECONDS = 15 * 60
+PLAN_PREVIEW_SALT = "billing.plan-change"
+
+
+@_owner_action(if_stripe_fails="Stripe could not tell the price of that change ({error}). Nothing was changed.")
+def preview_plan_change(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    """The first step of a plan change: what it costs now and from when, to confirm. Nothing changes yet."""
     form = PlanForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose one of the plans.")
         return redirect("subscription", member.integration.number)
-    messages.success(request, subscriptions.change_plan(sub, form.cleaned_data["plan"]))
-    return redirect("subscription", member.integration.number)
+    plan = form.cleaned_data["plan"]
+    if plan == sub.plan and sub.next_plan is None:
+        messages.info(request, f"You are on {plan.name} already.")
+        return redirect("subscription", member.integration.number)
+    change = subscriptions.preview_plan_change(sub, plan)
+    # What the confirmation applies: the plan shown (the current one, to take a waiting downgrade back), from the
+    # instant shown, to the subscription as it was shown.
+    applies = sub.plan if change.when == "take back" else plan
+    token = signing.dumps(
+        {"plan": applies.pk, "at": change.proration_date, "was": _as_shown(sub)}, salt=PLAN_PREVIEW_SALT
+    )
+    ctx = {"sub": sub, "change": change, "token": token, "integration": member.integration, "member": member}
+    return render(request, "billing/plan_change.html", ctx)
+
+
+def _as_shown(sub: Subscription) -> list:
+    period_end = int(sub.current_period_end.timestamp()) if sub.current_period_end else None
+    return [sub.plan_id, sub.next_plan_id, sub.status, sub.plan_changes, period_end]
+
+
+@_owner_action()
+def change_plan(request: AuthedRequest, member: Member, sub: Subscription) -> HttpResponse:
+    """The confirmed plan change, as its preview said it."""
+    number = member.integration.number
+    try:
+        asked = signing.loads(request.POST.get("token", ""), salt=PLAN_PREVIEW_SALT, max_age=PLAN_PREVIEW_SECONDS)
+    except signing.BadSignature:  # expired too
+        asked = None
+    plan = Plan.objects.filter(available=True, pk=asked["plan"]).first() if asked else None
+    if asked is None or plan is None or asked["was"] != _as_shown(sub):
+        messages.error(
+            request, "That price is out of date. Nothing was changed; choose the plan again to see it now."
+        )
+        return redirect(reverse("subscription", args=[number]) + "#change-plan")
+    messages.success(request, subscriptions.change_plan(sub, plan, asked["at"]))
+    return redirect("subscription", number)
 
 
 @_owner_action()

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from billing import packs, stripe_api, subscriptions
+from billing import invoices, packs, stripe_api, subscriptions
 from billing.models import Pack, StripeEvent, Subscription
 from iex.lib.ids import is_uuid
 
@@ -65,6 +65,9 @@ def _payment_intent(event_object: Any) -> None:
 
 
 def _invoice(invoice: Any) -> None:
+    customer = stripe_api.field(invoice, "customer")
+    if isinstance(customer, str) and (sub := Subscription.objects.filter(stripe_customer=customer).first()):
+        invoices.forget(sub)  # its status changed: the page lists it as it is now
     if subscription_id := stripe_api.invoice_subscription(invoice):
         _refresh_subscription(subscription_id)
 
@@ -100,6 +103,8 @@ HANDLERS: dict[str, Callable[[Any], None]] = {
     "invoice.paid": _invoice,
     "invoice.payment_succeeded": _invoice,
     "invoice.payment_failed": _invoice,
+    "invoice.finalized": _invoice,
+    "invoice.voided": _invoice,
     "customer.subscription.created": _subscription,
     "customer.subscription.updated": _subscription,
     "customer.subscription.deleted": _subscription,
