@@ -340,6 +340,7 @@ def main() -> None:
             conn.close()
             return status
 
+        started = time.perf_counter()
         with ThreadPoolExecutor(16) as pool:
             statuses = list(pool.map(post, events))
         deadline = time.monotonic() + 300
@@ -348,6 +349,7 @@ def main() -> None:
             or Transfer.objects.filter(status__in=["pending", "running"]).exists()
         ):
             time.sleep(1)
+        seconds = time.perf_counter() - started  # to the second: the wait polls once a second
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=60)
         transfers = Transfer.objects.count()
@@ -359,6 +361,9 @@ def main() -> None:
             f"{'equal' if stored == len(answered) else 'NOT EQUAL'}"
         )
         print(f"transfers: {transfers} for {unique} unique orders: {'exact' if transfers == unique else 'WRONG'}")
+        print(
+            f"posted and processed by one worker (2 processes) in {seconds:.0f} s: {transfers / seconds:.0f} transfers/s"
+        )
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -12,6 +12,7 @@ decimals derives its unit price and discount from these, and says where a cent o
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -23,6 +24,8 @@ ZERO = Decimal("0")
 # product: goods; shipping, fee: charges; discount: an order-level discount the shop did not put on a line;
 # adjustment: an amount refunded without goods (a refund's discrepancy); rounding: a correction IEX adds.
 LineKind = Literal["product", "shipping", "fee", "discount", "adjustment", "rounding"]
+
+logger = logging.getLogger(__name__)
 
 
 def money(value: Any) -> Decimal:
@@ -331,3 +334,43 @@ class Outcome:
     target_ref: str = ""
     held_for: str = ""  # status "held": what releases it (transferlog.models.HeldFor); the settings by default
     reference: str = ""  # what people call the record, when the sending learnt a better name ("#1001 refund 1")
+
+
+@dataclass
+class DocumentLine:
+    description: str
+    quantity: Decimal
+    unit_price: Decimal  # excluding VAT, as the document has it
+    discount: Decimal  # percent
+    net: Decimal  # what the line comes to excluding VAT
+    vat_rate: Decimal | None  # 0.25 for 25 %; None when the system does not say
+    vat: Decimal | None
+
+
+@dataclass
+class Document:
+    """A document as the accounting system made it, read from its answer, for the Log to show beside the shop's
+    record: amounts as the merchant reads them (a credit note's positive, like its refund), in its currency."""
+
+    system: str  # "e-conomic"
+    title: str  # "Invoice draft 17"
+    url: str  # where the merchant opens it in the system
+    currency: str
+    customer: str  # as the system names the customer: "Kari Nordmann (customer 5)"
+    lines: list[DocumentLine]
+    net: Decimal
+    vat: Decimal
+    total: Decimal
+
+
+def note_document(record: Any, read: Any, *args: Any, how: str) -> Document | None:
+    """Read the document a system made (`read(*args)`) and note it for the Log's fold-out as `<title> <how>`. It is made
+    already, so a document that cannot be read into these words is left unnoted (and logged): noting it never fails
+    the transfer that made it, whose next attempt would make it again."""
+    try:
+        made: Document = read(*args)
+    except Exception:  # any reading error: the document exists either way
+        logger.warning("the document made could not be read for the Log", exc_info=True)
+        return None
+    record("document", to_data(made), f"{made.title} {how}")
+    return made

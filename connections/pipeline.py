@@ -32,12 +32,12 @@ from billing.stripe_api import StripeError
 from connections import gate
 from connections.common import Outcome
 from connections.models import Connection, Mapping, Module
-from connections.systems import JSON, Busy, Raw, Record
+from connections.systems import JSON, Busy, Raw, Record, Webshop
 from iex.lib import http
 from iex.lib.logs import bind_log_context, log_context
 from iex.lib.secrets import DecryptionError
 from iex.models import Integration
-from transferlog.models import HeldFor, Status, Transfer
+from transferlog.models import HeldFor, Status, Transfer, search_text
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ def receive(
         reference=reference,
         source_updated_at=updated_at,
         source_data=data,
+        **_search_terms(connection, data),
     )
     if not transfer.save_received(f"As received from {connection.source.system.label}"):
         return None
@@ -79,6 +80,19 @@ def receive(
         return transfer
     transfer.enqueue()
     return transfer
+
+
+def _search_terms(connection: Connection, data: Raw) -> dict[str, str]:
+    """What the Log's search finds an order by besides its numbers (its customer's names and email), as the webshop
+    gives them: the Transfer's fields."""
+    system = connection.source.system
+    if connection.entity != "orders" or not isinstance(system, Webshop):
+        return {}
+    try:
+        names, email = system.transforms.search_terms(data)
+    except (AttributeError, TypeError, ValueError):
+        return {}  # a record of an odd shape is received all the same: it is found by its numbers
+    return {"search_terms": search_text(*names), "search_email": search_text(email)}
 
 
 def _finite(data: Raw) -> tuple[Raw, list[str]]:
@@ -350,9 +364,13 @@ def _fail(transfer: Transfer, reason: str, answer: Any = None, created: bool = F
 
 def _retry(transfer: Transfer, reason: str, delay: float, count: bool = True, created: bool = False) -> None:
     """Run again in `delay` seconds. `count=False`: the wait is not the transfer's fault (another transfer holds the
-    record, a pack is being paid): the attempt is given back, and never counts towards MAX_ATTEMPTS."""
+    record, a pack is being paid, a system's gate is shut): the attempt is given back, and never counts towards
+    MAX_ATTEMPTS; such a wait comes back every few seconds, so its state counts the times instead of adding one."""
     usage.settle(transfer, created=created)
-    transfer.record("retrying", None, f"{reason}; next attempt in {delay:.0f} s")
+    if count:
+        transfer.record("retrying", None, f"{reason}; next attempt in {delay:.0f} s")
+    else:
+        transfer.record_wait(reason)
     transfer.finish(
         Status.RETRYING,
         reason,

@@ -268,7 +268,7 @@ def test_new_order_becomes_a_draft_and_the_customer_is_created():
     (create,) = calls("POST", "/customers")
     assert json.loads(create.request.body)["vatZone"] == {"vatZoneNumber": 1}
     assert lookups[0].request.headers["X-AppSecretToken"] == "app-secret"
-    assert [kind for kind, *_ in states] == ["sent", "answer", "sent", "answer"]
+    assert [kind for kind, *_ in states] == ["looked up", "sent", "answer", "sent", "answer", "document"]
     lines = sent_lines()
     assert all(Decimal(str(line["unitNetPrice"])) == money(line["unitNetPrice"]) for line in lines)
     assert lines[0]["description"] == "City bike - Red"

@@ -1,11 +1,17 @@
 """The Log page: search, filters in the URL, keyset pages, the fold-out, retry of one and of all failed."""
 
+import io
+import json
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from connections.systems import webshop
 from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +57,100 @@ def test_search_by_order_number_exact_and_prefix(personas, connected):
     assert refs(log(personas, q="#1042")) == ["#1042"]
     assert refs(log(personas, q="#104")) == ["#1042", "#1040"]
     assert refs(log(personas, q="5500000001100")) == ["#1100"]  # the shop's own id
+
+
+PAYLOADS = Path(__file__).parent / "payloads"
+SEARCHED = ("search_terms", "search_email")
+
+
+def received(connection, payload):
+    """A webshop's order as the pipeline receives it (a webhook's or a run's record)."""
+    from connections import pipeline
+
+    order = json.loads((PAYLOADS / payload).read_text())
+    shop = webshop(connection.source.kind).transforms
+    return pipeline.receive(connection, *shop.order_ref(order), order)
+
+
+@pytest.fixture
+def woo(connected):
+    """WooCommerce beside Shopify, its orders connection to the same e-conomic."""
+    from connections.models import Connection, Module
+
+    Module.objects.create(integration=connected.integration, kind="woocommerce")
+    Connection.ensure_for(connected.integration)
+    return connected.integration.connections.get(flow="orders", source__kind="woocommerce")
+
+
+def test_search_finds_an_order_number_as_merchants_type_it(personas, connected):
+    for n, minutes_ago in ((1003, 3), (10031, 2), (1100, 1)):
+        make(connected, n, minutes_ago=minutes_ago)
+    assert refs(log(personas, q="#1003")) == ["#10031", "#1003"]
+    assert refs(log(personas, q="1003")) == ["#10031", "#1003"]  # without its "#"
+    assert refs(log(personas, q="100")) == ["#10031", "#1003"]  # the start of it
+    assert refs(log(personas, q=" # 1100 ")) == ["#1100"]
+    assert refs(log(personas, q="5500000001003")) == ["#1003"]  # the shop's own id
+    assert refs(log(personas, q="#")) == []  # the start of every number finds nothing, not everything
+
+
+def test_search_finds_the_document_made_in_the_accounting_system(personas, connected):
+    make(connected, 7, target_ref="31", minutes_ago=2)
+    make(connected, 8, target_ref="312", minutes_ago=1)
+    assert refs(log(personas, q="31")) == ["#7"]  # exactly: an invoice number is not the start of another
+    assert refs(log(personas, q="312")) == ["#8"]
+
+
+def test_search_finds_shopify_and_woocommerce_orders_by_their_customer(personas, connected, woo):
+    shopify = received(connected, "shopify_order_450789469.json")  # #1001, Bob Norman
+    woocommerce = received(woo, "woocommerce_order_727.json")  # #727, John Doe
+    assert (shopify.search_terms, shopify.search_email) == ("bob norman", "bob.norman@mail.example.com")
+    assert (woocommerce.search_terms, woocommerce.search_email) == ("john doe", "john.doe@example.com")
+    assert refs(log(personas, q="Bob Norman")) == ["#1001"]
+    assert refs(log(personas, q="norman  BOB")) == ["#1001"]  # any order, any case
+    assert refs(log(personas, q="Doe")) == ["#727"]
+    assert refs(log(personas, q="John.Doe@example.com")) == ["#727"]
+    assert refs(log(personas, q="bob.nor")) == ["#1001"]  # the start of an email
+    assert "No transfers match this search" in log(personas, q="Bob Doe")
+
+
+def test_search_never_finds_another_integrations_transfers(personas, connected):
+    make(connected, 1)
+    Transfer.objects.create(
+        integration=personas.other,
+        connection_label="Shopify > e-conomic: orders",
+        entity="orders",
+        source_ref="5500000001003",
+        reference="#1003",
+        target_ref="31",
+        search_terms="bob norman",
+        search_email="bob@example.com",
+    )
+    for q in ("#1003", "1003", "10", "5500000001003", "31", "bob norman", "bob@example.com"):
+        assert "No transfers match this search" in log(personas, q=q), q
+
+
+@pytest.mark.parametrize("q", ["%", "_", "%%%", "' OR '1'='1", "\\", "1%"])
+def test_what_is_typed_is_searched_for_never_run(personas, connected, q):
+    make(connected, 1001, search_terms="bob norman", search_email="bob@example.com")
+    body = log(personas, q=q)
+    assert "No transfers match this search" in body  # a LIKE wildcard is a character here, SQL is text
+
+
+def test_orders_received_before_are_found_by_their_customer_too(personas, connected, woo):
+    shopify, woocommerce = (
+        received(connected, "shopify_order_450789469.json"),
+        received(woo, "woocommerce_order_727.json"),
+    )
+    gone = make(connected, 9, source_data=json.loads((PAYLOADS / "woocommerce_order_727.json").read_text()))
+    Transfer.objects.filter(pk=gone.pk).update(connection=None, connection_label="WooCommerce > e-conomic: orders")
+    Transfer.objects.update(search_terms="", search_email="")  # as before the search read them
+    call_command("fill_search_terms", stdout=io.StringIO())
+    assert {pk: (names, email) for pk, names, email in Transfer.objects.values_list("pk", *SEARCHED)} == {
+        shopify.pk: ("bob norman", "bob.norman@mail.example.com"),
+        woocommerce.pk: ("john doe", "john.doe@example.com"),
+        gone.pk: ("john doe", "john.doe@example.com"),  # its module removed since: its label names the shop
+    }
+    assert refs(log(personas, q="john doe")) == ["#9", "#727"]
 
 
 def test_filters_by_status_connection_entity_and_date(personas, connected):
@@ -292,3 +392,56 @@ def test_a_log_page_costs_the_same_few_queries_however_many_lines(
     with django_assert_max_num_queries(10):
         body = client.get(url).content.decode()
     assert body.count('class="log-row') == 30
+
+
+def test_a_retried_line_follows_its_transfer_until_it_settles(personas, connected, monkeypatch):
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)
+    transfer = make(connected, 9, status="failed", reason="e-conomic answered 503")
+    client = personas.client(personas.viewer)
+    row = reverse("transfer_row", args=[personas.integration.number, transfer.code])
+    polling = f'hx-get="{row}?asked=1" hx-trigger="every 2s" hx-target="this" hx-swap="outerHTML"'
+    assert row not in log(personas)  # a settled line asks nothing
+    client.post(reverse("retry_transfer", args=[personas.integration.number, transfer.code]))
+    page = log(personas)
+    line = page[page.index(f'id="t-{transfer.code}"') :]
+    assert polling in line  # pending: the line asks for itself again
+    assert "Pending" in line[: line.index("</summary>")] and "503" not in line[: line.index("</summary>")]
+
+    pending = client.get(row).content.decode()
+    assert pending.lstrip().startswith("<summary") and polling in pending and "<html" not in pending
+    Transfer.claim(transfer.pk)
+    assert polling in client.get(row).content.decode()  # running
+    # Each ask waits twice as long as the one before, up to a minute: a page of lines waiting out an outage is quiet.
+    assert f'hx-get="{row}?asked=3" hx-trigger="every 8s"' in client.get(row, {"asked": 2}).content.decode()
+    assert 'hx-trigger="every 60s"' in client.get(row, {"asked": 9}).content.decode()
+    Transfer.objects.get(pk=transfer.pk).finish("created")
+    settled = client.get(row).content.decode()
+    assert ">Created</span>" in settled and "hx-trigger" not in settled  # the answer that stops the asking
+
+
+def test_a_waiting_line_asks_less_often(personas, connected):
+    transfer = make(connected, 9, status="retrying", reason="e-conomic has not answered since 10:32")
+    row = reverse("transfer_row", args=[personas.integration.number, transfer.code])
+    assert 'hx-trigger="every 10s"' in personas.client(personas.viewer).get(row).content.decode()
+
+
+def test_a_line_of_another_integration_is_404_and_only_read(personas, connected):
+    transfer = make(connected, 9)
+    row = reverse("transfer_row", args=[personas.integration.number, transfer.code])
+    assert personas.client(personas.outsider).get(row).status_code == 404
+    other = reverse("transfer_row", args=[personas.other.number, transfer.code])
+    assert personas.client(personas.outsider).get(other).status_code == 404
+    assert personas.client(personas.viewer).post(row).status_code == 405
+
+
+def test_the_status_filter_says_homes_words_and_lists_what_is_not_done_yet(personas, connected):
+    for n, status in enumerate(["pending", "running", "retrying", "held", "created", "failed"]):
+        make(connected, n, status=status)
+    body = log(personas)
+    done = body[body.index('<optgroup label="Done">') : body.index("</optgroup>")]
+    assert re.findall(r">([^<]+)</option>", done) == ["Created", "Updated", "Skipped", "Warning", "Failed"]
+    waiting = body[body.index('<optgroup label="Not done yet">') :]
+    assert re.findall(r">([^<]+)</option>", waiting[: waiting.index("</optgroup>")]) == [
+        "Not done yet (all)", "Pending", "Retrying", "Running", "Held",
+    ]  # fmt: skip
+    assert sorted(refs(log(personas, status="waiting"))) == ["#0", "#1", "#2", "#3"]

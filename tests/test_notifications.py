@@ -204,7 +204,7 @@ def test_status_reports_go_out_on_the_days_they_are_due_once(personas, connected
         )
         assert f"{connected.label}: 12 created, 4 updated, 2 skipped, 1 failed" in email.body
         assert "#notifications" in email.body
-        assert "Orders in November: 0 of 1000 used." in email.body  # the month the period ended in
+        assert "Orders in November: 0 of 1,000 used." in email.body  # the month the period ended in
 
 
 def test_a_status_report_has_warnings_and_held_per_connection(personas, connected, committed):
@@ -241,8 +241,8 @@ def test_a_status_report_tells_the_allowance_of_a_month_without_usage_and_makes_
     with time_machine.travel(datetime(2026, 11, 23, tzinfo=UTC), tick=False), committed():
         assert notifications.send_status_reports() == 1
     # No order in November, no subscription yet: none used of what the trial's plan includes.
-    assert "Orders in November: 0 of 1000 used." in mail.outbox[0].body
-    assert "Orders in November: <strong>0</strong> of 1000 used." in mail.outbox[0].alternatives[0][0]
+    assert "Orders in November: 0 of 1,000 used." in mail.outbox[0].body
+    assert "Orders in November: <strong>0</strong> of 1,000 used." in mail.outbox[0].alternatives[0][0]
     assert not Usage.objects.exists() and not Subscription.objects.exists()  # a report changes nothing
     Subscription.of(personas.integration, Plan.objects.get(code="basic"))
     with time_machine.travel(datetime(2026, 11, 24, tzinfo=UTC), tick=False), committed():

@@ -71,7 +71,7 @@ def test_an_order_becomes_one_draft_with_every_state_kept(connected):
         "Shopify > e-conomic: orders",
     )
     kinds = list(transfer.states.values_list("kind", flat=True))
-    assert kinds == ["received", "transformed", "sent", "answer", "created"]
+    assert kinds == ["received", "transformed", "looked up", "sent", "answer", "document", "created"]
     sent = transfer.states.get(kind="sent").data
     assert sent["method"] == "POST" and sent["body"]["references"] == {"other": "iex:5500000000001042"}
     assert transfer.source_data == ORDER
@@ -332,3 +332,60 @@ def test_a_database_error_mid_transfer_is_left_for_the_task_to_run_again(connect
     # Not failed as an internal error: still running, and its task (retried under the same id) takes it over.
     assert Transfer.objects.get().status == "running"
     assert Transfer.claim(transfer.pk, task_id="task-1") is not None
+
+
+def test_a_wait_repeated_100_times_is_one_entry_with_its_count_and_first_and_last_times(connected, monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)
+    transfer = receive(connected)
+    assert Mapping.lease(connected, transfer.source_ref, holder=0) is not None  # another transfer sends the record
+    first = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    for n in range(100):
+        with time_machine.travel(first + timedelta(seconds=15 * n), tick=False):
+            pipeline.process(transfer.pk)  # each try finds the record still taken, and waits again
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.attempts) == (Status.RETRYING, 0)
+    waits = list(transfer.states.filter(kind="waiting").values_list("note", "times", "at", "last_at"))
+    assert waits == [
+        ("Another transfer of this record is in progress", 100, first, first + timedelta(seconds=1485))
+    ]
+    assert list(transfer.states.values_list("kind", flat=True)) == ["received", "waiting"]
+
+
+def test_each_kind_of_wait_keeps_its_own_entry(connected, monkeypatch):
+    from billing import usage
+    from billing.packs import PackInFlight
+
+    monkeypatch.setattr(Transfer, "enqueue", lambda self, countdown=0: None)
+    transfer = receive(connected)
+    lease = Mapping.lease(connected, transfer.source_ref, holder=0)
+    pipeline.process(transfer.pk)
+    pipeline.process(transfer.pk)
+    lease.release()
+
+    def paying(transfer):  # another transfer of the integration is paying for an order pack (billing.packs)
+        raise PackInFlight
+
+    monkeypatch.setattr(usage, "reserve", paying)
+    for _ in range(3):
+        pipeline.process(transfer.pk)
+    waits = dict(transfer.states.filter(kind="waiting").values_list("note", "times"))
+    assert waits == {
+        "Another transfer of this record is in progress": 2,
+        "Waiting for an order pack being paid": 3,
+    }
+
+
+def test_a_running_transfer_does_not_show_the_previous_attempts_reason(connected):
+    transfer = receive(connected)
+    Transfer.objects.filter(pk=transfer.pk).update(status=Status.RETRYING, reason="e-conomic answered 503")
+    claimed = Transfer.claim(transfer.pk)
+    assert (claimed.status, claimed.reason) == (Status.RUNNING, "")
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.reason) == (Status.RUNNING, "")
+    # A failed transfer retried by hand is pending, without the error it had (its state keeps it).
+    transfer.finish(Status.FAILED, "e-conomic said: Validation failed")
+    assert Transfer.objects.get(pk=transfer.pk).retry(by="owner@shop.example")
+    transfer.refresh_from_db()
+    assert (transfer.status, transfer.reason) == (Status.PENDING, "")

@@ -64,11 +64,21 @@ HELD_EXISTS = (
     "SELECT 1 FROM transferlog_transfer WHERE integration_id = %s AND status = %s AND held_for = %s LIMIT 1"
 )
 UNFINISHED = [*OPEN, Status.RUNNING, Status.HELD]
+# The Log's filter for what is received and not done yet (Home's "Not done yet" counts the same).
+WAITING = "waiting"
+# A state noting that the transfer waits (for a system, a pack being paid, another transfer): one per kind of wait.
+WAITED = "waiting"
 # The outcomes Home, the reports and /metrics count, one column each in DailyCount.
 COUNTED = [Status.CREATED, Status.UPDATED, Status.SKIPPED, Status.WARNING, Status.HELD, Status.FAILED]
 # The outcomes someone should look at: Home's errors (chart and latest list) and the error digests. A warning was
 # sent but needs checking (e-conomic's totals differ: the invoice stays a draft for the bookkeeper).
 PROBLEMS = [Status.FAILED, Status.WARNING]
+
+
+def search_text(*terms: str) -> str:
+    """Words as the Log's search compares them (search_terms, and what is typed in the search box): caseless, single
+    spaced, so "Jane  HANSEN" finds "Jane Hansen"."""
+    return " ".join(" ".join(terms).casefold().split())
 
 
 class Transfer(models.Model):
@@ -92,6 +102,10 @@ class Transfer(models.Model):
     # What the receiving system confirmed: "created" or "updated" (usage counts confirmed creates).
     action = models.CharField(max_length=10, blank=True)
     target_ref = models.CharField(max_length=100, blank=True)
+    # What the Log's search finds the record by besides its numbers, as `search_text` writes them: an order's
+    # customer by name (the person's, the company's) and by email. Filled once, at intake (pipeline.receive).
+    search_terms = models.TextField(blank=True, db_default="")
+    search_email = models.CharField(max_length=254, blank=True, db_default="")
     # Where this transfer is counted in DailyCount (its outcome and the day it ended), so a retry that ends
     # differently moves it rather than counting it twice.
     counted_status = models.CharField(max_length=10, blank=True, editable=False, db_default="")
@@ -110,6 +124,10 @@ class Transfer(models.Model):
     due_at = models.DateTimeField(default=timezone.now)
     # When the sweeper last queued it again: a transfer waiting its turn in a backlog is not queued at every sweep.
     swept_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A failure or warning someone has dealt with (the draft checked and booked by hand): who, and when. It leaves
+    # Home's list of what to look at; the Log keeps it as it was.
+    handled_by = models.CharField(max_length=254, blank=True, db_default="")
+    handled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -136,6 +154,18 @@ class Transfer(models.Model):
                 name="transfer_reference",
             ),
             models.Index(fields=["integration", "source_ref"], name="transfer_source_id"),
+            # ... and the document made of it in the receiving system (an invoice number), exactly.
+            models.Index(
+                fields=["integration", "target_ref"], condition=~models.Q(target_ref=""), name="transfer_target_id"
+            ),
+            # ... the customer's email, or the start of it (a trigram index would read the posting lists of the
+            # shop's own domain, on every order); the customer's names, anywhere in search_terms, are read off a
+            # trigram index on PostgreSQL: migration 0015_transfer_search makes it, as SQLite has no trigrams.
+            models.Index(
+                fields=["integration", "search_email"],
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+                name="transfer_search_email",
+            ),
             # Home's latest failures and warnings, and the error digests: they are few among millions of transfers.
             # (A query for failed ones alone uses these too: PostgreSQL sees status = 'failed' implies the IN.)
             models.Index(
@@ -152,6 +182,13 @@ class Transfer(models.Model):
             models.Index(fields=["integration"], condition=models.Q(status="held"), name="transfer_held"),
             # The sweeper's transfers whose worker died: running is a handful at any time.
             models.Index(fields=["updated"], condition=models.Q(status="running"), name="transfer_running"),
+            # What is not done yet: Home counts it on every visit, and the Log's "Not done yet" pages through it.
+            # Few at any time, even in an outage's backlog, among millions done.
+            models.Index(
+                fields=["integration", "-created", "-id"],
+                condition=models.Q(status__in=["pending", "running", "retrying", "held"]),
+                name="transfer_unfinished",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -176,20 +213,34 @@ class Transfer(models.Model):
         state = TransferState(transfer=self, kind=kind, data=data, note=note, at=timezone.now())
         self.__dict__.setdefault("_unsaved_states", []).append(state)
 
+    def record_wait(self, reason: str) -> None:
+        """Note that the transfer waits (for a system, a pack being paid, another transfer), written with its outcome.
+        A wait is tried again every few seconds: each kind of wait is one state that counts its times."""
+        self.__dict__["_unsaved_wait"] = reason
+
     def save_states(self) -> None:
         states = self.__dict__.pop("_unsaved_states", [])
         sql.insert(TransferState, states, "transfer", "kind", "at", "note", "data")
+        if (reason := self.__dict__.pop("_unsaved_wait", None)) is not None:
+            # Only the worker holding the transfer's claim writes its states: the UPDATE and the INSERT after it
+            # cannot race another writer of the same wait.
+            now = timezone.now()
+            same = TransferState.objects.filter(transfer=self, kind=WAITED, note=reason)
+            if not same.update(times=models.F("times") + 1, last_at=now):
+                TransferState.objects.create(transfer=self, kind=WAITED, note=reason, at=now, last_at=now)
 
     @classmethod
     def claim(cls, pk: int, task_id: str = "") -> Transfer | None:
         """Mark as running if pending or retrying, and load it with its connection; None if another worker has it
         or it is done. Two workers may get the same task: the conditional UPDATE lets one of them win. A task whose
-        worker was killed mid-transfer is redelivered with the same id and takes its own claim over."""
+        worker was killed mid-transfer is redelivered with the same id and takes its own claim over. The last
+        attempt's reason goes: a running transfer is not waiting or failing (its states keep what it was)."""
         transfer = sql.update_returning(
             cls,
             "id = %s AND (status IN (%s, %s) OR (status = %s AND task_id = %s AND task_id <> ''))",
             [pk, *OPEN, Status.RUNNING, task_id],
             status=Status.RUNNING,
+            reason="",
             attempts=sql.Add(1),
             task_id=task_id,
             updated=timezone.now(),
@@ -239,6 +290,9 @@ class Transfer(models.Model):
         """Queue a failed or held transfer again, with today's settings, as a new attempt on this transfer."""
         claimed = Transfer.objects.filter(pk=self.pk, status__in=[Status.FAILED, Status.HELD]).update(
             status=Status.PENDING,
+            reason="",  # pending again: the failure or the hold is history (its state keeps it)
+            handled_by="",  # what the new attempt ends in is to be looked at anew
+            handled_at=None,
             attempts_before_retry=models.F("attempts"),
             due_at=timezone.now(),
             updated=timezone.now(),
@@ -247,6 +301,28 @@ class Transfer(models.Model):
             TransferState.objects.create(transfer=self, kind="retry", note=f"Retry requested by {by}")
             self.enqueue()
         return bool(claimed)
+
+    @property
+    def handleable(self) -> bool:
+        return self.status in PROBLEMS
+
+    def mark_handled(self, by: str) -> bool:
+        """Note that `by` has dealt with this failure or warning, now; False when it is neither any more (retried
+        meanwhile). A second mark keeps the first one's who and when."""
+        now = timezone.now()
+        marked = Transfer.objects.filter(pk=self.pk, status__in=PROBLEMS, handled_at=None).update(
+            handled_by=by, handled_at=now
+        )
+        if marked:
+            self.handled_by, self.handled_at = by, now
+            return True
+        self.refresh_from_db(fields=["status", "handled_by", "handled_at"])
+        return self.handleable and self.handled_at is not None
+
+    def unmark_handled(self) -> None:
+        """Back on Home's list: marked by mistake, or not dealt with after all."""
+        Transfer.objects.filter(pk=self.pk).update(handled_by="", handled_at=None)
+        self.handled_by, self.handled_at = "", None
 
     @classmethod
     def release_held(cls, integration: Integration, because: str, held_for: str = HeldFor.ORDERS) -> int:
@@ -469,6 +545,9 @@ class TransferState(models.Model):
     at = models.DateTimeField(default=timezone.now)
     note = models.TextField(blank=True)
     data = models.JSONField(null=True, blank=True)
+    # A wait (WAITED) noted again is counted on its state, not added: how many times, and the last (`at` the first).
+    times = models.PositiveIntegerField(default=1, db_default=1)
+    last_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

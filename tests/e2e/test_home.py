@@ -53,9 +53,11 @@ def test_demo_home_shows_chart_counts_and_a_failure_linking_to_its_log_line(
     chart = page.get_by_role("img", name="Transfers per day for the last 30 days")
     expect(chart).to_be_visible()
     expect(chart.locator("rect.bar-created")).to_have_count(1)
-    expect(chart.locator("rect.bar-errors")).to_have_count(1)
+    expect(chart.locator("rect.bar-failed")).to_have_count(1)
     page.get_by_text("The numbers", exact=True).click()
-    expect(page.locator(".chart-table tbody tr").first.locator("td")).to_have_text(["2", "0", "1"])
+    expect(page.locator(".chart-table tbody tr").first.locator("td")).to_have_text(
+        ["2", "0", "0", "0", "0", "1"]
+    )  # created, updated, skipped, warning, held, failed
     screenshot(page, "home-demo")
 
     failures = page.locator("#failures")

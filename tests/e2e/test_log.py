@@ -41,10 +41,11 @@ def test_search_fold_out_and_retry(context, site, sandbox, sandboxed, screenshot
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Layout 19 does not exist")
 
-    rows.first.locator("summary").click()
+    rows.first.locator("summary").first.click()
+    rows.first.get_by_text("Raw data: as received from Shopify").click()
     expect(rows.first.get_by_role("heading", name="As received from Shopify")).to_be_visible()
     expect(rows.first.get_by_role("heading", name="As sent to e-conomic")).to_be_visible()
-    expect(rows.first.locator("pre").first).to_contain_text(order["name"])
+    expect(rows.first.locator(".raw-data pre").first).to_contain_text(order["name"])
     screenshot(page, "20-log-fold-out")
 
     rows.first.get_by_role("button", name="Retry this transfer").click()

@@ -49,6 +49,12 @@ def test_retry_goes_back_to_the_filtered_log_it_came_from(personas, connected):
         reverse("retry_transfer", args=[personas.integration.number, transfer.code]), {"back": back}
     )
     assert answer["Location"] == back
+    # htmx's HX-Current-URL is the whole address of the page: of this site, it goes back there too.
+    answer = personas.client(personas.viewer).post(
+        reverse("retry_transfer", args=[personas.integration.number, transfer.code]),
+        {"back": f"http://testserver{back}"},
+    )
+    assert answer["Location"] == back
 
 
 def test_the_export_never_hands_a_spreadsheet_a_formula(personas, connected):

@@ -27,7 +27,19 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 
-from connections.common import CreditNote, Customer, Order, Outcome, Product, StockLevel, money
+from connections.common import (
+    CreditNote,
+    Customer,
+    Document,
+    DocumentLine,
+    Order,
+    Outcome,
+    Product,
+    StockLevel,
+    money,
+    note_document,
+    two_decimal_net,
+)
 from connections.systems import Claim, Record
 from connections.systems.dinero import transforms
 from connections.systems.dinero.transforms import Chart, Plan
@@ -50,6 +62,48 @@ WITHDRAWN = (
     "Dinero no longer lets IEX in: the access given through Dinero's login was withdrawn or has run out. "
     "Connect Dinero again"
 )
+
+
+# Dinero's web app, where the merchant opens what IEX made: a sale by its Guid in the organisation's app. (The sandbox
+# serves no such pages, so the real address is given in development too.)
+WEB_APP = "https://app.dinero.dk"
+
+
+def document_url(organization: str, guid: str) -> str:
+    """Where the merchant opens the invoice or credit note `guid` in Dinero's web app."""
+    return f"{WEB_APP}/{organization}/sales/{guid}"
+
+
+def document_title(kind: str, number: object = None) -> str:
+    """What the merchant calls a document of `kind`: Dinero numbers a document when it is booked."""
+    name = "Credit note" if kind == CREDIT_NOTES else "Invoice"
+    return f"{name} {number}" if number else f"{name} draft"
+
+
+def read_document(document: dict[str, Any], kind: str, organization: str, chart: Chart) -> Document:
+    """Dinero's invoice or credit note (as read after saving it: the answer to a save has only its Guid) in the Log's
+    words; each line's VAT rate is the one its sales account books."""
+    lines = []
+    for line in document.get("ProductLines") or []:
+        if line.get("LineType") == "Text":
+            continue
+        quantity, unit = Decimal(str(line.get("Quantity", 0))), money(line.get("BaseAmountValue"))
+        discount = Decimal(str(line.get("Discount") or 0))
+        net = money(line["TotalAmount"]) if "TotalAmount" in line else two_decimal_net(quantity, unit, discount)
+        vat = money(line["TotalAmountInclVat"]) - net if "TotalAmountInclVat" in line else None
+        rate = chart.rate(int(line["AccountNumber"])) if line.get("AccountNumber") else None
+        lines.append(DocumentLine(str(line.get("Description", "")), quantity, unit, discount, net, rate, vat))
+    return Document(
+        system="Dinero",
+        title=document_title(kind, document.get("Number")),
+        url=document_url(organization, str(document.get("Guid", ""))),
+        currency=str(document.get("Currency", "")),
+        customer=str(document.get("ContactName") or ""),
+        lines=lines,
+        net=money(document.get("TotalExclVat")),
+        vat=money(document.get("TotalVat")),
+        total=money(document.get("TotalInclVat")),
+    )
 
 
 def api_url(module: Module) -> str:
@@ -294,17 +348,22 @@ class DineroClient:
 
     def _save(self, kind: str, guid: str, payload: dict[str, Any], record: Record) -> tuple[str, str]:
         """Create the document, or update the draft `guid` with its current Timestamp: (Guid, new Timestamp)."""
+        title = document_title(kind)
         if not guid:
-            record("sent", {"method": "POST", "path": kind, "body": payload}, f"POST /{kind}")
+            record("sent", {"method": "POST", "path": kind, "body": payload}, f"{title} sent")
             answer = self._v1("POST", kind, json=payload)
-            record("answer", answer, f"Dinero saved {kind.split('/')[-1][:-1]} {answer['Guid']}")
+            record("answer", answer, f"Dinero's answer: {title.lower()} {answer['Guid']} saved")
             return str(answer["Guid"]), str(answer["TimeStamp"])
         for _ in range(UPDATE_TRIES):
             current = self._read(kind, guid)
             if current.get("Status") != "Draft":
                 raise _NotDraft(f"it is {str(current.get('Status', 'booked')).lower()} in Dinero")
             body = {**payload, "Timestamp": current["TimeStamp"]}
-            record("sent", {"method": "PUT", "path": f"v1.2/{kind}/{guid}", "body": body}, f"PUT /{kind}/{guid}")
+            record(
+                "sent",
+                {"method": "PUT", "path": f"v1.2/{kind}/{guid}", "body": body},
+                f"{title} sent again, changed",
+            )
             try:
                 answer = self._call("PUT", f"v1.2/{self._org()}/{kind}/{guid}", json=body)
             except http.PermanentError as exc:
@@ -314,7 +373,7 @@ class DineroClient:
                     raise
                 record("answer", exc.body, "Changed in Dinero since it was read (error 58): read again")
                 continue
-            record("answer", answer, f"Dinero updated {guid}")
+            record("answer", answer, f"Dinero's answer: {title.lower()} {guid} updated")
             return guid, str(answer["TimeStamp"])
         raise http.TransientError(f"{guid} kept changing in Dinero while IEX updated it: trying again later")
 
@@ -342,7 +401,7 @@ class DineroClient:
         """Compare Dinero's total and VAT with the shop's. Within the rounding threshold a rounding line (without VAT)
         makes the total equal; above it the document stays a draft and the Log says "Error in totals validation".
         (the message or None, the document's Timestamp)."""
-        document = self._read(kind, guid)
+        document = self._read_made(kind, guid, record)
         total, vat = money(document.get("TotalInclVat")), money(document.get("TotalVat"))
         difference = total - expected
         mismatch = (
@@ -362,9 +421,18 @@ class DineroClient:
             return f"{mismatch}: booked in Dinero before a rounding line could go on it", str(
                 document["TimeStamp"]
             )
-        document = self._read(kind, guid)
+        document = self._read_made(kind, guid, record)
         left = money(document.get("TotalInclVat")) - expected
         return (f"{mismatch} (still {left} after a rounding line)" if left else None), str(document["TimeStamp"])
+
+    def _read_made(self, kind: str, guid: str, record: Record) -> dict[str, Any]:
+        """The document as Dinero made it (its totals worked out), noted for the Log in its words."""
+        document = self._read(kind, guid)
+        note_document(record, self._document, document, kind, how="as Dinero made it")
+        return document
+
+    def _document(self, document: dict[str, Any], kind: str) -> Document:
+        return read_document(document, kind, self._org(), self.chart())
 
     def _book(self, kind: str, guid: str, stamp: str, record: Record) -> str:
         """Book the draft; its number. Changed meanwhile (58): read again and book; booked meanwhile (52): done."""
@@ -379,7 +447,7 @@ class DineroClient:
                     return str(current.get("Number") or "")
                 stamp = str(current["TimeStamp"])
                 continue
-            record("answer", answer, f"Booked as number {answer.get('Number')}")
+            record("answer", answer, f"Dinero's answer: booked as {document_title(kind, answer.get('Number'))}")
             return str(answer.get("Number") or "")
         raise http.TransientError(f"{guid} kept changing in Dinero while IEX booked it: trying again later")
 
@@ -388,8 +456,13 @@ class DineroClient:
         once make it once: the second waits for the first's claim on the key, then finds what it made."""
         match = self.settings["customer_match"]
         condition = transforms.contact_filter(customer, match)
-        if condition and (found := self._find_contact(condition)):
-            return found
+        if condition:
+            found = self._find_contact(condition)
+            said = f"contact {found}" if found else "not in Dinero yet"
+            looked = f"Customer looked up by {match.replace('_', ' ')}: {said}"
+            record("looked up", {"queryFilter": condition, "ContactGuid": found or None}, looked)
+            if found:
+                return found
         if not self.settings["allow_customer_create"]:
             return Outcome(
                 "failed",
@@ -400,9 +473,9 @@ class DineroClient:
             if found := self._find_contact(condition):
                 return found  # made by the transfer that held the claim
         payload = transforms.contact_payload(customer, self.settings)
-        record("sent", {"method": "POST", "path": "contacts", "body": payload}, "Create the contact")
+        record("sent", {"method": "POST", "path": "contacts", "body": payload}, "New customer sent")
         answer = self._v1("POST", "contacts", json=payload)
-        record("answer", answer, f"Contact {answer['ContactGuid']} created")
+        record("answer", answer, f"Customer created in Dinero: contact {answer['ContactGuid']}")
         return str(answer["ContactGuid"])
 
     def _find_contact(self, condition: str) -> str:
@@ -446,7 +519,11 @@ class DineroClient:
             current = self._read(kind, guid)
             if current.get("Status") != "Draft":
                 return False
-            record("sent", {"method": "DELETE", "path": f"{kind}/{guid}"}, f"Delete draft {guid}")
+            record(
+                "sent",
+                {"method": "DELETE", "path": f"{kind}/{guid}"},
+                f"{document_title(kind)} {guid} sent to be deleted",
+            )
             try:
                 self._v1("DELETE", f"{kind}/{guid}", json={"Timestamp": current["TimeStamp"]})
             except http.PermanentError as exc:
@@ -531,12 +608,18 @@ class DineroClient:
         existing = found["Collection"]
         if existing:
             guid = str(existing[0]["ProductGuid"])
-            record("sent", {"method": "PUT", "path": f"products/{guid}", "body": payload}, "Update the product")
+            record(
+                "sent",
+                {"method": "PUT", "path": f"products/{guid}", "body": payload},
+                f"Product {product.sku} sent, changed",
+            )
             answer, action = self._v1("PUT", f"products/{guid}", json=payload), "updated"
         else:
-            record("sent", {"method": "POST", "path": "products", "body": payload}, "Create the product")
+            record(
+                "sent", {"method": "POST", "path": "products", "body": payload}, f"New product {product.sku} sent"
+            )
             answer, action = self._v1("POST", "products", json=payload), "created"
-        record("answer", answer, f"Product {product.sku} {action}")
+        record("answer", answer, f"Product {product.sku} {action} in Dinero")
         mapping.target_ref, mapping.target_state = product.sku, "product"
         return Outcome(action, "", action, product.sku)
 

@@ -19,7 +19,21 @@ import requests
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
-from connections.common import ZERO, CreditNote, Customer, Order, OrderLine, Outcome, Product, StockLevel, money
+from connections.common import (
+    ZERO,
+    CreditNote,
+    Customer,
+    Document,
+    DocumentLine,
+    Order,
+    OrderLine,
+    Outcome,
+    Product,
+    StockLevel,
+    money,
+    note_document,
+    two_decimal_net,
+)
 from connections.systems import Claim, Record
 from connections.systems.economic import transforms
 from connections.systems.economic.transforms import Chart, Line, Plan
@@ -38,6 +52,65 @@ CHART_SECONDS = 3600
 CHART_IN_PROCESS_SECONDS = 60
 _CHARTS: dict[str, tuple[float, Chart]] = {}  # chart key -> (when read, the chart), in this process
 SETTINGS_LINK = "Systems > e-conomic > Settings, VAT"
+# e-conomic's web app, where the merchant opens what IEX made. Its pages name a document by an id of their own, which
+# the API does not give (not the draft's or the invoice's number): the link opens the list the document is in, and
+# the Log says its number. (The sandbox serves no such pages, so the real address is given in development too.)
+WEB_APP = "https://secure.e-conomic.com"
+WEB_LISTS = {"draft": "sales/invoicing/invoices", "booked": "sales/invoicing/archive", "order": "sales/orders"}
+
+
+def document_url(state: str) -> str:
+    """Where the merchant finds a document IEX made in e-conomic's web app: the list of its kind (`state`: the
+    mapping's "draft", "booked" or "order")."""
+    return f"{WEB_APP}/{WEB_LISTS.get(state, WEB_LISTS['draft'])}"
+
+
+def document_title(path: str, sign: int, number: object = "") -> str:
+    """What the merchant calls a document e-conomic keeps at `path` (a credit note is a draft invoice with negative
+    quantities, `sign` -1)."""
+    kind = {"invoices/drafts": "Invoice draft", "invoices/booked": "Booked invoice", "orders/drafts": "Order"}[
+        path
+    ]
+    if sign < 0:
+        kind = kind.replace("invoice", "credit note").replace("Invoice", "Credit note")
+    return f"{kind} {number}".strip()
+
+
+def read_document(document: dict[str, Any], path: str, rates: dict[str, Decimal]) -> Document:
+    """e-conomic's answer (a draft, booked invoice or order) in the Log's words. A draft's lines carry no VAT
+    (e-conomic works it out for the document), so each line's is its product's rate in the document's VAT zone
+    (`rates`, by product number); a booked invoice's lines say theirs."""
+    sign = -1 if money(document.get("grossAmount")) < 0 else 1
+    lines = []
+    for line in document.get("lines", []):
+        product = str((line.get("product") or {}).get("productNumber", ""))
+        quantity, unit = Decimal(str(line.get("quantity", 0))), money(line.get("unitNetPrice"))
+        discount = Decimal(str(line.get("discountPercentage", 0)))
+        net = (
+            money(line["totalNetAmount"])
+            if "totalNetAmount" in line
+            else two_decimal_net(quantity, unit, discount)
+        )
+        rate = Decimal(str(line["vatRate"])) / 100 if "vatRate" in line else rates.get(product)
+        vat = money(line["vatAmount"]) if "vatAmount" in line else None if rate is None else money(net * rate)
+        vat = None if vat is None else sign * vat
+        lines.append(
+            DocumentLine(line.get("description", product), sign * quantity, unit, discount, sign * net, rate, vat)
+        )
+    number = document.get(NUMBER_FIELD.get(path, "bookedInvoiceNumber"), "")
+    customer = (document.get("recipient") or {}).get("name", "")
+    customer_number = (document.get("customer") or {}).get("customerNumber")
+    return Document(
+        system="e-conomic",
+        title=document_title(path, sign, number),
+        url=document_url("booked" if path == "invoices/booked" else STATE.get(path, "draft")),
+        currency=str(document.get("currency", "")),
+        customer=f"{customer} (customer {customer_number})" if customer_number else customer,
+        lines=lines,
+        net=sign * money(document.get("netAmount")),
+        vat=sign * money(document.get("vatAmount")),
+        total=sign * money(document.get("grossAmount")),
+    )
 
 
 def app_secret_token(credentials: dict[str, Any]) -> str:
@@ -203,7 +276,7 @@ class EconomicClient:
         planned, customer = prepared
         payload = transforms.order_document(order, customer, planned, self.settings)
         try:
-            document = self._save(path, mapping.target_ref, payload, record)
+            document = self._save(path, mapping.target_ref, payload, record, planned)
         except http.PermanentError as exc:
             if exc.status != 404 or not mapping.target_ref or path != "invoices/drafts":
                 raise
@@ -321,9 +394,10 @@ class EconomicClient:
         return Outcome("updated", done, "updated", number)
 
     def _remove(self, path: str, number: str, record: Record) -> None:
-        record("sent", {"method": "DELETE", "path": f"{path}/{number}"}, f"Delete draft {number}")
+        title = document_title(path, 1, number)
+        record("sent", {"method": "DELETE", "path": f"{path}/{number}"}, f"{title} sent to be deleted")
         answer = self._call("DELETE", f"{path}/{number}")  # drafts: 200 with a body; orders: 204
-        record("answer", answer.json() if answer.content else None, f"e-conomic deleted {number}")
+        record("answer", answer.json() if answer.content else None, f"e-conomic's answer: {title} deleted")
 
     def _credit_the_rest(self, order: Order, mapping: Mapping, record: Record, claim: Claim) -> Outcome:
         """The booked invoice of a cancelled order: a credit note for what is left of the order (its refunds credit
@@ -356,12 +430,28 @@ class EconomicClient:
             return Outcome("warning", f"{done}. {outcome.reason}", "updated", invoice)
         return Outcome("updated", done, "updated", invoice)
 
-    def _save(self, path: str, number: str, payload: dict, record: Record) -> dict:
+    def _save(self, path: str, number: str, payload: dict, record: Record, planned: Plan, sign: int = 1) -> dict:
+        """Create the document, or replace the draft `number`; e-conomic's answer, the document as it made it (also
+        noted in the Log's words, with each line's VAT as the agreement books it)."""
         method, url = ("PUT", f"{path}/{number}") if number else ("POST", path)
-        record("sent", {"method": method, "path": url, "body": payload}, f"{method} /{url}")
+        sent = (
+            f"{document_title(path, sign, number)} sent again, changed"
+            if number
+            else f"{document_title(path, sign)} sent"
+        )
+        rates = self._rates(planned)  # read before sending: after it, nothing may fail the document made
+        record("sent", {"method": method, "path": url, "body": payload}, sent)
         document = self._call(method, url, json=payload).json()
-        record("answer", document, f"e-conomic saved {NUMBER_FIELD[path]} {document.get(NUMBER_FIELD[path])}")
+        made = document_title(path, sign, document.get(NUMBER_FIELD[path], ""))
+        record("answer", document, f"e-conomic's answer: {made} saved")
+        note_document(record, read_document, document, path, rates, how="as e-conomic made it")
         return document
+
+    def _rates(self, planned: Plan) -> dict[str, Decimal]:
+        """The VAT rate of each planned line's product in the document's VAT zone, by product number."""
+        chart = self.chart()
+        rates = {line.product: chart.rate(line.group, planned.zone) for line in planned.lines}
+        return {product: rate for product, rate in rates.items() if rate is not None}
 
     def _check_totals(
         self,
@@ -402,15 +492,20 @@ class EconomicClient:
             return f"{mismatch}: the rounding product {product} is in a product group with VAT in this VAT zone"
         correction = Line(product, "Rounding", Decimal(sign), -difference * sign)
         payload = {**payload, "lines": [*payload["lines"], correction.payload(len(payload["lines"]) + 1)]}
-        corrected = money(self._save(path, number, payload, record).get("grossAmount"))
+        corrected = money(self._save(path, number, payload, record, planned, sign).get("grossAmount"))
         return (
             None if corrected == expected else f"{mismatch} (still {corrected - expected} after a rounding line)"
         )
 
     def _book(self, number: str, record: Record) -> str:
-        booked = self._call("POST", "invoices/booked", json={"draftInvoice": {"draftInvoiceNumber": int(number)}})
-        record("answer", booked.json(), f"Booked draft {number}")
-        return str(booked.json()["bookedInvoiceNumber"])
+        answer = self._call(
+            "POST", "invoices/booked", json={"draftInvoice": {"draftInvoiceNumber": int(number)}}
+        ).json()
+        booked = str(answer["bookedInvoiceNumber"])
+        record("answer", answer, f"e-conomic's answer: draft {number} booked as invoice {booked}")
+        # A booked invoice's lines say their VAT.
+        note_document(record, read_document, answer, "invoices/booked", {}, how="as e-conomic booked it")
+        return booked
 
     def _customer(
         self, customer: Customer, currency: str, zone: int, record: Record, claim: Claim
@@ -419,8 +514,18 @@ class EconomicClient:
         at once make it once: the second waits for the first's claim on the key, then finds what it made."""
         s = self.settings
         field, value = transforms.customer_key(customer, s["customer_match"])
-        if value and (found := self._find("customers", **{field: value})):
-            return int(found["customerNumber"])
+        if value:
+            found = self._find("customers", **{field: value})
+            number = found["customerNumber"] if found else None
+            said = f"customer {number}" if found else "not in e-conomic yet"
+            by = s["customer_match"].replace("_", " ")
+            record(
+                "looked up",
+                {"field": field, "value": value, "customerNumber": number},
+                f"Customer looked up by {by}: {said}",
+            )
+            if found:
+                return int(found["customerNumber"])
         if not s["allow_customer_create"]:
             return Outcome(
                 "failed",
@@ -432,9 +537,9 @@ class EconomicClient:
             if found := self._find("customers", **{field: value}):
                 return int(found["customerNumber"])  # made by the transfer that held the claim
         payload = transforms.customer_payload(customer, currency, zone, s)
-        record("sent", {"method": "POST", "path": "customers", "body": payload}, "Create the customer")
+        record("sent", {"method": "POST", "path": "customers", "body": payload}, "New customer sent")
         created = self._call("POST", "customers", json=payload).json()
-        record("answer", created, f"Customer {created['customerNumber']} created")
+        record("answer", created, f"Customer created in e-conomic: customer {created['customerNumber']}")
         return int(created["customerNumber"])
 
     def _make_products(
@@ -460,8 +565,9 @@ class EconomicClient:
 
     def _create_product(self, line: Line, record: Record) -> None:
         payload = transforms.product_payload(line.product, line.name or line.description, line.price, line.group)
-        record("sent", {"method": "POST", "path": "products", "body": payload}, f"Create product {line.product}")
-        record("answer", self._call("POST", "products", json=payload).json(), f"Product {line.product} created")
+        record("sent", {"method": "POST", "path": "products", "body": payload}, f"New product {line.product} sent")
+        answer = self._call("POST", "products", json=payload).json()
+        record("answer", answer, f"Product {line.product} created in e-conomic")
 
     # --- credit notes --------------------------------------------------------------------------------------
 
@@ -491,7 +597,7 @@ class EconomicClient:
             return prepared
         planned, customer = prepared
         payload = transforms.credit_note_document(credit, invoice, customer, planned, self.settings)
-        document = self._save("invoices/drafts", "", payload, record)
+        document = self._save("invoices/drafts", "", payload, record, planned, -1)
         number = str(document["draftInvoiceNumber"])
         if problem := self._check_totals(
             "invoices/drafts", number, document, -credit.total, planned, payload, record, claim
@@ -518,17 +624,19 @@ class EconomicClient:
                 return Outcome(
                     "skipped", f"Product {product.sku} is not in e-conomic and creating products is off"
                 )
-            record("sent", {"method": "POST", "path": "products", "body": payload}, "Create the product")
+            record(
+                "sent", {"method": "POST", "path": "products", "body": payload}, f"New product {product.sku} sent"
+            )
             answer = self._call("POST", "products", json=payload).json()
             action = "created"
         else:
             # PUT replaces the whole product: start from e-conomic's own document, change name and price.
             merged = {k: v for k, v in existing.items() if v is not None and k != "self"}
             merged.update(name=payload["name"], salesPrice=payload["salesPrice"])
-            record("sent", {"method": "PUT", "path": path, "body": merged}, "Update the product")
+            record("sent", {"method": "PUT", "path": path, "body": merged}, f"Product {product.sku} sent, changed")
             answer = self._call("PUT", path, json=merged).json()
             action = "updated"
-        record("answer", answer, f"Product {product.sku} {action}")
+        record("answer", answer, f"Product {product.sku} {action} in e-conomic")
         mapping.target_ref, mapping.target_state = product.sku, "product"
         return Outcome(action, "", action, product.sku)
 

@@ -165,6 +165,16 @@ def _customer(order: Raw) -> Customer:
     )
 
 
+def search_terms(order: Raw) -> tuple[list[str], str]:
+    """The customer as the order names it (who it is billed to, and the shop's customer account when that differs),
+    the company, and the email."""
+    customer = _customer(order)
+    account = order.get("customer") or {}
+    named = " ".join(filter(None, [account.get("first_name"), account.get("last_name")]))
+    names = [customer.address.name, named if named != customer.address.name else "", customer.address.company]
+    return names, customer.email
+
+
 def _country(order: Raw) -> str:
     """Where the goods go (the place of supply that decides the VAT), else where the bill goes."""
     for key in ("shipping_address", "billing_address"):

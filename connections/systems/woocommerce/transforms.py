@@ -160,6 +160,15 @@ def _customer(order: Raw) -> Customer:
     )
 
 
+def search_terms(order: Raw) -> tuple[list[str], str]:
+    """Who the order is billed to (and shipped to, when someone else), the company, and the email."""
+    customer = _customer(order)
+    shipping = order.get("shipping") or {}
+    shipped = " ".join(filter(None, [shipping.get("first_name"), shipping.get("last_name")]))
+    names = [customer.address.name, shipped if shipped != customer.address.name else "", customer.address.company]
+    return names, customer.email
+
+
 def _country(order: Raw) -> str:
     """Where the goods go (the place of supply that decides the VAT), else where the bill goes."""
     for key in ("shipping", "billing"):
