@@ -1,3 +1,4 @@
+import contextlib
 import importlib
 import socket
 import subprocess
@@ -55,9 +56,9 @@ def _seeded_rows(request):
         importlib.import_module("billing.migrations.0002_seed_plans").seed(apps, None)
 
 
-@pytest.fixture(scope="session")
-def localstripe():
-    """localstripe (a stateful fake Stripe server) on a free port of 127.0.0.1, for the whole session."""
+@contextlib.contextmanager
+def running_localstripe():
+    """localstripe (a stateful fake Stripe server) on a free port of 127.0.0.1, while the block runs."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -74,9 +75,22 @@ def localstripe():
         raise RuntimeError(
             f"localstripe did not start: {process.stderr.read().decode() if process.stderr else ''}"
         )
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    process.wait(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()  # busy with a request: nothing of it is needed any more
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    """One localstripe for the whole session."""
+    with running_localstripe() as url:
+        yield url
 
 
 @pytest.fixture

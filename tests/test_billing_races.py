@@ -29,6 +29,16 @@ pytestmark = [
 THREADS = 60
 
 
+@pytest.fixture(scope="module")
+def localstripe():
+    """A localstripe of its own: the session's holds everything earlier tests made (this module counts Stripe's
+    payment intents, and its 60 threads want one that answers them at once)."""
+    from tests.conftest import running_localstripe
+
+    with running_localstripe() as url:
+        yield url
+
+
 def create_at_once(transfers) -> list[str]:
     """Each transfer reserves a unit and, as if the accounting system confirmed, uses it; all starting together."""
     work: queue.Queue = queue.Queue()

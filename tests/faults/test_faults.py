@@ -146,7 +146,7 @@ def test_the_accounting_system_unreachable(stack, shops, books, merchant):
     integration_id, code = waited[0]
     shop = next(s for s in shops if s["id"] == integration_id)
     fold_out = merchant(shop).fold_out(str(code))
-    assert "has not answered since" in fold_out and "next attempt in" in fold_out
+    assert "has not answered since" in fold_out  # one state for the wait, however many times it was tried
     told(merchant, books, shop, load.accepted)
 
 
