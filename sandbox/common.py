@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable
@@ -62,6 +63,20 @@ def json_response(status: int, payload: Any, headers: dict[str, str] | None = No
 
 
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
+
+
+def html_page(status: int, title: str, body: str, lang: str = "en") -> Response:
+    """A page of a system's own site (its login, its install or request-access page): `body` is the sandbox's own
+    markup, the title escaped."""
+    document = f"""<!doctype html>
+<html lang="{lang}">
+<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
+<body>
+{body}
+</body>
+</html>
+"""
+    return Response(status, document.encode(), {"Content-Type": "text/html; charset=utf-8"})
 
 
 def route(method: str, pattern: str, view: Callable[..., Response]) -> Route:

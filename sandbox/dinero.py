@@ -61,7 +61,7 @@ from functools import partial
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
-from sandbox.common import Refusal, Request, Response, money, now_iso
+from sandbox.common import Refusal, Request, Response, html_page, money, now_iso
 
 PREFIX = "/dinero"
 
@@ -574,11 +574,7 @@ def _authorize(state: DineroState, request: Request, settings: Settings) -> Resp
     code = secrets.token_urlsafe(24)
     state.codes[code] = Grant(CLIENT_ID, (AUTHORIZED_ORGANISATION,), redirect_uri=redirect_uri)
     name = ORGANISATIONS[AUTHORIZED_ORGANISATION][0]
-    page = f"""<!doctype html>
-<html lang="da">
-<head><meta charset="utf-8"><title>Dinero: giv adgang</title></head>
-<body>
-<h1>Giv IEX adgang til {html.escape(name)}</h1>
+    body = f"""<h1>Giv IEX adgang til {html.escape(name)}</h1>
 <p>IEX beder om at læse og skrive i organisationen {html.escape(name)} ({AUTHORIZED_ORGANISATION}).</p>
 <form method="POST" action="{html.escape(redirect_uri)}">
 <input type="hidden" name="code" value="{html.escape(code)}">
@@ -590,10 +586,8 @@ def _authorize(state: DineroState, request: Request, settings: Settings) -> Resp
 <input type="hidden" name="state" value="{html.escape(query.get("state", ""))}">
 <button type="submit">Deny</button>
 </form>
-</body>
-</html>
 """
-    return Response(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
+    return html_page(200, "Dinero: giv adgang", body, lang="da")
 
 
 def _organizations(state: DineroState, request: Request, settings: Settings) -> Response:

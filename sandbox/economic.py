@@ -60,7 +60,7 @@ from functools import partial
 from typing import Any, NoReturn, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from sandbox.common import Refusal, Request, Response, money
+from sandbox.common import Refusal, Request, Response, html_page, money
 from sandbox.orders import CATALOGUE
 
 # --- the agreement's chart: a small, realistic Danish one --------------------------------------------------------
@@ -1716,18 +1716,6 @@ ROUTES = [(re.compile(path), views) for path, views in _PATHS.items()]  # path u
 # --- granting the app access: the merchant's pages -------------------------------------------------------------------
 
 
-def _html(status: int, title: str, body: str) -> Response:
-    document = f"""<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
-<body>
-{body}
-</body>
-</html>
-"""
-    return Response(status, document.encode(), {"Content-Type": "text/html; charset=utf-8"})
-
-
 def _access_problem(asked: dict[str, str]) -> str:
     """What is wrong with a request for access ("" when nothing)."""
     if asked.get("appPublicToken") != APP_PUBLIC_TOKEN:
@@ -1740,17 +1728,17 @@ def _access_problem(asked: dict[str, str]) -> str:
 def _request_access(books: EconomicState, request: Request) -> Response:
     """GET shows what the app asks for, with Add app (a POST back here) and Cancel; the POST grants the access."""
     if request.method not in ("GET", "POST"):
-        return _html(405, "e-conomic", "<h1>Method not allowed</h1>")
+        return html_page(405, "e-conomic", "<h1>Method not allowed</h1>")
     asked = request.query if request.method == "GET" else dict(parse_qsl(request.body.decode("utf-8", "replace")))
     asked = {name: asked.get(name, "") for name in ("appPublicToken", "redirectUrl", "locale")}
     if problem := _access_problem(asked):
-        return _html(400, "e-conomic", f"<h1>{html.escape(problem)}</h1>")
+        return html_page(400, "e-conomic", f"<h1>{html.escape(problem)}</h1>")
     company = html.escape(cast(dict[str, str], SELF["company"])["name"])
     if request.method == "GET":
         hidden = "".join(
             f'<input type="hidden" name="{name}" value="{html.escape(value)}">' for name, value in asked.items()
         )
-        return _html(
+        return html_page(
             200,
             f"Add {APP_NAME}",
             f"""<h1>Add {APP_NAME} to {company}?</h1>
@@ -1762,7 +1750,9 @@ def _request_access(books: EconomicState, request: Request) -> Response:
     grant = secrets.token_urlsafe(32)
     books.grants.add(grant)
     if not asked["redirectUrl"]:  # nowhere to send it: shown to copy
-        return _html(200, "Agreement grant token", f"<h1>Agreement grant token</h1><p><code>{grant}</code></p>")
+        return html_page(
+            200, "Agreement grant token", f"<h1>Agreement grant token</h1><p><code>{grant}</code></p>"
+        )
     glue = "&" if urlsplit(asked["redirectUrl"]).query else "?"
     return Response(302, b"", {"Location": f"{asked['redirectUrl']}{glue}{urlencode({'token': grant})}"})
 
@@ -1770,7 +1760,7 @@ def _request_access(books: EconomicState, request: Request) -> Response:
 def _apps(books: EconomicState, request: Request) -> Response:
     """The agreement's apps, where Cancel on the request access page leads."""
     added = f"{APP_NAME} has access." if books.grants else f"{APP_NAME} has not been added."
-    return _html(200, "Apps", f"<h1>Apps</h1><p>{added}</p>")
+    return html_page(200, "Apps", f"<h1>Apps</h1><p>{added}</p>")
 
 
 REQUEST_ACCESS = "/secure/api1/requestaccess.aspx"

@@ -62,6 +62,7 @@ from sandbox.common import (
     Response,
     dispatch,
     entries,
+    html_page,
     json_response,
     later_than,
     money,
@@ -915,18 +916,6 @@ def signature(params: dict[str, str], secret: str) -> str:
     return hmac.new(secret.encode(), "&".join(pairs).encode(), hashlib.sha256).hexdigest()
 
 
-def _html(status: int, title: str, body: str) -> Response:
-    document = f"""<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
-<body>
-{body}
-</body>
-</html>
-"""
-    return Response(status, document.encode(), {"Content-Type": "text/html; charset=utf-8"})
-
-
 def _install_problem(asked: dict[str, str]) -> str:
     """What is wrong with an install request ("" when nothing), in Shopify's words."""
     redirect_uri = urlsplit(asked.get("redirect_uri", ""))
@@ -944,12 +933,12 @@ def _authorize(shop: ShopifyState, request: Request) -> Response:
     """The install page: what IEX asks for, Install (POSTs the request back here) and Cancel."""
     asked = {name: request.query.get(name, "") for name in ("client_id", "scope", "redirect_uri", "state")}
     if problem := _install_problem(asked):
-        return _html(400, "Oauth error", f"<h1>{html.escape(problem)}</h1>")
+        return html_page(400, "Oauth error", f"<h1>{html.escape(problem)}</h1>")
     hidden = "".join(
         f'<input type="hidden" name="{name}" value="{html.escape(value)}">' for name, value in asked.items()
     )
     wanted = "".join(f"<li>{html.escape(name)}</li>" for name in asked["scope"].split(","))
-    return _html(
+    return html_page(
         200,
         f"Install IEX on {DOMAIN}",
         f"""<h1>Install IEX on {DOMAIN}?</h1>
@@ -965,7 +954,7 @@ def _install(shop: ShopifyState, request: Request) -> Response:
     posted = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
     asked = {name: posted.get(name, "") for name in ("client_id", "scope", "redirect_uri", "state")}
     if problem := _install_problem(asked):
-        return _html(400, "Oauth error", f"<h1>{html.escape(problem)}</h1>")
+        return html_page(400, "Oauth error", f"<h1>{html.escape(problem)}</h1>")
     host = base64.b64encode(f"admin.shopify.com/store/{DOMAIN.split('.')[0]}".encode()).decode().rstrip("=")
     answer = {
         "code": shop.install(asked["scope"]),
@@ -1008,7 +997,7 @@ def _access_token(shop: ShopifyState, request: Request) -> Response:
 def _apps(shop: ShopifyState, request: Request) -> Response:
     """The shop's apps, where Cancel on the install page leads."""
     installed = "IEX is installed." if shop.tokens else "IEX is not installed."
-    return _html(200, f"Apps: {DOMAIN}", f"<h1>Apps</h1><p>{installed}</p>")
+    return html_page(200, f"Apps: {DOMAIN}", f"<h1>Apps</h1><p>{installed}</p>")
 
 
 INSTALL_ROUTES = [

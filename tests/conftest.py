@@ -40,6 +40,16 @@ def _fast_and_isolated(settings):
     stripe_api.client.cache_clear()
 
 
+@pytest.fixture
+def eager():
+    """Background tasks run inline, in the test's process."""
+    from iex.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture(autouse=True)
 def _seeded_rows(request):
     """Transactional tests (live server, threads, worker processes) empty every table afterwards, so the rows

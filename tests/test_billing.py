@@ -1063,15 +1063,6 @@ def test_usage_report_prints_each_integration(personas, connected, capsys):
         call_command("usage_report", "--month", "jan")
 
 
-@pytest.fixture
-def eager():
-    from iex.celery import app as celery_app
-
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
-
-
 def test_adding_and_removing_a_system_keeps_the_stripe_items_in_step(personas, stripe, committed, eager):
     sub = card_on_file(personas)
     assert set(sub.stripe_items) == {"plan"}

@@ -15,20 +15,12 @@ from django.urls import reverse
 
 from billing.usage import release_where_possible
 from connections.models import Connection
-from iex.celery import app as celery_app
 from scheduling.models import Job
 from scheduling.tasks import run_job
 from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
 PAYLOADS = Path(__file__).parent / "payloads"
-
-
-@pytest.fixture
-def eager():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture

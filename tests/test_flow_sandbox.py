@@ -6,19 +6,11 @@ import requests
 from django.urls import reverse
 
 from billing.models import Usage
-from iex.celery import app as celery_app
 from scheduling.models import Job
 from scheduling.tasks import run_job
 from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def run(job, capture):

@@ -18,19 +18,11 @@ from connections.systems.dinero import client as dinero
 from connections.systems.dinero.transforms import Chart
 from connections.systems.economic import client as economic
 from dashboard.home import latest_failures
-from iex.celery import app as celery_app
 from scheduling.models import Job
 from scheduling.tasks import run_job
 from transferlog.models import Transfer
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def eager():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def run(connection, capture):

@@ -10,7 +10,6 @@ from cryptography.fernet import Fernet
 
 from connections import gate, pipeline
 from connections.models import Mapping
-from iex.celery import app as celery_app
 from iex.lib import queueing
 from tests import fake_economic
 from transferlog.models import RESWEEP_AFTER, Status, Transfer
@@ -19,13 +18,6 @@ pytestmark = pytest.mark.django_db
 
 API = "https://restapi.e-conomic.com"
 ORDER = json.loads((Path(__file__).parent / "payloads" / "shopify_order.json").read_text())
-
-
-@pytest.fixture
-def eager():
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 def receive(connection, order=ORDER):

@@ -342,15 +342,6 @@ def test_a_shorter_interval_is_neither_late_at_once_nor_due_in_the_past(personas
 # Start date: from which date orders are imported
 
 
-@pytest.fixture
-def eager():
-    from iex.celery import app
-
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = False
-
-
 def paid_orders(sandbox, *days_ago):
     """Paid orders placed in the sandbox shop that many days ago, each."""
     now = timezone.now()

@@ -86,28 +86,35 @@ def _optional(value: Any) -> Decimal | None:
     return None if value is None else _amount(value)
 
 
+def _line(line: dict[str, Any], description: str, kind: str, vat: Any, discounted: Decimal | None = None) -> Line:
+    """One line of either side: its discount is what its quantity at its unit price comes to beyond its net (on the
+    document's side only where the document says a discount: `discounted`)."""
+    quantity, unit, net = _amount(line.get("quantity")), _amount(line.get("unit_price")), _amount(line.get("net"))
+    beyond = (quantity * unit).quantize(CENT) - net
+    discount = (beyond if discounted else Decimal(0)) if discounted is not None else max(beyond, Decimal(0))
+    return Line(
+        description=description,
+        kind=kind,
+        quantity=quantity,
+        unit_price=unit,
+        discount=discount,
+        vat_rate=_optional(line.get("vat_rate")),
+        vat=_optional(vat),
+        net=net,
+    )
+
+
 def shop_side(data: dict[str, Any], system: str) -> Side:
     """The shop's order or refund from IEX's common format (connections.common.Order / CreditNote, as logged)."""
-    lines = []
-    for line in data.get("lines") or []:
-        quantity, unit, net = (
-            _amount(line.get("quantity")),
-            _amount(line.get("unit_price")),
-            _amount(line.get("net")),
+    lines = [
+        _line(
+            line,
+            str(line.get("description") or line.get("sku") or ""),
+            KINDS.get(str(line.get("kind")), ""),
+            line.get("tax"),
         )
-        listed = (quantity * unit).quantize(CENT)
-        lines.append(
-            Line(
-                description=str(line.get("description") or line.get("sku") or ""),
-                kind=KINDS.get(str(line.get("kind")), ""),
-                quantity=quantity,
-                unit_price=unit,
-                discount=listed - net if listed > net else Decimal(0),
-                vat_rate=_optional(line.get("vat_rate")),
-                vat=_optional(line.get("tax")),
-                net=net,
-            )
-        )
+        for line in data.get("lines") or []
+    ]
     customer = data.get("customer") or {}
     named = " · ".join(str(part) for part in (customer.get("name"), customer.get("email")) if part)
     reference = str(data.get("reference") or "")
@@ -125,26 +132,10 @@ def shop_side(data: dict[str, Any], system: str) -> Side:
 
 def document_side(data: dict[str, Any]) -> Side:
     """The document as the accounting system made it (connections.common.Document, as its connector logged it)."""
-    lines = []
-    for line in data.get("lines") or []:
-        quantity, unit, net = (
-            _amount(line.get("quantity")),
-            _amount(line.get("unit_price")),
-            _amount(line.get("net")),
-        )
-        listed = (quantity * unit).quantize(CENT)
-        lines.append(
-            Line(
-                description=str(line.get("description") or ""),
-                kind="",
-                quantity=quantity,
-                unit_price=unit,
-                discount=listed - net if _amount(line.get("discount")) else Decimal(0),
-                vat_rate=_optional(line.get("vat_rate")),
-                vat=_optional(line.get("vat")),
-                net=net,
-            )
-        )
+    lines = [
+        _line(line, str(line.get("description") or ""), "", line.get("vat"), _amount(line.get("discount")))
+        for line in data.get("lines") or []
+    ]
     return Side(
         system=str(data.get("system") or ""),
         title=str(data.get("title") or ""),
